@@ -1,0 +1,115 @@
+"""Activations: each a function returning the elementwise nonlinearity a hidden layer applies.
+
+The training loop also needs each activation's derivative (to log the mean derivative, the factor
+that multiplies into the gradient once per layer) and when a unit counts as saturated. Both are
+found generically: the derivative by autograd, "saturated" as a derivative below 5% of the
+activation's peak derivative (a ReLU unit at z < 0, a sigmoid unit with abs(z) > ~5.4), and "dead"
+as a unit saturated on every example of the batch.
+
+To add one: a function here with `@activations.register`, returning a callable on tensors.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+from .registry import Registry
+
+activations = Registry("activation")
+
+SATURATION = 0.05  # a unit is saturated when its derivative is below 5% of the peak derivative
+
+
+@activations.register
+def sigmoid():
+    """Logistic 1 / (1 + exp(-z)); derivative at most 1/4, so deep stacks vanish."""
+    return torch.sigmoid
+
+
+@activations.register
+def tanh():
+    """Hyperbolic tangent; zero-centred, derivative at most 1."""
+    return torch.tanh
+
+
+@activations.register
+def relu():
+    """max(0, z); derivative 0 or 1, so it does not shrink the gradient where active."""
+    return F.relu
+
+
+@activations.register
+def leaky_relu(*, negative_slope: float = 0.01):
+    """max(z, negative_slope * z); a small slope keeps negative units alive."""
+    return functools.partial(F.leaky_relu, negative_slope=negative_slope)
+
+
+@activations.register
+def elu(*, alpha: float = 1.0):
+    """z for z > 0, alpha (exp(z) - 1) otherwise; smooth, saturates at -alpha."""
+    return functools.partial(F.elu, alpha=alpha)
+
+
+@activations.register
+def gelu():
+    """z * Phi(z), the Gaussian error linear unit (exact form)."""
+    return F.gelu
+
+
+@activations.register
+def silu():
+    """z * sigmoid(z) (swish); smooth and non-monotonic near zero."""
+    return F.silu
+
+
+@activations.register
+def softsign():
+    """z / (1 + abs(z)); like tanh but saturating polynomially."""
+    return F.softsign
+
+
+@activations.register
+def softplus(*, beta: float = 1.0):
+    """log(1 + exp(beta z)) / beta, a smooth ReLU."""
+    return functools.partial(F.softplus, beta=beta)
+
+
+@activations.register
+def identity():
+    """z unchanged: a deep linear net."""
+    return _identity
+
+
+def _identity(z):
+    return z
+
+
+def derivative(fn, z):
+    """The elementwise derivative of activation `fn` at `z`, by autograd."""
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        (d,) = torch.autograd.grad(fn(z).sum(), z)
+    return d
+
+
+@functools.cache
+def _peak(name: str, kwargs_items: tuple) -> float:
+    fn = activations[name].fn(**dict(kwargs_items))
+    z = torch.linspace(-30, 30, 60001, dtype=torch.float64)
+    return float(derivative(fn, z).abs().max())
+
+
+def peak_derivative(name: str, kwargs: dict) -> float:
+    """The largest abs derivative of the activation over [-30, 30] (1/4 for sigmoid)."""
+    return _peak(name, tuple(sorted(kwargs.items())))
+
+
+OUTPUTS = {
+    "identity": _identity,
+    "sigmoid": torch.sigmoid,
+    "softmax": functools.partial(torch.softmax, dim=-1),
+}
+"""The output nonlinearities a model can end with (`model.output`)."""

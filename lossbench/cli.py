@@ -1,0 +1,282 @@
+"""The command line: `python -m lossbench COMMAND ...` (also the `lossbench` console script).
+
+Exit codes: 0 success, 1 an internal error (a bug: please report it with the traceback), 2 bad
+input (config, command line, paths), 130 interrupted by Ctrl-C. Nothing heavy is imported before a
+command runs, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+EPILOG = """examples:
+  python -m lossbench run configs/quickstart.yaml
+  python -m lossbench run configs/quickstart.yaml model.depth=6 loss.name=mse
+  python -m lossbench validate configs/quickstart.yaml --print-config
+  python -m lossbench list
+  python -m lossbench plot results/quickstart
+  python -m lossbench compare results/a results/b --by loss.name
+  python -m lossbench report results
+  python -m lossbench reproduce --fast
+"""
+
+# command -> (module, function): the function takes the parsed arguments and returns an exit code
+COMMANDS = {
+    "run": ("lossbench.cli", "cmd_run"),
+    "validate": ("lossbench.cli", "cmd_validate"),
+    "list": ("lossbench.cli", "cmd_list"),
+    "plot": ("lossbench.plots", "cmd_plot"),
+    "compare": ("lossbench.plots", "cmd_compare"),
+    "report": ("lossbench.report", "cmd_report"),
+    "export": ("lossbench.export", "cmd_export"),
+    "reproduce": ("lossbench.reproduce", "cmd_reproduce"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lossbench",
+        description="Train small nets from YAML configs and record what every layer's gradient does.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def config_args(sp):
+        sp.add_argument("config", help="a YAML config file")
+        sp.add_argument(
+            "overrides",
+            nargs="*",
+            metavar="KEY=VALUE",
+            help="override config keys, e.g. model.depth=6 optim.lr=1e-3",
+        )
+        sp.add_argument("--print-config", action="store_true", help="print the resolved config")
+
+    sp = sub.add_parser("run", help="train a config (or a sweep) into a results folder")
+    config_args(sp)
+    sp.add_argument("--out", default="results", help="results root (default: results)")
+    sp.add_argument("--force", action="store_true", help="rerun even when a finished run exists")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.add_argument(
+        "--workers", type=int, default=None, help="sweep worker processes (default: the number of cores)"
+    )
+    sp.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="where a sweep runs: local processes or a Ray cluster",
+    )
+    sp.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
+    sp.add_argument(
+        "--no-batch", action="store_true", help="train sweep members one by one instead of stacked"
+    )
+    sp.add_argument("--allow-large", action="store_true", help="allow a sweep grid above the size limit")
+
+    sp = sub.add_parser("validate", help="check a config without training")
+    config_args(sp)
+
+    sp = sub.add_parser("list", help="list the registered losses, activations, inits, ...")
+    sp.add_argument(
+        "kind", nargs="?", help="only this kind (loss, activation, init, optimizer, schedule, data)"
+    )
+
+    sp = sub.add_parser("plot", help="draw the figures of run or sweep folders")
+    sp.add_argument("paths", nargs="+", metavar="PATH")
+    sp.add_argument("--out", default=None, help="folder for the figures (default: beside the results)")
+    sp.add_argument("--format", default="png", choices=["png", "svg", "pdf"])
+
+    sp = sub.add_parser("compare", help="overlay runs from several folders")
+    sp.add_argument("paths", nargs="+", metavar="PATH")
+    sp.add_argument(
+        "--by",
+        nargs="+",
+        default=None,
+        metavar="KEY",
+        help="config keys for the legend (default: the keys that differ)",
+    )
+    sp.add_argument("--out", default=None, help="folder for the figures (default: results/compare)")
+    sp.add_argument("--format", default="png", choices=["png", "svg", "pdf"])
+
+    sp = sub.add_parser("report", help="a static HTML page for a run, a sweep or a results folder")
+    sp.add_argument("path", metavar="PATH")
+    sp.add_argument("--out", default=None, help="where to write the report (default: PATH/report)")
+
+    sp = sub.add_parser("export", help="export runs to another tool")
+    sp.add_argument("target", choices=["tensorboard"])
+    sp.add_argument("path", metavar="PATH")
+    sp.add_argument("--out", default=None, help="log folder (default: PATH/tensorboard)")
+
+    sp = sub.add_parser("reproduce", help="rerun the article's experiments and judge each claim")
+    sp.add_argument("--only", nargs="+", default=None, metavar="SLUG")
+    sp.add_argument("--fast", action="store_true", help="smaller sizes, same claims (for tests)")
+    sp.add_argument("--out", default="results/reproduce", help="output folder")
+    sp.add_argument("--workers", type=int, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(f"lossbench {__version__}")
+        return 0
+    if not args.command:
+        parser().print_help()
+        return 2
+    module, function = COMMANDS[args.command]
+    from .config import ConfigError
+
+    try:
+        return getattr(importlib.import_module(module), function)(args) or 0
+    except ConfigError as e:
+        print(f"lossbench: error: {e.render()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "\nlossbench: interrupted; what was recorded is kept, the run is marked interrupted "
+            "and will be redone next time",
+            file=sys.stderr,
+        )
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _load(args):
+    from .config import load
+
+    cfg, sweep, raw = load(args.config, args.overrides)
+    return cfg, sweep, raw
+
+
+def cmd_validate(args) -> int:
+    cfg, sweep, raw = _load(args)
+    if sweep:
+        from .sweep import expand
+
+        members = expand(raw, args.config)
+        print(f"{args.config}: valid sweep of {len(members)} runs")
+    else:
+        print(f"{args.config}: valid ({cfg!r})")
+    if args.print_config:
+        _print_config(cfg, sweep)
+    return 0
+
+
+def _print_config(cfg, sweep) -> None:
+    import yaml
+
+    resolved = cfg.to_dict()
+    if sweep:
+        resolved["sweep"] = sweep
+    print(yaml.safe_dump(resolved, sort_keys=False), end="")
+
+
+def cmd_run(args) -> int:
+    from .runs import check_writable, execute
+
+    cfg, sweep, raw = _load(args)
+    if args.print_config:
+        _print_config(cfg, sweep)
+    check_writable(args.out)
+    if sweep:
+        from .sweep import run_sweep
+
+        return run_sweep(raw, args)
+    summary, folder, reused = execute(cfg, args.out, force=args.force, progress=not args.quiet)
+    if reused:
+        print(f"reused the finished run in {folder} (same config; --force to train again)")
+    print_summary(summary, folder)
+    return 0
+
+
+def print_summary(summary: dict, folder: str) -> None:
+    def fmt(v, spec=".4g"):
+        return "-" if v is None else format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+    rows = [
+        (
+            "status",
+            summary["status"]
+            + (f" at step {summary['diverged_step']}" if summary.get("diverged_step") is not None else ""),
+        ),
+        ("steps", f"{summary['steps_done']} of {summary['steps']} ({fmt(summary['epochs'])} epochs)"),
+        ("train loss", fmt(summary.get("final_train_loss"))),
+        ("val loss", fmt(summary.get("final_val_loss"))),
+    ]
+    if summary.get("task") != "regression":
+        rows += [
+            ("train acc", fmt(summary.get("final_train_acc"), ".3f")),
+            ("val acc", fmt(summary.get("final_val_acc"), ".3f")),
+        ]
+    if summary.get("target_loss") is not None:
+        reached = summary.get("steps_to_target")
+        rows.append(
+            (
+                "to target",
+                f"step {reached} ({fmt(summary.get('seconds_to_target'), '.2f')} s)"
+                if reached is not None
+                else f"not reached (target {summary['target_loss']})",
+            )
+        )
+    rows += [
+        ("grad first/last", fmt(summary.get("grad_ratio_first_last"), ".3g")),
+        ("wall time", f"{summary['wall_time']:.2f} s"),
+        ("folder", folder),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+def cmd_list(args) -> int:
+    from .activations import activations
+    from .data import datasets
+    from .inits import inits
+    from .losses import losses
+    from .optim import optimizers, schedules
+
+    kinds = {
+        "loss": losses,
+        "activation": activations,
+        "init": inits,
+        "optimizer": optimizers,
+        "schedule": schedules,
+        "data": datasets,
+    }
+    if args.kind:
+        key = args.kind.rstrip("s") if args.kind.rstrip("s") in kinds else args.kind
+        if key not in kinds:
+            from .config import ConfigError
+            from .registry import did_you_mean
+
+            raise ConfigError(
+                [
+                    (
+                        "kind",
+                        f"unknown kind {args.kind!r}{did_you_mean(args.kind, kinds)}; "
+                        f"valid: {', '.join(kinds)}",
+                    )
+                ],
+                "list",
+            )
+        kinds = {key: kinds[key]}
+    for kind, registry in kinds.items():
+        print(f"{kind}:")
+        for name in registry:
+            entry = registry[name]
+            extra = ""
+            if kind == "loss":
+                extra = f" [{', '.join(entry.meta['tasks'])}]"
+            params = entry.defaults()
+            args_text = f" ({', '.join(f'{k}={v}' for k, v in params.items())})" if params else ""
+            print(f"  {name:<17}{entry.summary}{extra}{args_text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,720 @@
+"""Configs: YAML in, a validated `Config` out, every problem reported at once.
+
+Defaults live here in code, so a config file holds only what differs. A component (data set, loss,
+activation, init, optimizer, schedule) is written `name` or `{name: ..., key: value}`; its keys are
+checked against the keyword-only arguments of the registered function, so the signature is the
+schema. Configs only ever name things: nothing in a config is imported or executed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .registry import Registry, did_you_mean
+
+
+class ConfigError(Exception):
+    """Bad user input: one or more (key path, message) problems, shown together, exit code 2."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "config"):
+        self.problems = problems
+        self.source = source
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        n = len(self.problems)
+        head = f"{self.source}: {n} problem{'s' if n != 1 else ''}"
+        lines = [f"  {path}: {msg}" if path else f"  {msg}" for path, msg in self.problems]
+        return "\n".join([head, *lines])
+
+
+# ----- YAML -----------------------------------------------------------------------------------
+
+MAX_YAML_NODES = 100_000  # a config is a few dozen values; more means an alias bomb or a mistake
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader (no Python tags) that reads 1e-3 as a number and refuses duplicate keys."""
+
+
+# PyYAML follows YAML 1.1, where 1e-3 (no dot) is a string; read it as the float it looks like.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _no_duplicates(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, (str, int, float, bool)) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+            )
+        if isinstance(key, (str, int, float, bool)):
+            seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def _expanded_size(node, memo) -> int:
+    """Number of values the node stands for once aliases are expanded (memoised, so it is fast)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # guards against recursive structures
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(c, memo) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[key] = min(size, 10 * MAX_YAML_NODES)
+    return memo[key]
+
+
+def parse_yaml(text: str, source: str):
+    """Parse YAML text safely; a `ConfigError` naming the line on any problem."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise ConfigError(
+                [("", f"the YAML expands to more than {MAX_YAML_NODES} values (an alias bomb?)")],
+                source,
+            )
+        return loader.construct_document(node)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = getattr(e, "problem", None) or str(e)
+        if "could not determine a constructor" in str(e) or "could not determine a constructor" in what:
+            what = f"{what}; tags that build Python objects are not allowed in a config"
+        if "\t" in text and "found character '\\t'" in str(e):
+            what += " (tabs cannot indent YAML; use spaces)"
+        raise ConfigError([("", f"invalid YAML at {where}{what}")], source) from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml_file(path: str):
+    """Read a config file; a `ConfigError` for a missing, unreadable, non-UTF-8 or invalid file."""
+    if not os.path.exists(path):
+        raise ConfigError([("", "file not found")], path)
+    if os.path.isdir(path):
+        raise ConfigError([("", "is a directory, not a config file")], path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError([("", f"cannot read the file: {e.strerror}")], path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            [("", f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); save it as UTF-8")],
+            path,
+        ) from None
+    return parse_yaml(text, path)
+
+
+# ----- overrides ------------------------------------------------------------------------------
+
+COMPONENT_KEYS = {
+    ("data",),
+    ("loss",),
+    ("optim",),
+    ("model", "activation"),
+    ("model", "init"),
+    ("model", "bias_init"),
+    ("optim", "schedule"),
+}
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """`raw` with `key.path=value` overrides applied (values parsed as YAML), as a new dict.
+
+    `sweep.<dotted key>=[...]` sets a sweep axis; overriding a swept key with a single value fixes
+    it (the axis is dropped) and with a list replaces the axis.
+    """
+    raw = copy.deepcopy(raw) if raw else {}
+    problems = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            problems.append((item, "an override must look like key.path=value, e.g. model.depth=4"))
+            continue
+        try:
+            value = parse_yaml(text, f"override {key}") if text.strip() else None
+        except ConfigError as e:
+            problems.append((key, e.problems[0][1]))
+            continue
+        sweep = raw.get("sweep") if isinstance(raw.get("sweep"), dict) else None
+        if key.startswith("sweep."):
+            raw.setdefault("sweep", {})
+            if not isinstance(raw["sweep"], dict):
+                problems.append((key, "sweep must be a mapping of dotted keys to lists"))
+                continue
+            raw["sweep"][key[len("sweep.") :]] = value
+            continue
+        if sweep is not None and key in sweep:
+            if isinstance(value, list):
+                sweep[key] = value
+                continue
+            del sweep[key]
+        node = raw
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if isinstance(child, str) and tuple(parts[: i + 1]) in COMPONENT_KEYS:
+                child = {"name": child}  # `loss.delta=2` on `loss: huber`
+            elif child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                problems.append((key, f"{'.'.join(parts[: i + 1])} is {child!r}, not a mapping"))
+                break
+            node[part] = child
+            node = child
+        else:
+            node[parts[-1]] = value
+    if problems:
+        raise ConfigError(problems, "overrides")
+    return raw
+
+
+# ----- the config ------------------------------------------------------------------------------
+
+
+@dataclass
+class Component:
+    """A registered function chosen by name, with the keyword arguments it gets."""
+
+    name: str
+    kwargs: dict = field(default_factory=dict)
+
+    def to_yaml(self):
+        return {"name": self.name, **self.kwargs} if self.kwargs else self.name
+
+
+@dataclass
+class DataConfig:
+    name: str = "moons"
+    kwargs: dict = field(default_factory=dict)
+    val_fraction: float = 0.2
+
+
+@dataclass
+class ModelConfig:
+    depth: int = 2
+    width: int = 32
+    activation: Component = field(default_factory=lambda: Component("relu"))
+    init: Component = field(default_factory=lambda: Component("default"))
+    bias_init: Component = field(default_factory=lambda: Component("default"))
+    output: str = "auto"
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"
+    kwargs: dict = field(default_factory=dict)
+    schedule: Component = field(default_factory=lambda: Component("constant"))
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    steps: int | None = None
+    batch_size: int | None = 64
+    log_every: int = 25
+    eval_every: int | None = None
+    target_loss: float | None = None
+
+
+@dataclass
+class Config:
+    """A resolved, validated run configuration. `to_dict()` is what is saved and hashed."""
+
+    name: str = "run"
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: Component = field(default_factory=lambda: Component("mse"))
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    task: str = "binary"  # derived from the data set; not a config key
+    n_inputs: int = 2
+    n_outputs: int = 1
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "device": self.device,
+            "dtype": self.dtype,
+            "data": {"name": self.data.name, "val_fraction": self.data.val_fraction, **self.data.kwargs},
+            "model": {
+                "depth": self.model.depth,
+                "width": self.model.width,
+                "activation": self.model.activation.to_yaml(),
+                "init": self.model.init.to_yaml(),
+                "bias_init": self.model.bias_init.to_yaml(),
+                "output": self.model.output,
+            },
+            "loss": {"name": self.loss.name, **self.loss.kwargs},
+            "optim": {
+                "name": self.optim.name,
+                **self.optim.kwargs,
+                "schedule": self.optim.schedule.to_yaml(),
+            },
+            "train": dict(vars(self.train)),
+        }
+
+    def __repr__(self) -> str:
+        m = self.model
+        return (
+            f"Config({self.name!r}: {self.data.name} {m.depth}x{m.width} {m.activation.name} "
+            f"{self.loss.name} {self.optim.name} lr={self.optim.kwargs.get('lr')})"
+        )
+
+
+TOP_KEYS = ["name", "seed", "device", "dtype", "data", "model", "loss", "optim", "train", "sweep"]
+MODEL_KEYS = {"depth": "int", "width": "int", "output": "str"}
+TRAIN_KEYS = {
+    "epochs": "int",
+    "steps": "int | None",
+    "batch_size": "int | None",
+    "log_every": "int",
+    "eval_every": "int | None",
+    "target_loss": "float | None",
+}
+OUTPUT_CHOICES = ["auto", "identity", "sigmoid", "softmax"]
+DEVICE_CHOICES = ["cpu", "cuda", "auto"]
+DTYPE_CHOICES = ["float32", "float64"]
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
+
+# Value rules by key name: (lowest, lowest allowed?, highest, highest allowed?)
+RULES = {
+    "lr": (0, False, None, None),
+    "delta": (0, False, None, None),
+    "margin": (0, False, None, None),
+    "eps": (0, False, None, None),
+    "gamma": (0, False, None, None),
+    "beta": (0, False, None, None),
+    "std": (0, True, None, None),
+    "noise": (0, True, None, None),
+    "decay": (0, True, None, None),
+    "momentum": (0, True, 1, False),
+    "dampening": (0, True, 1, True),
+    "alpha": (0, True, None, None),
+    "weight_decay": (0, True, None, None),
+    "label_smoothing": (0, True, 1, True),
+    "outlier_fraction": (0, True, 1, True),
+    "val_fraction": (0, True, 1, False),
+    "min_factor": (0, True, 1, True),
+    "factor": (0, False, 1, False),
+    "spread": (0, False, None, None),
+    "depth": (0, True, 200, True),
+    "width": (1, True, 100_000, True),
+    "epochs": (1, True, None, None),
+    "steps": (1, True, None, None),
+    "batch_size": (1, True, None, None),
+    "log_every": (1, True, None, None),
+    "eval_every": (1, True, None, None),
+    "step_size": (1, True, None, None),
+    "seed": (0, True, 2**63 - 1, True),
+    "n_samples": (1, True, None, None),
+    "n_classes": (1, True, 1000, True),
+    "n_features": (1, True, 100_000, True),
+    "side": (8, True, 256, True),
+    "turns": (0, False, None, None),
+    "periods": (0, False, None, None),
+}
+ALPHA_IS_FREE = {"elu"}  # elu's alpha may be any number; rmsprop's alpha is a decay in [0, 1]
+
+
+def _type_name(annotation: str) -> str:
+    return {
+        "int": "an integer",
+        "float": "a number",
+        "bool": "true or false",
+        "str": "a string",
+        "list[float]": "a list of numbers",
+    }.get(annotation.replace(" | None", ""), annotation)
+
+
+def check_value(path: str, key: str, value, annotation: str, problems: list) -> Any:
+    """Check `value` against a simple annotation and the rule for `key`; returns the value to use."""
+    optional = annotation.endswith("| None")
+    base = annotation.replace(" | None", "").strip()
+    if value is None:
+        if not optional:
+            problems.append((path, f"must be {_type_name(base)}, got null"))
+        return value
+    ok = True
+    if base == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+    elif base == "bool":
+        ok = isinstance(value, bool)
+    elif base == "str":
+        ok = isinstance(value, str)
+    elif base.startswith("list"):
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        )
+        if ok:
+            value = [float(v) for v in value]
+            if not all(math.isfinite(v) for v in value):
+                problems.append((path, "every number must be finite"))
+    if not ok:
+        problems.append((path, f"must be {_type_name(base)}, got {value!r} ({type(value).__name__})"))
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append((path, f"must be a finite number, got {value}"))
+        return value
+    rule = RULES.get(key)
+    if rule and isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo, lo_ok, hi, hi_ok = rule
+        bad_lo = lo is not None and (value < lo or (value == lo and not lo_ok))
+        bad_hi = hi is not None and (value > hi or (value == hi and not hi_ok))
+        if bad_lo or bad_hi:
+            lo_s = "" if lo is None else f"{'>=' if lo_ok else '>'} {lo}"
+            hi_s = "" if hi is None else f"{'<=' if hi_ok else '<'} {hi}"
+            problems.append((path, f"must be {' and '.join(s for s in (lo_s, hi_s) if s)}, got {value}"))
+    return value
+
+
+def _annotation(param) -> str:
+    ann = param.annotation
+    if ann is param.empty:
+        return type(param.default).__name__ if param.default is not None else "str"
+    return ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+
+
+def parse_component(
+    path: str, raw, registry: Registry, problems: list, default: str, extra: dict | None = None
+) -> tuple[Component, dict]:
+    """A `Component` from `name` or `{name: ..., **kwargs}`, kwargs checked against the signature.
+
+    `extra` names keys that belong to the section rather than the function (e.g. `val_fraction`);
+    their raw values are returned separately.
+    """
+    extra = extra or {}
+    if raw is None:
+        raw = {}
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        problems.append((path, f"must be a {registry.kind} name or a mapping with 'name', got {raw!r}"))
+        return Component(default), {}
+    name = raw.get("name", default)
+    if not isinstance(name, str) or name not in registry:
+        hint = did_you_mean(name, registry.names()) if isinstance(name, str) else ""
+        problems.append(
+            (
+                f"{path}.name" if "name" in raw else path,
+                f"unknown {registry.kind} {name!r}{hint}; valid: {', '.join(registry.names())}",
+            )
+        )
+        return Component(default), {}
+    entry = registry[name]
+    params = entry.params()
+    kwargs, extras = {}, {}
+    for key, value in raw.items():
+        if key == "name":
+            continue
+        if key in extra:
+            extras[key] = value
+            continue
+        if not isinstance(key, str) or key not in params:
+            valid = sorted([*params, *extra])
+            hint = did_you_mean(key, valid)
+            problems.append(
+                (
+                    f"{path}.{key}",
+                    f"{registry.kind} {name!r} takes no key {key!r}{hint}; "
+                    f"valid: {', '.join(valid) if valid else 'none'}",
+                )
+            )
+            continue
+        rule_key = key if not (key == "alpha" and name in ALPHA_IS_FREE) else "_free"
+        kwargs[key] = check_value(f"{path}.{key}", rule_key, value, _annotation(params[key]), problems)
+    for key, default_value in entry.defaults().items():
+        if key not in kwargs:
+            kwargs[key] = list(default_value) if isinstance(default_value, tuple) else default_value
+    return Component(name, kwargs), extras
+
+
+def _section(raw: dict, key: str, problems: list) -> dict:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append((key, f"must be a mapping, got {value!r}"))
+        return {}
+    return value
+
+
+def _unknown_keys(path: str, section: dict, valid, problems: list) -> None:
+    for key in section:
+        if key not in valid:
+            problems.append(
+                (
+                    f"{path}.{key}" if path else str(key),
+                    f"unknown key{did_you_mean(key, valid)}; valid: {', '.join(valid)}",
+                )
+            )
+
+
+def build(raw, source: str = "config", default_name: str = "run") -> Config:
+    """Validate a raw config mapping (sweep block excluded) into a `Config`, or raise ConfigError."""
+    from .activations import activations
+    from .data import DataError, datasets, make
+    from .inits import inits
+    from .losses import default_output, losses
+    from .optim import optimizers, schedules
+
+    problems: list[tuple[str, str]] = []
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
+    _unknown_keys("", raw, TOP_KEYS, problems)
+    cfg = Config(name=default_name)
+
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        problems.append(
+            (
+                "name",
+                f"must be 1-100 letters, digits, '_', '-', '.', '+' (no path "
+                f"separators or '..'), got {name!r}",
+            )
+        )
+    else:
+        cfg.name = name
+    cfg.seed = check_value("seed", "seed", raw.get("seed", 0), "int", problems)
+    for key, choices in (("device", DEVICE_CHOICES), ("dtype", DTYPE_CHOICES)):
+        value = raw.get(key, getattr(cfg, key))
+        if value not in choices and not (
+            key == "device" and isinstance(value, str) and re.match(r"^cuda:\d+$", value)
+        ):
+            problems.append(
+                (key, f"unknown {key} {value!r}{did_you_mean(value, choices)}; valid: {', '.join(choices)}")
+            )
+        else:
+            setattr(cfg, key, value)
+
+    # data: build it now, so a bad data setting is found before anything is written
+    data_raw = raw.get("data")
+    data_comp, data_extra = parse_component(
+        "data", data_raw, datasets, problems, "moons", extra={"val_fraction": None}
+    )
+    cfg.data.name, cfg.data.kwargs = data_comp.name, data_comp.kwargs
+    entry = datasets[data_comp.name]
+    val_fraction = data_extra.get("val_fraction", entry.meta.get("val_fraction", 0.2))
+    cfg.data.val_fraction = check_value("data.val_fraction", "val_fraction", val_fraction, "float", problems)
+    dataset = None
+    if not any(p.startswith("data") for p, _ in problems):
+        estimate = _data_bytes(data_comp.kwargs)
+        if estimate > memory_budget():
+            problems.append(
+                (
+                    "data",
+                    f"needs about {estimate / 2**30:.1f} GiB to generate, more than "
+                    f"this machine can spare ({memory_budget() / 2**30:.1f} GiB); use fewer n_samples",
+                )
+            )
+        else:
+            try:
+                dataset = make(data_comp.name, data_comp.kwargs, 0)
+            except DataError as e:
+                problems.append(("data", str(e)))
+            except (ValueError, RuntimeError, TypeError) as e:
+                problems.append(("data", f"cannot build {data_comp.name!r}: {e}"))
+    if dataset is not None:
+        cfg.task, cfg.n_inputs, cfg.n_outputs = dataset.task, dataset.x.shape[1], dataset.n_outputs
+        n_val = int(len(dataset.x) * (cfg.data.val_fraction or 0))
+        if isinstance(cfg.data.val_fraction, float) and len(dataset.x) - n_val < 1:
+            problems.append(("data.val_fraction", "leaves no training examples"))
+
+    # model
+    model_raw = _section(raw, "model", problems)
+    _unknown_keys("model", model_raw, [*MODEL_KEYS, "activation", "init", "bias_init"], problems)
+    for key, ann in MODEL_KEYS.items():
+        if key in model_raw:
+            setattr(cfg.model, key, check_value(f"model.{key}", key, model_raw[key], ann, problems))
+    if cfg.model.output not in OUTPUT_CHOICES:
+        problems.append(
+            (
+                "model.output",
+                f"unknown output {cfg.model.output!r}"
+                f"{did_you_mean(cfg.model.output, OUTPUT_CHOICES)}; valid: {', '.join(OUTPUT_CHOICES)}",
+            )
+        )
+    cfg.model.activation, _ = parse_component(
+        "model.activation", model_raw.get("activation"), activations, problems, "relu"
+    )
+    cfg.model.init, _ = parse_component("model.init", model_raw.get("init"), inits, problems, "default")
+    cfg.model.bias_init, _ = parse_component(
+        "model.bias_init", model_raw.get("bias_init"), inits, problems, "default"
+    )
+    if cfg.model.bias_init.name in inits and not inits[cfg.model.bias_init.name].meta.get("bias"):
+        valid = [n for n in inits.names() if inits[n].meta.get("bias")]
+        problems.append(
+            (
+                "model.bias_init",
+                f"{cfg.model.bias_init.name!r} needs a 2-D weight; a bias can use: {', '.join(valid)}",
+            )
+        )
+
+    # loss: the default follows the task
+    default_loss = {"regression": "mse", "binary": "bce", "multiclass": "cross_entropy"}[cfg.task]
+    cfg.loss, _ = parse_component("loss", raw.get("loss"), losses, problems, default_loss)
+    if dataset is not None and cfg.loss.name in losses:
+        tasks = losses[cfg.loss.name].meta["tasks"]
+        if cfg.task not in tasks:
+            fits = [n for n in losses.names() if cfg.task in losses[n].meta["tasks"]]
+            problems.append(
+                (
+                    "loss.name",
+                    f"loss {cfg.loss.name!r} does not fit the {cfg.task} task of "
+                    f"data set {cfg.data.name!r}; losses for {cfg.task}: {', '.join(fits)}",
+                )
+            )
+        elif cfg.model.output in OUTPUT_CHOICES:
+            needed = losses[cfg.loss.name].meta.get("output")
+            if cfg.model.output == "auto":
+                cfg.model.output = default_output(cfg.loss.name, cfg.task)
+            elif needed and cfg.model.output != needed:
+                problems.append(
+                    (
+                        "model.output",
+                        f"loss {cfg.loss.name!r} works on the logits of a "
+                        f"{needed} output; set model.output to {needed} or auto",
+                    )
+                )
+            if cfg.model.output == "softmax" and cfg.n_outputs == 1:
+                problems.append(("model.output", "softmax over a single output is always 1; use sigmoid"))
+
+    # optim
+    optim_raw = raw.get("optim")
+    comp, extra = parse_component("optim", optim_raw, optimizers, problems, "sgd", extra={"schedule": None})
+    cfg.optim.name, cfg.optim.kwargs = comp.name, comp.kwargs
+    cfg.optim.schedule, _ = parse_component(
+        "optim.schedule", extra.get("schedule"), schedules, problems, "constant"
+    )
+    betas = cfg.optim.kwargs.get("betas")
+    if betas is not None and (
+        not isinstance(betas, list)
+        or len(betas) != 2
+        or not all(isinstance(b, float) and 0 <= b < 1 for b in betas)
+    ):
+        problems.append(("optim.betas", f"must be two numbers in [0, 1), got {betas!r}"))
+    if cfg.optim.name == "rmsprop" and not 0 <= cfg.optim.kwargs.get("alpha", 0.99) <= 1:
+        problems.append(("optim.alpha", "must be in [0, 1] for rmsprop"))
+
+    # train
+    train_raw = _section(raw, "train", problems)
+    _unknown_keys("train", train_raw, list(TRAIN_KEYS), problems)
+    for key, ann in TRAIN_KEYS.items():
+        if key in train_raw:
+            setattr(cfg.train, key, check_value(f"train.{key}", key, train_raw[key], ann, problems))
+
+    if not problems:
+        _check_device(cfg, problems)
+        estimate = memory_estimate(cfg, dataset)
+        if estimate > memory_budget():
+            problems.append(
+                (
+                    "model",
+                    f"training needs about {estimate / 2**30:.1f} GiB, more than this "
+                    f"machine can spare ({memory_budget() / 2**30:.1f} GiB); reduce width, "
+                    f"depth or batch_size",
+                )
+            )
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def _check_device(cfg: Config, problems: list) -> None:
+    if cfg.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            problems.append(
+                ("device", f"{cfg.device!r} asked for, but no CUDA GPU is available here; use cpu or auto")
+            )
+
+
+def _data_bytes(kwargs: dict) -> int:
+    n = kwargs.get("n_samples") or 2000
+    d = kwargs.get("n_features") or (kwargs.get("side", 0) ** 2) or 2
+    try:
+        return int(n) * int(d) * 8 * 3
+    except (TypeError, ValueError):
+        return 0
+
+
+def memory_estimate(cfg: Config, dataset) -> int:
+    """Bytes a run needs, roughly: data, parameters with gradients and optimizer state, activations."""
+    sizes = [cfg.n_inputs] + [cfg.model.width] * cfg.model.depth + [cfg.n_outputs]
+    n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    item = 8 if cfg.dtype == "float64" else 4
+    n_data = dataset.x.numel() + dataset.y.numel() if dataset is not None else 0
+    batch = cfg.train.batch_size or (len(dataset.x) if dataset is not None else 1)
+    return n_data * (8 + item) + n_params * item * 5 + batch * sum(sizes) * item * 4
+
+
+def memory_budget() -> int:
+    """Half of this machine's physical memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 4 * 2**30
+
+
+def load(path: str | None = None, overrides: list[str] = (), raw: dict | None = None) -> tuple[Config, dict]:
+    """Load and validate a config file (or a raw mapping) with overrides.
+
+    Returns the run `Config` and the sweep block (empty for a single run). The sweep block is
+    checked by `lossbench.sweep`.
+    """
+    source = path or "config"
+    if path is not None:
+        raw = read_yaml_file(path)
+    raw = apply_overrides(raw or {}, list(overrides))
+    if not isinstance(raw, dict):
+        raise ConfigError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
+    default_name = os.path.splitext(os.path.basename(path))[0] if path else "run"
+    default_name = re.sub(r"[^A-Za-z0-9_.+-]", "_", default_name) or "run"
+    sweep = raw.get("sweep") or {}
+    base = {k: v for k, v in raw.items() if k != "sweep"}
+    return build(base, source, default_name), sweep, raw

@@ -1,0 +1,309 @@
+"""Data sets: each a function drawing a data set from a torch generator seeded by the run's seed.
+
+A data set function returns a `Dataset`; its keyword-only arguments are the config's `data` keys
+(`data: {name: moons, n_samples: 1000, noise: 0.1}`). The task (regression, binary, multiclass)
+comes from the data set, and a loss refuses a task it does not fit. Nothing is downloaded: sets are
+generated here, come bundled with scikit-learn (extra `datasets`), or are read from a local folder.
+
+To add one: a function here with `@datasets.register`, returning `Dataset(x, y, task)`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+
+import torch
+
+from .losses import BINARY, MULTICLASS, REGRESSION
+from .registry import Registry
+
+datasets = Registry("data set")
+
+
+class DataError(ValueError):
+    """A data set cannot be built from the given settings; the message says why."""
+
+
+@dataclass
+class Dataset:
+    """Inputs `x` [N, d_in] and targets `y`: [N, d_out] floats for regression, [N, 1] floats in
+    {0, 1} for binary, [N] class indices for multiclass. `marks` flags points for plots (outliers)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    task: str
+    n_classes: int = 0
+    marks: torch.Tensor | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_outputs(self) -> int:
+        if self.task == MULTICLASS:
+            return self.n_classes
+        return 1 if self.task == BINARY else self.y.shape[1]
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.task}, n={len(self.x)}, d_in={self.x.shape[1]}, d_out={self.n_outputs})"
+
+
+def _binary(x, labels, **kw):
+    return Dataset(x, labels.reshape(-1, 1).to(x.dtype), BINARY, **kw)
+
+
+# ----- regression -----------------------------------------------------------------------------
+
+
+@datasets.register
+def line(
+    g,
+    *,
+    n_samples: int = 200,
+    slope: float = 2.0,
+    intercept: float = 1.0,
+    noise: float = 0.1,
+    outlier_fraction: float = 0.0,
+    outlier_shift: float = 20.0,
+):
+    """y = slope x + intercept + N(0, noise^2), x ~ U(-1, 1); a fraction of targets shifted (outliers)."""
+    x = torch.rand(n_samples, 1, generator=g, dtype=torch.float64) * 2 - 1
+    y = slope * x + intercept + noise * torch.randn(n_samples, 1, generator=g, dtype=torch.float64)
+    marks = torch.zeros(n_samples, dtype=torch.bool)
+    n_out = round(outlier_fraction * n_samples)
+    marks[torch.randperm(n_samples, generator=g)[:n_out]] = True
+    y[marks] += outlier_shift
+    return Dataset(x, y, REGRESSION, marks=marks)
+
+
+@datasets.register(val_fraction=0.0)
+def constants(g, *, targets: list[float] = (1.0, 2.0, 3.0, 4.0, 100.0)):
+    """Fit one constant to the given targets (x = 0): MSE finds the mean, MAE the median."""
+    if len(targets) == 0:
+        raise DataError("targets must hold at least one number")
+    y = torch.tensor([float(t) for t in targets], dtype=torch.float64).reshape(-1, 1)
+    return Dataset(torch.zeros_like(y), y, REGRESSION)
+
+
+@datasets.register
+def sine(g, *, n_samples: int = 200, noise: float = 0.1, periods: float = 1.0):
+    """y = sin(2 pi periods x) + N(0, noise^2), x ~ U(-1, 1)."""
+    x = torch.rand(n_samples, 1, generator=g, dtype=torch.float64) * 2 - 1
+    y = torch.sin(2 * math.pi * periods * x)
+    y = y + noise * torch.randn(n_samples, 1, generator=g, dtype=torch.float64)
+    return Dataset(x, y, REGRESSION)
+
+
+@datasets.register(val_fraction=0.0)
+def single(g, *, x: float = 1.0, y: float = 0.0):
+    """One example (Nielsen's single neuron: x = 1, y = 0); binary when y is 0 or 1."""
+    xs = torch.tensor([[float(x)]], dtype=torch.float64)
+    ys = torch.tensor([[float(y)]], dtype=torch.float64)
+    return Dataset(xs, ys, BINARY if float(y) in (0.0, 1.0) else REGRESSION)
+
+
+# ----- classification -------------------------------------------------------------------------
+
+
+@datasets.register
+def blobs(
+    g, *, n_samples: int = 600, n_classes: int = 3, n_features: int = 2, std: float = 0.5, spread: float = 3.0
+):
+    """Gaussian blobs around random centres in [-spread, spread]^n_features."""
+    if n_classes < 2:
+        raise DataError("n_classes must be at least 2")
+    centres = (torch.rand(n_classes, n_features, generator=g, dtype=torch.float64) * 2 - 1) * spread
+    labels = torch.arange(n_samples) % n_classes
+    x = centres[labels] + std * torch.randn(n_samples, n_features, generator=g, dtype=torch.float64)
+    if n_classes == 2:
+        return _binary(x, labels)
+    return Dataset(x, labels, MULTICLASS, n_classes=n_classes)
+
+
+@datasets.register
+def linear_separable(g, *, n_samples: int = 200, n_features: int = 2, margin: float = 0.3):
+    """Two classes on either side of a random hyperplane through 0, with a gap of `margin`."""
+    w = torch.randn(n_features, generator=g, dtype=torch.float64)
+    w = w / w.norm()
+    x = torch.empty(0, n_features, dtype=torch.float64)
+    while len(x) < n_samples:  # rejection sampling keeps the points outside the gap
+        c = torch.rand(4 * n_samples, n_features, generator=g, dtype=torch.float64) * 4 - 2
+        x = torch.cat([x, c[(c @ w).abs() >= margin / 2]])
+    x = x[:n_samples]
+    return _binary(x, (x @ w > 0).long(), info={"normal": w.tolist()})
+
+
+@datasets.register
+def moons(g, *, n_samples: int = 1000, noise: float = 0.1):
+    """Two interleaving half circles (as scikit-learn's make_moons)."""
+    n_out = n_samples // 2
+    n_in = n_samples - n_out
+    t_out = torch.linspace(0, math.pi, n_out, dtype=torch.float64)
+    t_in = torch.linspace(0, math.pi, n_in, dtype=torch.float64)
+    outer = torch.stack([torch.cos(t_out), torch.sin(t_out)], 1)
+    inner = torch.stack([1 - torch.cos(t_in), 1 - torch.sin(t_in) - 0.5], 1)
+    x = torch.cat([outer, inner]) + noise * torch.randn(n_samples, 2, generator=g, dtype=torch.float64)
+    labels = torch.cat([torch.zeros(n_out), torch.ones(n_in)]).long()
+    return _binary(x, labels)
+
+
+@datasets.register
+def circles(g, *, n_samples: int = 1000, noise: float = 0.05, factor: float = 0.5):
+    """A small circle inside a large one (as scikit-learn's make_circles)."""
+    n_out = n_samples // 2
+    n_in = n_samples - n_out
+    t = torch.rand(n_samples, generator=g, dtype=torch.float64) * 2 * math.pi
+    r = torch.cat([torch.ones(n_out), factor * torch.ones(n_in)]).double()
+    x = torch.stack([r * torch.cos(t), r * torch.sin(t)], 1)
+    x = x + noise * torch.randn(n_samples, 2, generator=g, dtype=torch.float64)
+    return _binary(x, torch.cat([torch.zeros(n_out), torch.ones(n_in)]).long())
+
+
+@datasets.register
+def xor(g, *, n_samples: int = 800, noise: float = 0.3):
+    """Four clusters at (+-1, +-1); the class is the XOR of the signs. No linear model solves it."""
+    corners = torch.randint(0, 2, (n_samples, 2), generator=g)
+    x = (2.0 * corners - 1).double() + noise * torch.randn(n_samples, 2, generator=g, dtype=torch.float64)
+    return _binary(x, corners[:, 0] ^ corners[:, 1])
+
+
+@datasets.register
+def spirals(g, *, n_samples: int = 1000, n_classes: int = 2, noise: float = 0.1, turns: float = 1.5):
+    """Interleaved spiral arms, one per class."""
+    if n_classes < 2:
+        raise DataError("n_classes must be at least 2")
+    labels = torch.arange(n_samples) % n_classes
+    r = torch.rand(n_samples, generator=g, dtype=torch.float64)
+    theta = 2 * math.pi * (turns * r + labels.double() / n_classes)
+    x = torch.stack([r * torch.cos(theta), r * torch.sin(theta)], 1) * 2
+    x = x + noise * torch.randn(n_samples, 2, generator=g, dtype=torch.float64) * r.unsqueeze(1)
+    if n_classes == 2:
+        return _binary(x, labels)
+    return Dataset(x, labels, MULTICLASS, n_classes=n_classes)
+
+
+@datasets.register
+def mnist_like(g, *, n_samples: int = 1000, n_classes: int = 10, side: int = 28):
+    """Synthetic MNIST-like images: 784 pixels in [0, 1], mostly 0, a few thick strokes per class.
+
+    Each class is a prototype of 3 random strokes; an example is its prototype shifted by up to 2
+    pixels with pixel noise, clipped to [0, 1] (mean intensity ~0.1 to 0.15, like MNIST).
+    """
+    grid = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij"), -1).double()
+    protos = torch.zeros(n_classes, side, side, dtype=torch.float64)
+    for c in range(n_classes):
+        for _ in range(3):
+            a, b = torch.rand(2, 2, generator=g, dtype=torch.float64) * (side - 10) + 5
+            for t in torch.linspace(0, 1, 24, dtype=torch.float64):
+                p = a + t * (b - a)
+                d2 = ((grid - p) ** 2).sum(-1)
+                protos[c] = torch.maximum(protos[c], torch.exp(-d2 / 2.0))
+    labels = torch.arange(n_samples) % n_classes
+    shifts = torch.randint(-2, 3, (n_samples, 2), generator=g)
+    images = torch.stack([torch.roll(protos[c], tuple(s.tolist()), (0, 1)) for c, s in zip(labels, shifts)])
+    images = images + 0.1 * torch.randn(images.shape, generator=g, dtype=torch.float64) * (images > 0.05)
+    x = images.clamp(0, 1).reshape(n_samples, side * side)
+    return Dataset(x, labels, MULTICLASS, n_classes=n_classes)
+
+
+# ----- real data ------------------------------------------------------------------------------
+
+
+def _sklearn(loader_name: str):
+    try:
+        from sklearn import datasets as skd
+    except ImportError:
+        raise DataError(
+            "this data set ships with scikit-learn, which is not installed: pip install 'lossbench[datasets]'"
+        ) from None
+    return getattr(skd, loader_name)()
+
+
+def _subsample(g, x, y, n_samples):
+    if n_samples is None or n_samples >= len(x):
+        return x, y
+    keep = torch.randperm(len(x), generator=g)[:n_samples]
+    return x[keep], y[keep]
+
+
+@datasets.register
+def digits(g, *, n_samples: int | None = None):
+    """scikit-learn's bundled 8x8 digits (1797 images, 10 classes), pixels scaled to [0, 1]."""
+    d = _sklearn("load_digits")
+    x = torch.tensor(d.data, dtype=torch.float64) / 16.0
+    y = torch.tensor(d.target, dtype=torch.long)
+    x, y = _subsample(g, x, y, n_samples)
+    return Dataset(x, y, MULTICLASS, n_classes=10)
+
+
+@datasets.register
+def breast_cancer(g):
+    """scikit-learn's bundled Wisconsin breast cancer set (569 x 30, binary), standardised."""
+    d = _sklearn("load_breast_cancer")
+    x = torch.tensor(d.data, dtype=torch.float64)
+    x = (x - x.mean(0)) / x.std(0)
+    return _binary(x, torch.tensor(d.target, dtype=torch.long))
+
+
+@datasets.register
+def diabetes(g):
+    """scikit-learn's bundled diabetes regression set (442 x 10), target standardised."""
+    d = _sklearn("load_diabetes")
+    x = torch.tensor(d.data, dtype=torch.float64)
+    x = (x - x.mean(0)) / x.std(0)
+    y = torch.tensor(d.target, dtype=torch.float64).reshape(-1, 1)
+    return Dataset(x, (y - y.mean()) / y.std(), REGRESSION)
+
+
+def read_idx(path: str) -> torch.Tensor:
+    """A tensor from an IDX file (the MNIST format), gzipped or not."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte IDX file")
+    n_dims = raw[3]
+    dims = struct.unpack(">" + "I" * n_dims, raw[4 : 4 + 4 * n_dims])
+    body = raw[4 + 4 * n_dims :]
+    if len(body) != math.prod(dims):
+        raise DataError(f"{path} is truncated: expected {math.prod(dims)} bytes, found {len(body)}")
+    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(dims)
+
+
+def _find(folder: str, stem: str) -> str:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    raise DataError(f"no {stem}[.gz] in {folder}; MNIST is never downloaded, put the IDX files there")
+
+
+@datasets.register
+def mnist(g, *, path: str = "data/mnist", n_samples: int | None = None):
+    """MNIST from a local folder of the standard IDX files (train-images-idx3-ubyte[.gz], ...)."""
+    if not os.path.isdir(path):
+        raise DataError(f"MNIST folder {path!r} does not exist; MNIST is never downloaded")
+    images = read_idx(_find(path, "train-images-idx3-ubyte"))
+    labels = read_idx(_find(path, "train-labels-idx1-ubyte"))
+    if len(images) != len(labels):
+        raise DataError(f"{path}: {len(images)} images but {len(labels)} labels")
+    x = images.reshape(len(images), -1).double() / 255.0
+    x, y = _subsample(g, x, labels.long(), n_samples)
+    return Dataset(x, y, MULTICLASS, n_classes=10)
+
+
+def make(name: str, kwargs: dict, seed: int) -> Dataset:
+    """Build data set `name` with `kwargs` from a generator seeded with `seed`."""
+    g = torch.Generator().manual_seed(seed)
+    return datasets[name].fn(g, **kwargs)
+
+
+def split(data: Dataset, val_fraction: float, seed: int):
+    """A shuffled train/validation split: (x_train, y_train, x_val, y_val)."""
+    n = len(data.x)
+    n_val = int(n * val_fraction)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))
+    tr, va = order[n_val:], order[:n_val]
+    return data.x[tr], data.y[tr], data.x[va], data.y[va]

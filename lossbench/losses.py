@@ -1,0 +1,122 @@
+"""Losses: each one small function from a prediction and a target to a per-example loss.
+
+A loss returns the loss of every example (and output unit) without reducing, so the training loop
+takes the mean and the batched sweep engine can take one mean per stacked member. `on` says what
+it is given: the model's `output` (after the output nonlinearity, e.g. a sigmoid) or its `logits`
+(before it), and `output` the nonlinearity it assumes. Cross-entropy is always computed from logits:
+in float32 sigmoid(z) rounds to 1.0 above z ~ 17 and a loss built on that rounded probability has
+zero gradient where the logit form still gives 1.
+
+To add a loss: write one function here with `@losses.register(...)`; keyword-only arguments are
+the hyperparameters a config may set (`loss: {name: my_loss, alpha: 0.5}`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .registry import Registry
+
+losses = Registry("loss")
+
+REGRESSION, BINARY, MULTICLASS = "regression", "binary", "multiclass"
+
+
+@losses.register(tasks=(REGRESSION, BINARY, MULTICLASS), on="output")
+def mse(prediction, target, *, half: bool = False):
+    """Mean squared error (L2, quadratic): mean((y - y_hat)^2), or half of it with `half: true`.
+
+    Formula: r^2 per output, r = y - y_hat; with `half`, r^2 / 2 (Nielsen's C = (y - a)^2 / 2;
+    PyTorch's MSELoss has no 1/2). Gradient: 2 r (r with `half`), large for large errors, which is
+    why MSE learns fast early and is pulled by outliers. Shapes: prediction and target [..., d].
+    Reference: torch.nn.MSELoss.
+    """
+    r2 = (prediction - target) ** 2
+    return 0.5 * r2 if half else r2
+
+
+@losses.register(tasks=(REGRESSION, BINARY, MULTICLASS), on="output")
+def mae(prediction, target):
+    """Mean absolute error (L1): mean(abs(y - y_hat)), in the target's own units.
+
+    Gradient: sign(r), the same size near the minimum as far from it, so a fixed step makes the
+    parameter jump around the minimum. Shapes: [..., d]. Reference: torch.nn.L1Loss.
+    """
+    return (prediction - target).abs()
+
+
+@losses.register(tasks=(REGRESSION, BINARY, MULTICLASS), on="output")
+def huber(prediction, target, *, delta: float = 1.0):
+    """Huber: 0.5 r^2 where abs(r) <= delta, else delta (abs(r) - 0.5 delta).
+
+    MSE near zero, MAE beyond delta: gradient r inside, delta * sign(r) outside. Shapes: [..., d].
+    Reference: torch.nn.HuberLoss (SmoothL1Loss(beta) is Huber divided by beta).
+    """
+    return F.huber_loss(prediction, target, reduction="none", delta=delta)
+
+
+@losses.register(tasks=(BINARY,), on="logits", output="sigmoid")
+def bce(logits, target):
+    """Binary cross-entropy (log loss) from logits: -[y log p + (1-y) log(1-p)], p = sigmoid(z).
+
+    Gradient with respect to the logit: p - y, with no sigmoid'(z) factor, so a saturated wrong
+    output still learns fast. Shapes: logits and target [..., 1], target in {0, 1}.
+    Reference: torch.nn.BCEWithLogitsLoss.
+    """
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+
+
+@losses.register(tasks=(MULTICLASS,), on="logits", output="softmax")
+def cross_entropy(logits, target, *, label_smoothing: float = 0.0):
+    """Categorical cross-entropy from logits: -log softmax(z)[y].
+
+    Gradient with respect to the logits: softmax(z) - onehot(y). Shapes: logits [..., C], target
+    [...] class indices. Reference: torch.nn.functional.cross_entropy.
+    """
+    flat = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        target.reshape(-1),
+        reduction="none",
+        label_smoothing=label_smoothing,
+    )
+    return flat.reshape(target.shape)
+
+
+@losses.register(tasks=(BINARY, MULTICLASS), on="logits", output="identity")
+def hinge(logits, target, *, margin: float = 1.0):
+    """Hinge (SVM) loss: max(0, margin - y z) with y in {-1, +1}; multi-class: Crammer-Singer sum.
+
+    Class targets {0, 1} become {-1, +1}. Gradient: -y while y z < margin, exactly 0 beyond it, so
+    points past the margin stop contributing. Multi-class (target [...] class indices, logits
+    [..., C]) is sum over j != y of max(0, margin - z_y + z_j) / C, torch's MultiMarginLoss.
+    """
+    if logits.shape[-1] == 1 and target.dtype.is_floating_point:
+        sign = 2.0 * target - 1.0
+        return torch.clamp(margin - sign * logits, min=0.0)
+    flat = F.multi_margin_loss(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), margin=margin, reduction="none"
+    )
+    return flat.reshape(target.shape)
+
+
+def default_output(loss_name: str, task: str) -> str:
+    """The output nonlinearity a loss gets when the config says `output: auto`."""
+    entry = losses[loss_name]
+    if "output" in entry.meta:
+        return entry.meta["output"]
+    return {REGRESSION: "identity", BINARY: "sigmoid", MULTICLASS: "softmax"}[task]
+
+
+def loss_target(loss_name: str, y, task: str, n_outputs: int):
+    """The target in the form the loss wants (one-hot for a regression loss on classes)."""
+    if task == MULTICLASS and losses[loss_name].meta["on"] == "output":
+        return F.one_hot(y, n_outputs).to(torch.get_default_dtype() if not y.is_floating_point() else y.dtype)
+    return y
+
+
+def per_example(loss_name: str, kwargs: dict, z, a, y):
+    """The unreduced loss of `loss_name` for logits `z`, outputs `a` and (prepared) targets `y`."""
+    entry = losses[loss_name]
+    prediction = z if entry.meta["on"] == "logits" else a
+    return entry.fn(prediction, y, **kwargs)

@@ -1,0 +1,116 @@
+"""Optimizers and learning-rate schedules.
+
+An optimizer entry builds a torch optimizer; its keyword-only arguments are the config's `optim`
+keys and keep PyTorch's names (`lr`, `momentum`, `weight_decay`, `betas`). A schedule is a factor
+of the base learning rate as a function of the optimizer step `t` (counted from 0) and the total
+number of steps `n`; the training loop sets `lr = base_lr * factor(t, n)` before every step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .registry import Registry
+
+optimizers = Registry("optimizer")
+schedules = Registry("schedule")
+
+
+@optimizers.register
+def sgd(
+    params,
+    *,
+    lr: float = 0.1,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    dampening: float = 0.0,
+):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum: torch.optim.SGD."""
+    return torch.optim.SGD(
+        params,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        nesterov=nesterov,
+        dampening=dampening,
+        foreach=False,
+    )
+
+
+@optimizers.register
+def adam(
+    params,
+    *,
+    lr: float = 1e-3,
+    betas: list[float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+):
+    """Adam: per-parameter steps from running moments of the gradient: torch.optim.Adam."""
+    return torch.optim.Adam(
+        params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=False
+    )
+
+
+@optimizers.register
+def adamw(
+    params,
+    *,
+    lr: float = 1e-3,
+    betas: list[float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.01,
+):
+    """AdamW: Adam with decoupled weight decay: torch.optim.AdamW."""
+    return torch.optim.AdamW(
+        params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=False
+    )
+
+
+@optimizers.register
+def rmsprop(
+    params,
+    *,
+    lr: float = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+):
+    """RMSprop: steps divided by a running RMS of the gradient: torch.optim.RMSprop."""
+    return torch.optim.RMSprop(
+        params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay, foreach=False
+    )
+
+
+@schedules.register
+def constant(t, n):
+    """The same learning rate at every step."""
+    return 1.0
+
+
+@schedules.register
+def step(t, n, *, step_size: int = 100, gamma: float = 0.1):
+    """Multiply the rate by `gamma` every `step_size` steps."""
+    return gamma ** (t // step_size)
+
+
+@schedules.register
+def exponential(t, n, *, gamma: float = 0.99):
+    """Multiply the rate by `gamma` every step."""
+    return gamma**t
+
+
+@schedules.register
+def cosine(t, n, *, min_factor: float = 0.0):
+    """Cosine decay from the base rate to `min_factor` times it over the run."""
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * t / max(n, 1)))
+
+
+@schedules.register
+def inverse_time(t, n, *, decay: float = 0.01):
+    """lr / (1 + decay t): the classic decaying step that stops MAE's jumping."""
+    return 1.0 / (1.0 + decay * t)

@@ -1,0 +1,296 @@
+"""Run folders: `results/<name>/<run_id>/` holding what a run did, readable without the trainer.
+
+- `config.yaml`: the resolved config (every default filled in), written first;
+- `metrics.jsonl`: one JSON row per recorded step, appended as the run goes;
+- `model.pt`: the trained weights (a state_dict), and `view.npz`: the data and the model's
+  predictions on a grid, for the task pictures;
+- `summary.json`: final metrics, status and versions, written atomically, last.
+
+A run is finished when `summary.json` holds status `finished` or `diverged`; any other folder is
+incomplete (killed, interrupted) and is redone. `run_id` is a short hash of the resolved config, so
+running the same config again finds the finished run and reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import yaml
+
+from .config import Config, ConfigError
+
+DONE = ("finished", "diverged")
+FILES = ("config.yaml", "metrics.jsonl", "summary.json")
+
+
+def config_hash(resolved: dict) -> str:
+    """A 10-hex-digit hash of the resolved config: the run's id."""
+    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def run_dir(root: str, cfg: Config) -> str:
+    return os.path.join(root, cfg.name, config_hash(cfg.to_dict()))
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write `data` to `path` so that a reader sees either the old file or the whole new one."""
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_summary(folder: str) -> dict | None:
+    """The summary of a finished run, or None when the folder holds no complete, valid one."""
+    try:
+        with open(os.path.join(folder, "summary.json")) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("status") not in DONE:
+        return None
+    return summary
+
+
+def is_finished(folder: str, cfg: Config | None = None) -> bool:
+    """True when `folder` holds a finished run (of `cfg`, when given)."""
+    if read_summary(folder) is None:
+        return False
+    if cfg is None:
+        return True
+    try:
+        with open(os.path.join(folder, "config.yaml")) as f:
+            return yaml.safe_load(f) == cfg.to_dict()
+    except (OSError, yaml.YAMLError):
+        return False
+
+
+def versions() -> dict:
+    import torch
+
+    from . import __version__
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lossbench": __version__,
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+class RunWriter:
+    """Writes one run folder: config first, metrics rows as they come, summary last."""
+
+    def __init__(self, folder: str, cfg: Config):
+        self.folder = folder
+        if os.path.exists(folder):
+            shutil.rmtree(folder)  # an incomplete earlier attempt
+        os.makedirs(folder)
+        resolved = cfg.to_dict()
+        atomic_write(os.path.join(folder, "config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode())
+        self.metrics = open(os.path.join(folder, "metrics.jsonl"), "a")
+
+    def log(self, row: dict) -> None:
+        self.metrics.write(json.dumps(row, allow_nan=True) + "\n")
+        self.metrics.flush()
+
+    def finish(self, summary: dict, model=None, view: dict | None = None) -> None:
+        """Close the metrics, save the weights and the picture data, then the summary (last)."""
+        import io
+
+        import numpy as np
+        import torch
+
+        self.metrics.close()
+        if model is not None:
+            buf = io.BytesIO()
+            torch.save(model.state_dict(), buf)
+            atomic_write(os.path.join(self.folder, "model.pt"), buf.getvalue())
+        if view is not None:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **{k: np.asarray(v) for k, v in view.items()})
+            atomic_write(os.path.join(self.folder, "view.npz"), buf.getvalue())
+        atomic_write(
+            os.path.join(self.folder, "summary.json"), json.dumps(summary, indent=2, allow_nan=True).encode()
+        )
+
+    def close(self) -> None:
+        if not self.metrics.closed:
+            self.metrics.close()
+
+
+def check_writable(root: str) -> None:
+    """Raise ConfigError when results cannot be written under `root` (read-only, not a folder)."""
+    probe_dir = root
+    while not os.path.exists(probe_dir):
+        parent = os.path.dirname(os.path.abspath(probe_dir))
+        if parent == probe_dir:
+            break
+        probe_dir = parent
+    if not os.path.isdir(probe_dir):
+        raise ConfigError([("--out", f"{probe_dir} is not a folder")], "results")
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise ConfigError(
+            [
+                (
+                    "--out",
+                    f"cannot write to {probe_dir} (read-only or no permission); "
+                    "choose another results folder with --out",
+                )
+            ],
+            "results",
+        )
+
+
+def execute(
+    cfg: Config, root: str = "results", force: bool = False, progress: bool = False, folder: str | None = None
+) -> tuple[dict, str, bool]:
+    """Run `cfg` into its folder under `root` unless a finished run is there.
+
+    Returns (summary, folder, reused). A KeyboardInterrupt is raised again after the folder
+    records the run as interrupted.
+    """
+    from .train import predict_view, train
+
+    folder = folder or run_dir(root, cfg)
+    if not force and is_finished(folder, cfg):
+        return read_summary(folder), folder, True
+    writer = RunWriter(folder, cfg)
+    try:
+        summary, model, d = train(cfg, log=writer.log, progress=progress)
+        summary.update(
+            seed=cfg.seed,
+            name=cfg.name,
+            run_id=os.path.basename(folder),
+            device=str(next(model.parameters()).device),
+            versions=versions(),
+        )
+        view = predict_view(model, d) if summary["status"] != "diverged" else None
+        writer.finish(summary, model if summary["status"] != "diverged" else None, view)
+    except OSError as e:
+        writer.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ConfigError([("results", f"cannot write {folder}: {e.strerror or e}")], "results") from None
+    finally:
+        writer.close()
+    if summary["status"] == "interrupted":
+        raise KeyboardInterrupt
+    return summary, folder, False
+
+
+@dataclass
+class Run:
+    """A run folder read back: `config` and `summary` dicts, `metrics` as columns."""
+
+    path: str
+    config: dict
+    summary: dict | None
+    metrics: dict
+
+    def __repr__(self) -> str:
+        status = (self.summary or {}).get("status", "incomplete")
+        n = len(self.metrics.get("step", []))
+        return f"Run({self.path!r}, {status}, {n} rows)"
+
+
+class RunFolderError(ConfigError):
+    pass
+
+
+def load_metrics(path: str) -> dict:
+    """metrics.jsonl as columns: scalars [n_rows], per-layer [n_rows, n_layers] numpy arrays.
+
+    A last line cut short by a kill is ignored; any other unreadable line is an error.
+    """
+    import numpy as np
+
+    rows = []
+    with open(path) as f:
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if i >= len(lines) - 2:  # a torn last line
+                break
+            raise RunFolderError([("", f"line {i + 1} is not valid JSON")], path) from None
+    keys = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    columns = {}
+    for key in keys:
+        values = [row.get(key) for row in rows]
+        width = max((len(v) for v in values if isinstance(v, list)), default=None)
+        if width is not None:
+            nan = [float("nan")] * width
+            columns[key] = np.array([v if isinstance(v, list) else nan for v in values], dtype=float)
+        else:
+            columns[key] = np.array([float("nan") if v is None else v for v in values], dtype=float)
+    return columns
+
+
+def load_run(path: str) -> Run:
+    """Read a run folder: the config and summary as dicts, the metrics as columns (per layer).
+
+    Raises RunFolderError naming the path when the folder is not a run or its files are damaged.
+    """
+    if not os.path.isdir(path):
+        raise RunFolderError([("", "not a folder")], path)
+    missing = [f for f in ("config.yaml", "metrics.jsonl") if not os.path.isfile(os.path.join(path, f))]
+    if missing:
+        raise RunFolderError([("", f"not a run folder: {', '.join(missing)} missing")], path)
+    try:
+        with open(os.path.join(path, "config.yaml")) as f:
+            config = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise RunFolderError([("config.yaml", f"unreadable: {e}")], path) from None
+    if not isinstance(config, dict):
+        raise RunFolderError([("config.yaml", "does not hold a config mapping")], path)
+    summary = None
+    summary_path = os.path.join(path, "summary.json")
+    if os.path.exists(summary_path):
+        try:
+            with open(summary_path) as f:
+                summary = json.load(f)
+        except (OSError, ValueError):
+            raise RunFolderError([("summary.json", "is truncated or not JSON")], path) from None
+    return Run(path, config, summary, load_metrics(os.path.join(path, "metrics.jsonl")))
+
+
+def run(config_or_path, out: str = "results", force: bool = False, **overrides) -> Run:
+    """Notebook API: run a config (a path, a mapping or a Config) and return the loaded `Run`.
+
+    Overrides are given as keyword arguments with `__` for dots: `run("x.yaml", model__depth=4)`.
+    """
+    from . import config as config_module
+
+    items = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()]
+    if isinstance(config_or_path, Config):
+        cfg = config_or_path
+    elif isinstance(config_or_path, dict):
+        cfg, sweep, _ = config_module.load(raw=config_or_path, overrides=items)
+    else:
+        cfg, sweep, _ = config_module.load(str(config_or_path), overrides=items)
+    if not isinstance(config_or_path, Config) and sweep:
+        raise ConfigError([("sweep", "lossbench.run takes a single run; use lossbench.sweep")], "config")
+    check_writable(out)
+    _, folder, _ = execute(cfg, out, force=force)
+    return load_run(folder)

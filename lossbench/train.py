@@ -1,0 +1,359 @@
+"""The training loop, in plain view: batch, forward, loss, backward, read every layer, step.
+
+Every `log_every` steps (and at the first and last step) the loop records, for every linear layer:
+the weight- and bias-gradient norms, the norm of the gradient flowing back into the layer's output
+(its pre-activation), the activation's mean, std, saturated and dead fractions and mean derivative,
+the weight norm and the update-to-weight ratio of the step. Reading the layers only on those steps
+keeps its cost small; `bench/bench_engine.py` measures it against a bare loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from . import data as data_module
+from .activations import OUTPUTS, SATURATION, derivative, peak_derivative
+from .config import Config
+from .losses import BINARY, MULTICLASS, loss_target, per_example
+from .model import MLP, build_model, device_of, dtype_of
+from .optim import optimizers, schedules
+
+LAYER_KEYS = [
+    "grad_w",
+    "grad_b",
+    "grad_out",
+    "act_mean",
+    "act_std",
+    "act_saturated",
+    "act_dead",
+    "act_deriv",
+    "weight_norm",
+    "update_ratio",
+]
+"""Per-layer columns of a metrics row, one value per linear layer, input layer first."""
+
+
+def prepare(cfg: Config):
+    """The config's data, split and moved to its device and dtype: a dict of tensors."""
+    device, dtype = device_of(cfg), dtype_of(cfg)
+    dataset = data_module.make(cfg.data.name, cfg.data.kwargs, cfg.seed)
+    x_tr, y_tr, x_va, y_va = data_module.split(dataset, cfg.data.val_fraction, cfg.seed)
+
+    def target(y):
+        y = y if dataset.task == MULTICLASS else y.to(dtype)
+        return loss_target(cfg.loss.name, y.to(device), dataset.task, dataset.n_outputs)
+
+    return {
+        "dataset": dataset,
+        "x": x_tr.to(device, dtype),
+        "y": target(y_tr),
+        "labels": y_tr.to(device),
+        "x_val": x_va.to(device, dtype),
+        "y_val": target(y_va),
+        "labels_val": y_va.to(device),
+    }
+
+
+def plan(cfg: Config, n_train: int) -> tuple[int, int, int]:
+    """(batch size, steps per epoch, total steps)."""
+    batch = min(cfg.train.batch_size or n_train, n_train)
+    per_epoch = math.ceil(n_train / batch)
+    total = cfg.train.steps or cfg.train.epochs * per_epoch
+    return batch, per_epoch, total
+
+
+def n_correct(z, labels, task: str):
+    """How many predictions match the labels (regression: 0, accuracy is not defined)."""
+    if task == MULTICLASS:
+        return (z.argmax(-1) == labels).sum()
+    if task == BINARY:
+        return ((z.squeeze(-1) > 0) == (labels.squeeze(-1) > 0.5)).sum()
+    return z.new_zeros(())
+
+
+def train(cfg: Config, log=None, progress: bool = False):
+    """Train the config's model, calling `log(row)` with each metrics row.
+
+    Returns (summary dict, trained model, data dict). A non-finite loss stops training at that
+    step and the summary says `diverged`; Ctrl-C stops it with the summary saying `interrupted`.
+    """
+    torch.manual_seed(cfg.seed)
+    d = prepare(cfg)
+    task = d["dataset"].task
+    x, y, labels = d["x"], d["y"], d["labels"]
+    n_train = len(x)
+    batch_size, per_epoch, n_steps = plan(cfg, n_train)
+    model = build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1)).to(device_of(cfg))
+    base_lr = cfg.optim.kwargs["lr"]
+    optimizer = optimizers[cfg.optim.name].fn(model.parameters(), **cfg.optim.kwargs)
+    schedule = schedules[cfg.optim.schedule.name].fn
+    shuffle = torch.Generator().manual_seed(cfg.seed + 2)
+    reader = LayerReader(model, cfg)
+    log_every, eval_every = cfg.train.log_every, cfg.train.eval_every or cfg.train.log_every
+    loss_sum, correct_sum, n_seen = 0.0, 0, 0
+    steps_to_target = seconds_to_target = None
+    status, diverged_step, first, last = "finished", None, {}, {}
+    bar = _progress(n_steps, progress, cfg.name)
+    start = time.perf_counter()
+    step = 0
+    try:
+        for step in range(n_steps):
+            if step % per_epoch == 0:
+                order = torch.randperm(n_train, generator=shuffle).to(x.device)
+            idx = order[(step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size]
+            xb, yb = x[idx], y[idx]
+            record = step % log_every == 0 or step == n_steps - 1
+
+            # forward: keep the pre-activations on recorded steps to read their gradients
+            keep = [] if record else None
+            z = model(xb, keep=keep)
+            loss = per_example(cfg.loss.name, cfg.loss.kwargs, z, model.output(z), yb).mean()
+            if record:
+                for h in keep:
+                    h.retain_grad()
+
+            # backward
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                status, diverged_step = "diverged", step
+                log and log(
+                    reader.diverged_row(step, step / per_epoch, loss_value, time.perf_counter() - start)
+                )
+                break
+            loss_sum += loss_value * len(idx)
+            correct_sum += int(n_correct(z.detach(), labels[idx], task))
+            n_seen += len(idx)
+
+            # read every layer before the step changes the weights
+            if record:
+                reading = reader.read(keep)
+
+            # optimizer step with the scheduled learning rate
+            lr = base_lr * schedule(step, n_steps, **cfg.optim.schedule.kwargs)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.step()
+
+            if record:
+                row = {
+                    "step": step,
+                    "epoch": step / per_epoch,
+                    "loss": loss_sum / n_seen,
+                    "acc": correct_sum / n_seen if task != "regression" else None,
+                    "lr": lr,
+                    "time": time.perf_counter() - start,
+                }
+                if step % eval_every == 0 or step == n_steps - 1:
+                    row.update(evaluate(model, cfg, d["x_val"], d["y_val"], d["labels_val"], task, "val_"))
+                row.update(reader.finish(reading))
+                if not all(math.isfinite(v) for v in reader.last_norms):
+                    status, diverged_step = "diverged", step
+                    row["diverged"] = True
+                log and log(row)
+                first, last = first or row, row
+                if (
+                    steps_to_target is None
+                    and cfg.train.target_loss is not None
+                    and row["loss"] <= cfg.train.target_loss
+                ):
+                    steps_to_target, seconds_to_target = step, row["time"]
+                loss_sum, correct_sum, n_seen = 0.0, 0, 0
+                bar.update(step + 1 - bar.n)
+                if status == "diverged":
+                    break
+    except KeyboardInterrupt:
+        status = "interrupted"
+    bar.close()
+    summary = _summary(
+        cfg,
+        model,
+        d,
+        task,
+        status,
+        step,
+        diverged_step,
+        n_steps,
+        per_epoch,
+        steps_to_target,
+        seconds_to_target,
+        time.perf_counter() - start,
+        first,
+        last,
+    )
+    return summary, model, d
+
+
+def evaluate(model: MLP, cfg: Config, x, y, labels, task: str, prefix: str) -> dict:
+    """Mean loss (and accuracy) of `model` on a whole set, without gradients."""
+    if len(x) == 0:
+        return {f"{prefix}loss": None, f"{prefix}acc": None}
+    with torch.no_grad():
+        z = model(x)
+        loss = per_example(cfg.loss.name, cfg.loss.kwargs, z, model.output(z), y).mean().item()
+        acc = int(n_correct(z, labels, task)) / len(x) if task != "regression" else None
+    return {f"{prefix}loss": loss, f"{prefix}acc": acc}
+
+
+class LayerReader:
+    """Reads the per-layer statistics of one step: `read` after backward, `finish` after the step."""
+
+    def __init__(self, model: MLP, cfg: Config):
+        self.model = model
+        self.layers = list(model.layers)
+        self.hidden_fn = model.act
+        self.out_fn = OUTPUTS[model.output_name]
+        act = cfg.model.activation
+        self.peaks = [peak_derivative(act.name, act.kwargs)] * (len(self.layers) - 1)
+        self.peaks.append({"identity": 1.0, "sigmoid": 0.25, "softmax": float("nan")}[model.output_name])
+        self.last_norms = []
+
+    def read(self, pre_activations) -> dict:
+        """Gradient and activation statistics for each layer, as 0-d tensors (no sync yet)."""
+        stats = {k: [] for k in LAYER_KEYS}
+        self.before = [layer.weight.detach().clone() for layer in self.layers]
+        n_layers = len(self.layers)
+        for i, (layer, h) in enumerate(zip(self.layers, pre_activations)):
+            stats["grad_w"].append(layer.weight.grad.norm())
+            stats["grad_b"].append(layer.bias.grad.norm())
+            stats["grad_out"].append(h.grad.norm())
+            stats["weight_norm"].append(self.before[i].norm())
+            h = h.detach()
+            if i == n_layers - 1 and self.model.output_name == "softmax":
+                a = self.out_fn(h)
+                nan = h.new_tensor(float("nan"))
+                stats["act_mean"].append(a.mean())
+                stats["act_std"].append(a.std() if a.numel() > 1 else nan)
+                stats["act_saturated"].append((a.max(-1).values > 0.99).float().mean())
+                stats["act_dead"].append(nan)
+                stats["act_deriv"].append(nan)
+                continue
+            fn = self.hidden_fn if i < n_layers - 1 else self.out_fn
+            a = fn(h)
+            deriv = derivative(fn, h).abs()
+            sat = deriv < SATURATION * self.peaks[i]
+            stats["act_mean"].append(a.mean())
+            stats["act_std"].append(a.std() if a.numel() > 1 else h.new_tensor(float("nan")))
+            stats["act_saturated"].append(sat.float().mean())
+            stats["act_dead"].append(sat.all(0).float().mean())
+            stats["act_deriv"].append(deriv.mean())
+        return stats
+
+    def finish(self, stats: dict) -> dict:
+        """Add the update-to-weight ratio of the step just taken; convert everything to floats."""
+        stats["update_ratio"] = [
+            (layer.weight.detach() - w0).norm() / w0.norm().clamp_min(1e-30)
+            for layer, w0 in zip(self.layers, self.before)
+        ]
+        flat = torch.stack([t.float() for k in LAYER_KEYS for t in stats[k]]).tolist()
+        n = len(self.layers)
+        out = {k: flat[j * n : (j + 1) * n] for j, k in enumerate(LAYER_KEYS)}
+        self.last_norms = out["grad_w"] + out["weight_norm"]
+        return out
+
+    def diverged_row(self, step, epoch, loss, elapsed) -> dict:
+        return {"step": step, "epoch": epoch, "loss": loss, "time": elapsed, "diverged": True}
+
+
+def _summary(
+    cfg,
+    model,
+    d,
+    task,
+    status,
+    step,
+    diverged_step,
+    n_steps,
+    per_epoch,
+    steps_to_target,
+    seconds_to_target,
+    wall,
+    first,
+    last,
+) -> dict:
+    """Final metrics: a full pass over the train and validation sets with the final weights."""
+    final = {}
+    if status != "diverged":
+        final.update(evaluate(model, cfg, d["x"], d["y"], d["labels"], task, "final_train_"))
+        final.update(evaluate(model, cfg, d["x_val"], d["y_val"], d["labels_val"], task, "final_val_"))
+    return {
+        "status": status,
+        "steps": n_steps,
+        "steps_done": (diverged_step if diverged_step is not None else step + 1) if n_steps else 0,
+        "epochs": n_steps / per_epoch,
+        "diverged_step": diverged_step,
+        **final,
+        "target_loss": cfg.train.target_loss,
+        "steps_to_target": steps_to_target,
+        "seconds_to_target": seconds_to_target,
+        "grad_ratio_first_last": hidden_ratio(first),
+        "grad_ratio_first_last_end": hidden_ratio(last),
+        "wall_time": wall,
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "task": task,
+    }
+
+
+def hidden_ratio(row: dict) -> float | None:
+    """Back-propagated gradient norm into the first hidden layer over that into the last one.
+
+    Below 1 the gradient shrinks on its way to the input (vanishing), above 1 it grows. None for
+    fewer than two hidden layers.
+    """
+    g = row.get("grad_out") or []
+    if len(g) < 3 or not g[-2] or not all(math.isfinite(v) for v in g[:-1]):
+        return None
+    return g[0] / g[-2]
+
+
+def _progress(total: int, enabled: bool, name: str):
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=name,
+        unit="step",
+        leave=False,
+        mininterval=0.5,
+        disable=not (enabled and sys.stderr.isatty()),
+    )
+
+
+def predict_view(model: MLP, d: dict, n_grid: int = 120) -> dict | None:
+    """Data and model predictions for a picture: a 2-D grid of outputs, or a 1-D curve.
+
+    Saved in the run folder so the plots never need the model or the trainer.
+    """
+    ds = d["dataset"]
+    x = ds.x
+    if x.shape[1] not in (1, 2) or len(x) > 20000:
+        return None
+    param = next(model.parameters())
+    lo, hi = x.min(0).values, x.max(0).values
+    pad = (hi - lo).clamp_min(1e-3) * 0.15
+    lo, hi = lo - pad, hi + pad
+    with torch.no_grad():
+        if x.shape[1] == 1:
+            grid = torch.linspace(float(lo[0]), float(hi[0]), 300, dtype=torch.float64).unsqueeze(1)
+            out = model.output(model(grid.to(param.device, param.dtype)))
+            view = {"kind": "curve", "grid_x": grid.squeeze(1).numpy(), "pred": out.double().cpu().numpy()}
+        else:
+            gx = torch.linspace(float(lo[0]), float(hi[0]), n_grid, dtype=torch.float64)
+            gy = torch.linspace(float(lo[1]), float(hi[1]), n_grid, dtype=torch.float64)
+            mesh = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1).reshape(-1, 2)
+            z = model(mesh.to(param.device, param.dtype)).double().cpu()
+            if ds.task == MULTICLASS:
+                pred = z.argmax(-1).reshape(n_grid, n_grid)
+            else:
+                pred = z[:, 0].reshape(n_grid, n_grid)  # logit / score: boundary at 0
+            view = {"kind": "boundary", "grid_x": gx.numpy(), "grid_y": gy.numpy(), "pred": pred.numpy()}
+    view.update({"x": x.numpy(), "y": ds.y.double().numpy(), "task": ds.task})
+    if ds.marks is not None:
+        view["marks"] = ds.marks.numpy()
+    return view
