@@ -17,8 +17,14 @@ torch.set_num_threads(1)
 def run_cli(*args, cwd=None, timeout=300, env=None):
     """Run `python -m lossbench ARGS`; returns the CompletedProcess (text)."""
     full_env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "lossbench", *map(str, args)], cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "lossbench", *map(str, args)],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 TINY = {

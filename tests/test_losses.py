@@ -1,0 +1,92 @@
+"""Every loss against PyTorch's built-in or a hand-computed value, and its task rules."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lossbench.config import ConfigError, build
+from lossbench.losses import losses, per_example
+
+torch.manual_seed(0)
+Z = torch.randn(7, 3, dtype=torch.float64)
+Y = torch.randn(7, 3, dtype=torch.float64)
+
+
+def test_mse_matches_torch_and_half_convention():
+    assert torch.allclose(losses["mse"].fn(Z, Y).mean(), F.mse_loss(Z, Y))
+    assert torch.allclose(losses["mse"].fn(Z, Y, half=True).mean(), F.mse_loss(Z, Y) / 2)
+
+
+def test_mae_matches_torch():
+    assert torch.allclose(losses["mae"].fn(Z, Y).mean(), F.l1_loss(Z, Y))
+
+
+@pytest.mark.parametrize("delta", [0.3, 1.0, 2.5])
+def test_huber_matches_torch_and_formula(delta):
+    assert torch.allclose(losses["huber"].fn(Z, Y, delta=delta).mean(), F.huber_loss(Z, Y, delta=delta))
+    r = torch.tensor([0.5, 3.0], dtype=torch.float64)  # hand: 0.5 * 0.25 and 1 * (3 - 0.5)
+    assert torch.allclose(
+        losses["huber"].fn(r, torch.zeros(2, dtype=torch.float64), delta=1.0),
+        torch.tensor([0.125, 2.5], dtype=torch.float64),
+    )
+
+
+def test_bce_matches_torch_and_stays_finite_where_sigmoid_rounds():
+    t = (torch.rand(7, 1, dtype=torch.float64) > 0.5).double()
+    z = torch.randn(7, 1, dtype=torch.float64)
+    assert torch.allclose(losses["bce"].fn(z, t).mean(), F.binary_cross_entropy_with_logits(z, t))
+    # float32: sigmoid(20) rounds to exactly 1.0, yet the logit form gives loss 20 and gradient 1
+    z = torch.tensor([[20.0]], requires_grad=True)
+    assert torch.sigmoid(z).item() == 1.0
+    loss = losses["bce"].fn(z, torch.zeros(1, 1)).sum()
+    loss.backward()
+    assert loss.item() == pytest.approx(20.0, rel=1e-6)
+    assert z.grad.item() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_cross_entropy_matches_torch_with_leading_dims():
+    z = torch.randn(2, 5, 4, dtype=torch.float64)
+    t = torch.randint(0, 4, (2, 5))
+    ours = losses["cross_entropy"].fn(z, t)
+    assert ours.shape == (2, 5)
+    assert torch.allclose(ours.mean(), F.cross_entropy(z.reshape(-1, 4), t.reshape(-1)))
+
+
+def test_binary_hinge_by_hand():
+    z = torch.tensor([[2.0], [0.5], [-0.3], [-2.0]])
+    t = torch.tensor([[1.0], [1.0], [0.0], [1.0]])  # y = +1, +1, -1, +1
+    # max(0, 1 - y z): 0, 0.5, 0.7, 3
+    assert torch.allclose(losses["hinge"].fn(z, t).squeeze(), torch.tensor([0.0, 0.5, 0.7, 3.0]))
+
+
+def test_multiclass_hinge_matches_multimargin():
+    z = torch.randn(6, 4, dtype=torch.float64)
+    t = torch.randint(0, 4, (6,))
+    assert torch.allclose(losses["hinge"].fn(z, t).mean(), F.multi_margin_loss(z, t))
+
+
+@pytest.mark.parametrize("name", losses.names())
+def test_every_loss_gives_finite_gradients_on_each_task_it_accepts(name):
+    for task in losses[name].meta["tasks"]:
+        if task == "multiclass":
+            z, y = torch.randn(5, 3, requires_grad=True), torch.randint(0, 3, (5,))
+            if losses[name].meta["on"] == "output":
+                y = F.one_hot(y, 3).float()
+        else:
+            z, y = torch.randn(5, 1, requires_grad=True), (torch.rand(5, 1) > 0.5).float()
+        a = torch.sigmoid(z) if task == "binary" else z
+        loss = per_example(name, losses[name].defaults(), z, a, y).mean()
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", losses.names())
+def test_every_loss_refuses_a_task_it_does_not_fit(name):
+    data = {"regression": {"name": "sine"}, "binary": {"name": "moons"}, "multiclass": {"name": "blobs"}}
+    for task, spec in data.items():
+        raw = {"data": spec, "loss": {"name": name}}
+        if task in losses[name].meta["tasks"]:
+            assert build(raw).loss.name == name
+        else:
+            with pytest.raises(ConfigError, match=f"does not fit the {task} task"):
+                build(raw)

@@ -1,0 +1,187 @@
+"""The training loop records what really happened: checked against autograd by hand."""
+
+import glob
+import json
+import math
+import os
+import sys
+
+import pytest
+import torch
+import yaml
+from conftest import ROOT, run_cli
+
+from lossbench.config import build, load
+from lossbench.model import build_model
+from lossbench.runs import config_hash, execute, load_run
+from lossbench.train import prepare, train
+
+
+def _cfg(tiny, **train):
+    tiny["train"].update(train)
+    return build(tiny)
+
+
+def test_step_zero_reading_equals_autograd_by_hand(tiny):
+    """grad_w, grad_b, grad_out, act stats and update_ratio at step 0, recomputed independently."""
+    tiny["dtype"] = "float64"
+    tiny["train"] = {"steps": 1, "batch_size": 32, "log_every": 1}
+    cfg = build(tiny)
+    rows = []
+    train(cfg, log=rows.append)
+    row = rows[0]
+
+    # the same first batch, the same initial weights, through plain torch
+    torch.manual_seed(cfg.seed)
+    d = prepare(cfg)
+    model = build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1))
+    order = torch.randperm(len(d["x"]), generator=torch.Generator().manual_seed(cfg.seed + 2))
+    xb, yb = d["x"][order[:32]], d["y"][order[:32]]
+    h, pre = xb, []
+    for i, layer in enumerate(model.layers):
+        z = layer(h)
+        z.retain_grad()
+        pre.append(z)
+        h = torch.tanh(z) if i < len(model.layers) - 1 else z
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(h, yb)
+    loss.backward()
+    assert row["loss"] == pytest.approx(loss.item(), rel=1e-12)
+    for i, layer in enumerate(model.layers):
+        assert row["grad_w"][i] == pytest.approx(layer.weight.grad.norm().item(), rel=1e-6)
+        assert row["grad_b"][i] == pytest.approx(layer.bias.grad.norm().item(), rel=1e-6)
+        assert row["grad_out"][i] == pytest.approx(pre[i].grad.norm().item(), rel=1e-6)
+        assert row["weight_norm"][i] == pytest.approx(layer.weight.norm().item(), rel=1e-6)
+        # plain SGD: the update is lr * grad, so the ratio is lr |g| / |W|
+        expected_ratio = 0.1 * layer.weight.grad.norm().item() / layer.weight.norm().item()
+        assert row["update_ratio"][i] == pytest.approx(expected_ratio, rel=1e-5)
+    a = torch.tanh(pre[0])
+    assert row["act_mean"][0] == pytest.approx(a.mean().item(), rel=1e-6)
+    assert row["act_std"][0] == pytest.approx(a.std().item(), rel=1e-6)
+    assert row["act_deriv"][0] == pytest.approx((1 - a**2).mean().item(), rel=1e-6)
+    assert row["act_saturated"][0] == pytest.approx(((1 - a**2) < 0.05).double().mean().item())
+    # the output layer's "activation" is the sigmoid output: its derivative is sigma'(z)
+    s = torch.sigmoid(pre[-1])
+    assert row["act_deriv"][-1] == pytest.approx((s * (1 - s)).mean().item(), rel=1e-6)
+
+
+def test_run_folder_holds_config_metrics_summary(tiny, tmp_path):
+    cfg = _cfg(tiny, target_loss=0.6)
+    summary, folder, reused = execute(cfg, str(tmp_path))
+    assert not reused and folder == os.path.join(str(tmp_path), "tiny", config_hash(cfg.to_dict()))
+    assert sorted(os.listdir(folder)) == [
+        "config.yaml",
+        "metrics.jsonl",
+        "model.pt",
+        "summary.json",
+        "view.npz",
+    ]
+    with open(os.path.join(folder, "config.yaml")) as f:
+        assert yaml.safe_load(f) == cfg.to_dict()
+    run = load_run(folder)
+    steps = run.metrics["step"].tolist()
+    # 96 training examples, batch 32: 3 steps an epoch, 9 steps, logged every 2nd and the last
+    assert steps == [0, 2, 4, 6, 8]
+    assert run.metrics["grad_w"].shape == (5, 3)
+    assert summary["steps_done"] == 9 and summary["status"] == "finished"
+    assert summary["versions"]["torch"] == torch.__version__
+    # steps to target: the first logged row at or below the target
+    losses = run.metrics["loss"]
+    hits = [s for s, v in zip(steps, losses) if v <= 0.6]
+    assert summary["steps_to_target"] == (hits[0] if hits else None)
+    # the final loss is a full pass with the trained weights, reloaded from model.pt
+    state = torch.load(os.path.join(folder, "model.pt"))
+    model = build_model(cfg, torch.Generator())
+    model.load_state_dict(state)
+    d = prepare(cfg)
+    with torch.no_grad():
+        full = torch.nn.functional.binary_cross_entropy_with_logits(model(d["x"]), d["y"]).item()
+    assert summary["final_train_loss"] == pytest.approx(full, rel=1e-5)
+
+
+def test_same_config_twice_gives_identical_metrics_and_is_reused(tiny, tmp_path):
+    cfg = _cfg(tiny)
+    _, folder_a, _ = execute(cfg, str(tmp_path / "a"))
+    _, folder_b, _ = execute(cfg, str(tmp_path / "b"))
+    a, b = load_run(folder_a).metrics, load_run(folder_b).metrics
+    for key in a:
+        if key != "time":
+            assert a[key].tobytes() == b[key].tobytes(), key
+    summary, folder, reused = execute(cfg, str(tmp_path / "a"))
+    assert reused and folder == folder_a
+
+
+def test_a_huge_learning_rate_diverges_and_keeps_what_was_recorded(tiny, tmp_path):
+    tiny["loss"] = {"name": "mse"}
+    tiny["data"] = {"name": "sine", "n_samples": 100}
+    tiny["optim"]["lr"] = 1e3
+    summary, folder, _ = execute(build(tiny), str(tmp_path))
+    assert summary["status"] == "diverged"
+    run = load_run(folder)
+    assert run.metrics["step"][-1] == summary["diverged_step"]
+    assert summary["diverged_step"] < 9
+
+
+def test_nielsen_neuron_matches_the_closed_form_recursion(tmp_path):
+    """A depth-0, one-input net is one sigmoid neuron: gradient descent by hand gives the same w, b."""
+    cfg, _, _ = load(os.path.join(ROOT, "configs", "nielsen_neuron.yaml"))
+    rows = []
+    summary, model, _ = train(cfg, log=rows.append)
+    w, b = 2.0, 2.0
+    for _ in range(300):
+        a = 1 / (1 + math.exp(-(w + b)))
+        g = (a - 0.0) * a * (1 - a)  # dC/dz for C = (a - y)^2 / 2
+        w, b = w - 0.15 * g, b - 0.15 * g
+    assert model.layers[0].weight.item() == pytest.approx(w, rel=1e-4)
+    assert model.layers[0].bias.item() == pytest.approx(b, rel=1e-4)
+
+
+def test_every_shipped_config_validates():
+    paths = glob.glob(os.path.join(ROOT, "configs", "*.yaml")) + glob.glob(
+        os.path.join(ROOT, "experiments", "*", "*.yaml")
+    )
+    assert paths
+    for path in paths:
+        with open(path) as f:
+            assert f.readline().startswith("#"), f"{path} needs a header comment"
+        load(path)
+
+
+def test_help_answers_without_importing_torch():
+    code = (
+        "import sys; from lossbench.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported for --help'"
+    )
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_cli_run_prints_a_summary_and_override_and_rerun_says_reused(tmp_path, write_config, tiny):
+    path = write_config(tiny)
+    first = run_cli("run", path, "model.depth=1", "--out", tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "val acc" in first.stdout and "folder" in first.stdout
+    [folder] = glob.glob(str(tmp_path / "tiny" / "*"))
+    assert yaml.safe_load(open(os.path.join(folder, "config.yaml")))["model"]["depth"] == 1
+    again = run_cli("run", path, "model.depth=1", "--out", tmp_path)
+    assert again.returncode == 0 and "reused" in again.stdout
+    summary = json.load(open(os.path.join(folder, "summary.json")))
+    assert summary["status"] == "finished"
+
+
+def test_validate_reports_every_problem_at_once(write_config, tiny):
+    tiny["model"]["depth"] = -1
+    tiny["loss"] = {"name": "mce"}
+    tiny["optim"]["lr"] = 0
+    tiny["modle"] = {}
+    out = run_cli("validate", write_config(tiny))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    for fragment in (
+        "model.depth: must be >= 0",
+        "did you mean 'mse'",
+        "optim.lr: must be > 0",
+        "modle: unknown key (did you mean 'model'?)",
+        "4 problems",
+    ):
+        assert fragment in out.stderr, out.stderr
