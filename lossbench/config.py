@@ -352,6 +352,8 @@ RULES = {
     "turns": (0, False, None, None),
     "periods": (0, False, None, None),
 }
+# String settings with a fixed set of values (torch.nn.init.calculate_gain's nonlinearities).
+STRING_CHOICES = {"nonlinearity": ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "selu"]}
 ALPHA_IS_FREE = {"elu"}  # elu's alpha may be any number; rmsprop's alpha is a decay in [0, 1]
 
 
@@ -397,6 +399,11 @@ def check_value(path: str, key: str, value, annotation: str, problems: list) -> 
         return value
     if isinstance(value, float) and not math.isfinite(value):
         problems.append((path, f"must be a finite number, got {value}"))
+        return value
+    choices = STRING_CHOICES.get(key)
+    if choices and value not in choices:
+        hint = did_you_mean(value, choices)
+        problems.append((path, f"unknown {key} {value!r}{hint}; valid: {', '.join(choices)}"))
         return value
     rule = RULES.get(key)
     if rule and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -649,6 +656,8 @@ def build(raw, source: str = "config", default_name: str = "run") -> Config:
 
     if not problems:
         _check_device(cfg, problems)
+        _try_components(cfg, dataset, problems)
+    if not problems:
         estimate = memory_estimate(cfg, dataset)
         if estimate > memory_budget():
             problems.append(
@@ -672,6 +681,52 @@ def _check_device(cfg: Config, problems: list) -> None:
             problems.append(
                 ("device", f"{cfg.device!r} asked for, but no CUDA GPU is available here; use cpu or auto")
             )
+
+
+def _try_components(cfg: Config, dataset, problems: list) -> None:
+    """Call every chosen init, activation, optimizer and schedule once on tiny tensors.
+
+    A setting that only the function itself refuses (an unknown `nonlinearity`, uniform with
+    a > b, nesterov without momentum, a schedule whose factor overflows by the last step) is then
+    reported here, before a run folder exists, rather than as a crash in the middle of a run.
+    """
+    import torch
+
+    from .activations import activations
+    from .inits import inits
+    from .optim import optimizers, schedules
+    from .train import plan
+
+    def attempt(path, what, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, RuntimeError, TypeError, OverflowError, ZeroDivisionError) as e:
+            problems.append((path, f"{what} cannot use these settings: {e}"))
+            return None
+
+    m, g = cfg.model, torch.Generator().manual_seed(0)
+    for path, comp, shape in (("model.init", m.init, (3, 2)), ("model.bias_init", m.bias_init, (3,))):
+        attempt(path, f"init {comp.name!r}", inits[comp.name].fn, torch.empty(shape), 2, g, **comp.kwargs)
+    act = m.activation
+    fn = attempt("model.activation", f"activation {act.name!r}", activations[act.name].fn, **act.kwargs)
+    if fn is not None:
+        attempt("model.activation", f"activation {act.name!r}", fn, torch.linspace(-3, 3, 7))
+    param = torch.zeros(1, requires_grad=True)
+    optim = cfg.optim
+    attempt("optim", f"optimizer {optim.name!r}", optimizers[optim.name].fn, [param], **optim.kwargs)
+    if dataset is None:
+        return
+    n_train = len(dataset.x) - int(len(dataset.x) * cfg.data.val_fraction)
+    n_steps = plan(cfg, n_train)[2]
+    sched, lr = cfg.optim.schedule, cfg.optim.kwargs.get("lr", 1.0)
+    what = f"schedule {sched.name!r}"
+    for t in sorted({0, n_steps // 2, n_steps - 1}):
+        factor = attempt("optim.schedule", what, schedules[sched.name].fn, t, n_steps, **sched.kwargs)
+        if factor is None:
+            break
+        if not math.isfinite(factor * lr):
+            problems.append(("optim.schedule", f"{what} gives a learning rate of {factor * lr} at step {t}"))
+            break
 
 
 def _data_bytes(kwargs: dict) -> int:
