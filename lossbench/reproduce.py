@@ -1,0 +1,290 @@
+"""`python -m lossbench reproduce`: rerun the article's experiments and judge every claim.
+
+Each folder `experiments/<slug>/` holds an `experiment.py` with `CLAIM`, `SOURCE`, `EXPECTED`,
+`run(out, fast) -> measured` and `judge(measured) -> checks` (see `experiments/README.md`). This
+module finds them, runs each into `<out>/<slug>/`, and writes what was measured, what was expected
+and the verdict of every check to `<out>/verdicts.json` and `<out>/verdicts.md`. The exit code is
+1 when any check FAILs, so a CI job can rerun the article.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from .config import ConfigError
+from .registry import did_you_mean
+
+VERDICTS = ("PASS", "PARTIAL", "FAIL")
+REQUIRED = ("CLAIM", "SOURCE", "EXPECTED", "run", "judge")
+MARKER = ".lossbench-experiment"  # marks a folder reproduce wrote, so a rerun may replace it
+
+
+def experiments_dir() -> Path:
+    """The repository's `experiments/` folder (beside the `lossbench` package)."""
+    import lossbench
+
+    return Path(lossbench.__file__).resolve().parent.parent / "experiments"
+
+
+def discover(root: Path | None = None) -> dict[str, Path]:
+    """{slug: path of experiment.py} for every `experiments/<slug>/experiment.py`, sorted by slug."""
+    root = root or experiments_dir()
+    if not root.is_dir():
+        raise ConfigError(
+            [
+                (
+                    "",
+                    f"no experiments folder at {root}; reproduce needs a source checkout of lossbench "
+                    "(git clone, then pip install -e .), since the experiments are not installed",
+                )
+            ],
+            "reproduce",
+        )
+    found = {p.parent.name: p for p in sorted(root.glob("*/experiment.py"))}
+    if not found:
+        raise ConfigError([("", f"{root} holds no <slug>/experiment.py")], "reproduce")
+    return found
+
+
+def select(found: dict[str, Path], only: list[str] | None) -> dict[str, Path]:
+    """The experiments named in `only` (all when None); a ConfigError for an unknown slug."""
+    if not only:
+        return found
+    problems = [
+        ("--only", f"unknown experiment {slug!r}{did_you_mean(slug, found)}; valid: {', '.join(found)}")
+        for slug in only
+        if slug not in found
+    ]
+    if problems:
+        raise ConfigError(problems, "reproduce")
+    return {slug: found[slug] for slug in dict.fromkeys(only)}
+
+
+def load_experiment(slug: str, path: Path):
+    """Import `experiments/<slug>/experiment.py` by its path, as module `lossbench_experiments.<slug>`."""
+    name = f"lossbench_experiments.{slug}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    missing = [attr for attr in REQUIRED if not hasattr(module, attr)]
+    if missing:
+        raise AttributeError(f"{path} does not define {', '.join(missing)} (see experiments/README.md)")
+    return module
+
+
+def jsonable(value):
+    """`value` with numpy/torch scalars and arrays turned into plain Python, NaN and inf into None."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return jsonable(value.tolist())
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return str(value)
+
+
+def overall(checks: list[dict]) -> str:
+    """FAIL if any check fails, else PARTIAL if any is partial, else PASS (FAIL when no checks)."""
+    verdicts = [c.get("verdict") for c in checks]
+    if not verdicts or "FAIL" in verdicts:
+        return "FAIL"
+    return "PARTIAL" if "PARTIAL" in verdicts else "PASS"
+
+
+def _clean_checks(checks) -> list[dict]:
+    """The judge's checks with every field present; a malformed check becomes a FAIL saying why."""
+    if not isinstance(checks, list):
+        return [_failed("judge", f"judge returned {type(checks).__name__}, not a list of checks")]
+    out = []
+    for i, c in enumerate(checks):
+        if not isinstance(c, dict) or c.get("verdict") not in VERDICTS:
+            out.append(_failed(f"check {i}", f"malformed check (verdict must be one of {VERDICTS}): {c!r}"))
+            continue
+        out.append(
+            {
+                "check": str(c.get("check", f"check {i}")),
+                "measured": jsonable(c.get("measured")),
+                "expected": jsonable(c.get("expected")),
+                "verdict": c["verdict"],
+                "note": str(c.get("note", "")),
+            }
+        )
+    return out
+
+
+def _failed(check: str, note: str) -> dict:
+    return {"check": check, "measured": None, "expected": None, "verdict": "FAIL", "note": note}
+
+
+def refuse_foreign(folder: Path) -> None:
+    """A ConfigError when `folder` holds files that reproduce did not write."""
+    if folder.is_dir() and not (folder / MARKER).exists() and any(folder.iterdir()):
+        raise ConfigError(
+            [("--out", f"{folder} exists and was not written by reproduce; choose another --out")],
+            "reproduce",
+        )
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(
+            [("--out", f"{folder} exists and is not a folder; choose another --out")], "reproduce"
+        )
+
+
+def prepare_folder(folder: Path) -> None:
+    """Make an empty `folder` for one experiment, replacing one an earlier reproduce wrote.
+
+    A verdict must come from this run's measurements, so earlier run folders are not reused; a
+    folder that reproduce did not write is never deleted.
+    """
+    refuse_foreign(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text("written by `python -m lossbench reproduce`; replaced on each rerun\n")
+
+
+def run_one(slug: str, path: Path, out: Path, fast: bool) -> dict:
+    """Run and judge one experiment; an error in it becomes a FAIL with the error in the note."""
+    folder = out / slug
+    start = time.perf_counter()
+    record = {"slug": slug, "claim": "", "source": "", "measured": None, "checks": [], "figures": []}
+    try:
+        module = load_experiment(slug, path)
+        record["claim"], record["source"] = str(module.CLAIM), str(module.SOURCE)
+        measured = module.run(str(folder), fast)
+        record["measured"] = jsonable(measured)
+        record["checks"] = _clean_checks(module.judge(measured))
+    except Exception as e:  # one broken experiment must not hide the verdicts of the others
+        tb = traceback.format_exc(limit=-3)
+        record["checks"].append(_failed("run", f"{type(e).__name__}: {e}"))
+        record["error"] = tb
+    record["figures"] = sorted(p.name for p in folder.glob("*.png"))
+    record["verdict"] = overall(record["checks"])
+    record["wall_time"] = time.perf_counter() - start
+    return record
+
+
+def fmt(value, width: int = 60) -> str:
+    """A short text for a measured or expected value (numbers to 4 significant digits)."""
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(fmt(v, width) for v in value) + "]"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k}: {fmt(v, width)}" for k, v in value.items()) + "}"
+    elif value is None:
+        text = "-"
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def render_markdown(report: dict) -> str:
+    """verdicts.md: a summary table, then per experiment its claim, source, checks and figures."""
+    mode = "fast (`--fast`)" if report["fast"] else "full"
+    lines = [
+        "# Reproducing the article: verdicts",
+        "",
+        f"`{report['command']}`, {mode} mode, {report['wall_time']:.1f} s in all "
+        f"(lossbench {report['versions']['lossbench']}, torch {report['versions']['torch']}, "
+        f"{report['versions']['threads']} threads).",
+        "",
+        "| experiment | verdict | checks | wall time |",
+        "|---|---|---|---|",
+    ]
+    for e in report["experiments"]:
+        counts = ", ".join(
+            f"{sum(c['verdict'] == v for c in e['checks'])} {v}"
+            for v in VERDICTS
+            if any(c["verdict"] == v for c in e["checks"])
+        )
+        lines.append(
+            f"| [{e['slug']}](#{e['slug']}) | **{e['verdict']}** | {counts} | {e['wall_time']:.1f} s |"
+        )
+    for e in report["experiments"]:
+        lines += ["", f"## {e['slug']}", "", f"**Claim.** {e['claim']}", "", f"**Source.** {e['source']}", ""]
+        lines += ["| check | measured | expected | verdict | note |", "|---|---|---|---|---|"]
+        for c in e["checks"]:
+            cells = [c["check"], fmt(c["measured"]), fmt(c["expected"]), f"**{c['verdict']}**", c["note"]]
+            lines.append(
+                "| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in cells) + " |"
+            )
+        for fig in e["figures"]:
+            lines += ["", f"![{e['slug']}: {fig}]({e['slug']}/{fig})"]
+        if e.get("error"):
+            lines += ["", "```", e["error"].rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(report: dict, stream=sys.stdout) -> None:
+    rows = [("experiment", "check", "measured", "expected", "verdict")]
+    for e in report["experiments"]:
+        for c in e["checks"]:
+            rows.append((e["slug"], c["check"], fmt(c["measured"], 28), fmt(c["expected"], 28), c["verdict"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for i, r in enumerate(rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip(), file=stream)
+        if i == 0:
+            print("  ".join("-" * w for w in widths), file=stream)
+
+
+def reproduce(
+    only: list[str] | None = None, fast: bool = False, out: str = "results/reproduce", echo=print
+) -> dict:
+    """Run the chosen experiments into `out`, write verdicts.json and verdicts.md; return the report."""
+    from .runs import atomic_write, check_writable, versions
+
+    experiments = select(discover(), only)
+    check_writable(out)
+    root = Path(out)
+    for slug in experiments:  # refuse a foreign folder before anything runs
+        refuse_foreign(root / slug)
+    start = time.perf_counter()
+    records = []
+    for slug, path in experiments.items():
+        echo(f"{slug}: running{' (fast)' if fast else ''} ...")
+        prepare_folder(root / slug)
+        record = run_one(slug, path, root, fast)
+        echo(f"{slug}: {record['verdict']} in {record['wall_time']:.1f} s")
+        records.append(record)
+    argv = (
+        ["python -m lossbench reproduce"] + (["--only", *only] if only else []) + (["--fast"] if fast else [])
+    )
+    report = {
+        "command": " ".join(argv),
+        "fast": fast,
+        "wall_time": time.perf_counter() - start,
+        "verdict": overall([{"verdict": r["verdict"]} for r in records]),
+        "versions": versions(),
+        "experiments": records,
+    }
+    atomic_write(str(root / "verdicts.json"), json.dumps(report, indent=2).encode())
+    atomic_write(str(root / "verdicts.md"), render_markdown(report).encode())
+    return report
+
+
+def cmd_reproduce(args) -> int:
+    """The `reproduce` command: 0 when every check passes (or is PARTIAL), 1 when any FAILs."""
+    report = reproduce(args.only, args.fast, args.out, echo=lambda m: print(m, file=sys.stderr))
+    print_table(report)
+    n = [sum(c["verdict"] == v for e in report["experiments"] for c in e["checks"]) for v in VERDICTS]
+    print(
+        f"\n{len(report['experiments'])} experiments, {n[0]} checks PASS, {n[1]} PARTIAL, {n[2]} FAIL; "
+        f"wall time {report['wall_time']:.1f} s; verdicts in {os.path.join(args.out, 'verdicts.md')}"
+    )
+    for e in report["experiments"]:
+        if e.get("error"):
+            print(f"\n{e['slug']} raised an error:\n{e['error']}", file=sys.stderr)
+    return 1 if n[2] else 0
