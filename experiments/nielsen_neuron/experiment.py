@@ -1,0 +1,266 @@
+"""Nielsen's single sigmoid neuron: the quadratic cost's plateau, its cause, and cross-entropy's cure.
+
+Four lossbench runs of one neuron (x = 1, y = 0, 300 epochs of plain gradient descent): the
+quadratic cost from (w, b) = (0.6, 0.9) and from (2, 2), cross-entropy from (2, 2) at the same
+learning rate 0.15, and cross-entropy at 0.005 (the rate secondary sources give for Nielsen's own
+figure). Everything judged is read back from the run folders: the output a is the logged mean
+activation of the output layer, sigma'(z) its logged mean derivative (`act_deriv`), and the
+"speed of learning" its logged bias gradient. The experiment is deterministic (constant init, one
+example), so one seed is the whole story.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from lossbench import config, runs
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CLAIM = (
+    "A saturated sigmoid neuron learns slowly under the quadratic cost because its gradient carries "
+    "the factor sigma'(z); cross-entropy removes that factor and the plateau with it."
+)
+SOURCE = "Nielsen, Neural Networks and Deep Learning (2015), chapter 3, 'The cross-entropy cost function'"
+
+
+def _sigma_prime(z: float) -> float:
+    s = 1.0 / (1.0 + math.exp(-z))
+    return s * (1.0 - s)
+
+
+# Expected values: Nielsen's text where he gives a number, otherwise a float64 reference
+# simulation of the same update rule (SCIENCE.md section 4, "sim"), or a closed form.
+EXPECTED = {
+    "quad_06_start": {"value": 0.82, "tol": 0.01, "source": "Nielsen ch. 3: output starts at 0.82"},
+    "quad_06_end": {"value": 0.0940, "tol": 0.01, "source": "sim 0.0940 at epoch 300 (Nielsen: ~0.09)"},
+    "quad_22_start": {"value": 0.98, "tol": 0.01, "source": "Nielsen ch. 3: output starts at 0.98"},
+    "quad_22_150": {"value": 0.933, "tol": 0.01, "source": "sim 0.933 at epoch 150"},
+    "quad_22_end": {"value": 0.203, "tol": 0.01, "source": "sim 0.203 at epoch 300"},
+    "plateau": {
+        "max_drop_22": 0.1,
+        "min_drop_06": 0.5,
+        "source": "Nielsen: from (2, 2) 'for the first 150 or so epochs the weights and biases don't "
+        "change much'; sim drops over epochs 0-150: 0.049 from (2, 2), 0.665 from (0.6, 0.9)",
+    },
+    "sigma_prime_22": {
+        "value": _sigma_prime(4.0),
+        "rel_tol": 0.01,
+        "source": "closed form sigma'(w + b) = sigma'(4) = 0.0177, under 1/14 of its peak 1/4",
+    },
+    "sigma_prime_06": {"value": _sigma_prime(1.5), "rel_tol": 0.01, "source": "closed form sigma'(1.5)"},
+    "gradient_is_error_times_sigma_prime": {
+        "max_rel_error": 1e-4,
+        "source": "Nielsen eq. 55: dC/db = (a - y) sigma'(z) (float32 rounding allowed)",
+    },
+    "ce_below_half_epoch": {"value": 17, "tol": 1, "source": "sim: below 0.5 by epoch 17 at lr 0.15"},
+    "ce_end": {"value": 0.012, "tol": 0.005, "source": "sim 0.012 at epoch 300, lr 0.15"},
+    "ce_gradient_ratio": {
+        "value": 1.0 / _sigma_prime(4.0),
+        "rel_tol": 0.02,
+        "source": "closed form: CE's dC/db = a - y, the quadratic one (a - y) sigma'(4): ratio 1/sigma'(4) = 56.6",
+    },
+    "ce_slow_end": {"value": 0.78, "tol": 0.01, "source": "sim 0.78 at epoch 300 with lr 0.005"},
+}
+
+RUNS = {
+    "quad_06": (
+        "quadratic.yaml",
+        ["name=nielsen_quadratic_06", "model.init.value=0.6", "model.bias_init.value=0.9"],
+    ),
+    "quad_22": ("quadratic.yaml", []),
+    "ce_22": ("cross_entropy.yaml", []),
+    "ce_22_slow": ("cross_entropy.yaml", ["name=nielsen_cross_entropy_slow", "optim.lr=0.005"]),
+}
+
+
+def _final_output(summary: dict, loss: str) -> float:
+    """The output after the last step, from the final loss on the one example (y = 0)."""
+    value = summary["final_train_loss"]
+    return math.sqrt(2.0 * value) if loss == "mse" else 1.0 - math.exp(-value)
+
+
+def run(out: str, fast: bool) -> dict:
+    """Train the four neurons (the same in fast mode: they take well under a second each)."""
+    curves, measured = {}, {}
+    for key, (path, overrides) in RUNS.items():
+        cfg, _, _ = config.load(os.path.join(HERE, path), overrides)
+        summary, folder, _ = runs.execute(cfg, out)
+        m = runs.load_run(folder).metrics
+        a, deriv, grad_b = m["act_mean"][:, -1], m["act_deriv"][:, -1], m["grad_b"][:, -1]
+        curves[key] = (m["epoch"], a, deriv)
+        measured[key] = {
+            "start": float(a[0]),
+            "at_150": float(a[m["step"] == 150][0]),
+            "end": _final_output(summary, cfg.loss.name),
+            "sigma_prime_start": float(deriv[0]),
+            "sigma_prime_mean_0_150": float(deriv[:151].mean()),
+            "grad_b_start": float(grad_b[0]),
+            "below_half_epoch": int(m["step"][a < 0.5][0]) if (a < 0.5).any() else None,
+        }
+        if cfg.loss.name == "mse":  # y = 0, one example: dC/db = a sigma'(z) exactly
+            rel = abs(grad_b - a * deriv) / (a * deriv)
+            measured[key]["max_rel_error_grad_vs_a_sigma_prime"] = float(rel.max())
+    measured["ce_gradient_ratio"] = measured["ce_22"]["grad_b_start"] / measured["quad_22"]["grad_b_start"]
+    _figure(curves, out)
+    return measured
+
+
+def _figure(curves: dict, out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {
+        "quad_06": "quadratic, (0.6, 0.9)",
+        "quad_22": "quadratic, (2, 2)",
+        "ce_22": "cross-entropy, (2, 2), lr 0.15",
+        "ce_22_slow": "cross-entropy, (2, 2), lr 0.005",
+    }
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3), dpi=90)
+    for key, (epoch, a, deriv) in curves.items():
+        ax1.plot(epoch, a, label=labels[key])
+        if key.startswith("quad"):
+            ax2.plot(epoch, deriv, label=labels[key])
+    ax1.set(xlabel="epoch", ylabel="output a", title="output (target 0)", ylim=(0, 1))
+    ax1.legend(fontsize=7)
+    ax2.set(xlabel="epoch", ylabel="logged sigma'(z)", title="the factor in dC/dw (quadratic)", yscale="log")
+    ax2.axhline(0.25, color="grey", lw=0.8, ls=":")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    os.makedirs(out, exist_ok=True)
+    fig.savefig(os.path.join(out, "nielsen_neuron.png"))
+    plt.close(fig)
+
+
+# ----- judging: pure, from `measured` and EXPECTED only ------------------------------------------
+
+
+def _get(measured: dict, *keys):
+    for key in keys:
+        measured = measured[key]
+    if measured is None:
+        raise KeyError(keys[-1])
+    return measured
+
+
+def _check(name: str, measured: dict, keys: tuple, exp: dict, note: str) -> dict:
+    """One check: `measured[keys]` against a value with `tol` (absolute) or `rel_tol`."""
+    expected = f"{exp['value']:.4g} +- {exp['tol'] if 'tol' in exp else str(exp['rel_tol'] * 100) + '%'}"
+    try:
+        value = float(_get(measured, *keys))
+    except (KeyError, TypeError, ValueError):
+        return {
+            "check": name,
+            "measured": None,
+            "expected": expected,
+            "verdict": "FAIL",
+            "note": "not measured",
+        }
+    limit = exp["tol"] if "tol" in exp else exp["rel_tol"] * abs(exp["value"])
+    ok = math.isfinite(value) and abs(value - exp["value"]) <= limit
+    return {
+        "check": name,
+        "measured": round(value, 5),
+        "expected": expected,
+        "verdict": "PASS" if ok else "FAIL",
+        "note": f"{note} ({exp['source']})",
+    }
+
+
+def judge(measured: dict) -> list[dict]:
+    E = EXPECTED
+    checks = [
+        _check(
+            "quadratic (0.6, 0.9): output at start", measured, ("quad_06", "start"), E["quad_06_start"], ""
+        ),
+        _check(
+            "quadratic (0.6, 0.9): output at epoch 300", measured, ("quad_06", "end"), E["quad_06_end"], ""
+        ),
+        _check("quadratic (2, 2): output at start", measured, ("quad_22", "start"), E["quad_22_start"], ""),
+        _check(
+            "quadratic (2, 2): output at epoch 150",
+            measured,
+            ("quad_22", "at_150"),
+            E["quad_22_150"],
+            "the plateau",
+        ),
+        _check("quadratic (2, 2): output at epoch 300", measured, ("quad_22", "end"), E["quad_22_end"], ""),
+    ]
+    exp = E["plateau"]
+    try:
+        drop_22 = _get(measured, "quad_22", "start") - _get(measured, "quad_22", "at_150")
+        drop_06 = _get(measured, "quad_06", "start") - _get(measured, "quad_06", "at_150")
+        ok = drop_22 < exp["max_drop_22"] and drop_06 > exp["min_drop_06"]
+        value = {"drop_from_2_2": round(drop_22, 4), "drop_from_0.6_0.9": round(drop_06, 4)}
+    except (KeyError, TypeError):
+        ok, value = False, None
+    checks.append(
+        {
+            "check": "plateau: output drop over epochs 0-150",
+            "measured": value,
+            "expected": f"(2, 2) < {exp['max_drop_22']}, (0.6, 0.9) > {exp['min_drop_06']}",
+            "verdict": "PASS" if ok else "FAIL",
+            "note": exp["source"],
+        }
+    )
+    checks += [
+        _check(
+            "cause: logged sigma'(z) at start, (2, 2)",
+            measured,
+            ("quad_22", "sigma_prime_start"),
+            E["sigma_prime_22"],
+            "the saturated neuron's factor",
+        ),
+        _check(
+            "cause: logged sigma'(z) at start, (0.6, 0.9)",
+            measured,
+            ("quad_06", "sigma_prime_start"),
+            E["sigma_prime_06"],
+            "8x larger: no plateau",
+        ),
+    ]
+    exp = E["gradient_is_error_times_sigma_prime"]
+    try:
+        err = max(_get(measured, k, "max_rel_error_grad_vs_a_sigma_prime") for k in ("quad_06", "quad_22"))
+        ok = err <= exp["max_rel_error"]
+    except (KeyError, TypeError):
+        err, ok = None, False
+    checks.append(
+        {
+            "check": "cause: logged bias gradient == (a - y) * logged sigma'(z), every epoch",
+            "measured": err,
+            "expected": f"relative error <= {exp['max_rel_error']}",
+            "verdict": "PASS" if ok else "FAIL",
+            "note": exp["source"],
+        }
+    )
+    checks += [
+        _check(
+            "cross-entropy (2, 2), lr 0.15: first epoch with output < 0.5",
+            measured,
+            ("ce_22", "below_half_epoch"),
+            E["ce_below_half_epoch"],
+            "no plateau",
+        ),
+        _check(
+            "cross-entropy (2, 2), lr 0.15: output at epoch 300", measured, ("ce_22", "end"), E["ce_end"], ""
+        ),
+        _check(
+            "cross-entropy / quadratic initial bias gradient, (2, 2)",
+            measured,
+            ("ce_gradient_ratio",),
+            E["ce_gradient_ratio"],
+            "the sigma' factor removed",
+        ),
+        _check(
+            "cross-entropy (2, 2), lr 0.005: output at epoch 300",
+            measured,
+            ("ce_22_slow", "end"),
+            E["ce_slow_end"],
+            "the rate secondary sources attribute to Nielsen's figure",
+        ),
+    ]
+    return checks
