@@ -131,8 +131,22 @@ class RunWriter:
         )
 
     def close(self) -> None:
+        """Close the metrics file after a failure; a failing flush was already reported."""
         if not self.metrics.closed:
-            self.metrics.close()
+            try:
+                self.metrics.close()
+            except OSError:
+                pass
+
+
+def _missing_folders(folder: str) -> list[str]:
+    """The folders on the way to `folder` that do not exist yet, deepest first."""
+    missing = []
+    path = os.path.abspath(folder)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
 
 
 def check_writable(root: str) -> None:
@@ -171,8 +185,10 @@ def execute(
     folder = folder or run_dir(root, cfg)
     if not force and is_finished(folder, cfg):
         return read_summary(folder), folder, True
-    writer = RunWriter(folder, cfg)
+    created = _missing_folders(folder)
+    writer = None
     try:
+        writer = RunWriter(folder, cfg)
         summary, model, d = train(cfg, log=writer.log, progress=progress)
         summary.update(
             seed=cfg.seed,
@@ -184,11 +200,21 @@ def execute(
         view = predict_view(model, d) if summary["status"] != "diverged" else None
         writer.finish(summary, model if summary["status"] != "diverged" else None, view)
     except OSError as e:
-        writer.close()
+        # a full disk or a read-only folder: leave nothing half-written behind
+        if writer is not None:
+            writer.close()
         shutil.rmtree(folder, ignore_errors=True)
-        raise ConfigError([("results", f"cannot write {folder}: {e.strerror or e}")], "results") from None
+        for path in created:
+            try:
+                os.rmdir(path)  # only the folders this call created, and only when empty
+            except OSError:
+                pass
+        raise ConfigError(
+            [("results", f"cannot write {folder}: {e.strerror or e}; nothing was kept")], "results"
+        ) from None
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
     if summary["status"] == "interrupted":
         raise KeyboardInterrupt
     return summary, folder, False
