@@ -1,0 +1,659 @@
+"""Sweeps: a grid of configs from one file, trained stacked, in parallel, resumably.
+
+A config's `sweep:` block maps dotted config keys to lists of values, plus `seeds: N` (seeds
+seed..seed+N-1) or `seeds: [..]`; the grid is their product, seeds innermost:
+
+    sweep: {model.activation: [sigmoid, tanh, relu], model.depth: [2, 5], seeds: 5}
+
+Every grid point is validated before anything trains. All members share the config's `name`, so a
+sweep writes `results/<name>/<run_id>/` per member (exactly as a single run does), `sweep.yaml` (the
+sweep's config) and `sweep.csv` (the table). Members whose finished runs are already there are
+reused, so rerunning an interrupted sweep computes only what is missing.
+
+How members are computed: those that differ only in seed, learning rate, init and target loss are
+stacked into one model (`lossbench.batched`); each stack (or plain run, when it cannot be stacked or
+`--no-batch`) is one task for a pool of worker processes with one torch thread each, or for a Ray
+cluster with `--backend ray`.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import re
+import sys
+import traceback
+
+import yaml
+
+from .config import COMPONENT_KEYS, Config, ConfigError, build, check_value
+
+SWEEP_LIMIT = 5000
+"""Largest grid run without `--allow-large`: a bigger one is more likely a typo than a plan."""
+MAX_STACK = 64  # members per stacked model; past this a stack is arithmetic-bound anyway
+MIN_SPLIT = 4  # a stack is split across idle workers only while both halves keep this many
+MAX_PROBLEMS = 20
+
+
+# ----- the grid -------------------------------------------------------------------------------
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(", ", ": "))
+    return str(value)
+
+
+def _point_text(point) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in point)
+
+
+def _set(raw: dict, key: str, value) -> None:
+    """Set dotted `key` in `raw` (a fresh copy), turning `loss: huber` into `{name: huber}` on the way."""
+    node, parts = raw, key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if isinstance(child, str) and tuple(parts[: i + 1]) in COMPONENT_KEYS:
+            child = {"name": child}
+        elif child is None:
+            child = {}
+        elif not isinstance(child, dict):
+            raise ConfigError([(f"sweep.{key}", f"{'.'.join(parts[: i + 1])} is {child!r}, not a mapping")])
+        else:
+            child = dict(child)
+        node[part] = child
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def _related(path: str, key: str) -> bool:
+    return path == key or path.startswith(key + ".") or key.startswith(path + ".")
+
+
+def _axes(sweep: dict, base: dict, problems: list) -> tuple[list, list | None]:
+    """The sweep block as [(key, values)] and the seed list (None: each member keeps the config's seed)."""
+    axes, seeds = [], None
+    for key, values in sweep.items():
+        path = f"sweep.{key}"
+        if key == "seeds":
+            base_seed = base.get("seed", 0)
+            if isinstance(values, int) and not isinstance(values, bool):
+                if values < 1:
+                    problems.append((path, f"must be at least 1, got {values}"))
+                elif isinstance(base_seed, int) and not isinstance(base_seed, bool):
+                    seeds = [base_seed + i for i in range(values)]
+            elif isinstance(values, list) and values:
+                seeds = []
+                for v in values:
+                    seeds.append(check_value(path, "seed", v, "int", problems))
+                if len(set(map(repr, seeds))) != len(seeds):
+                    problems.append((path, f"lists a seed twice: {values}"))
+            else:
+                problems.append(
+                    (
+                        path,
+                        f"must be a number of seeds N (seeds seed..seed+N-1) or a non-empty list of "
+                        f"integer seeds, got {values!r}",
+                    )
+                )
+            continue
+        if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+            problems.append(("sweep", f"{key!r} is not a dotted config key like model.depth"))
+            continue
+        if key.split(".")[0] in ("name", "sweep"):
+            problems.append((path, "cannot be swept: every member of a sweep shares its name and folder"))
+            continue
+        if key == "seed" and "seeds" in sweep:
+            problems.append((path, "give either seed or seeds, not both"))
+            continue
+        if not isinstance(values, list):
+            problems.append(
+                (
+                    path,
+                    f"must be a list of values to try, got {values!r}; a single value belongs in the config",
+                )
+            )
+            continue
+        if not values:
+            problems.append((path, "is an empty list; give at least one value"))
+            continue
+        texts = [json.dumps(v, sort_keys=True, default=str) for v in values]
+        twice = sorted({t for t in texts if texts.count(t) > 1})
+        if twice:
+            problems.append((path, f"lists {', '.join(twice)} more than once"))
+            continue
+        axes.append((key, values))
+    for (a, _), (b, _) in itertools.combinations(axes, 2):
+        if _related(a, b):
+            problems.append((f"sweep.{b}", f"overlaps sweep.{a}; sweep one of them"))
+    return axes, seeds
+
+
+def grid_size(raw: dict) -> int:
+    """Number of runs a raw config's sweep block asks for (1 without a sweep)."""
+    sweep = raw.get("sweep") or {}
+    n = 1
+    for key, values in sweep.items():
+        if key == "seeds":
+            n *= values if isinstance(values, int) else len(values) if isinstance(values, list) else 1
+        elif isinstance(values, list):
+            n *= len(values)
+    return n
+
+
+def expand(raw: dict, source: str = "config", allow_large: bool = False) -> list[Config]:
+    """Every member of a raw config's sweep as a validated `Config`, in grid order (seeds innermost).
+
+    Raises ConfigError naming the key path and the offending grid point for: a sweep that is not a
+    mapping of lists, an empty list, an unknown key, a wrong type, a combination no valid config
+    allows, two grid points giving one config, or a grid above `SWEEP_LIMIT` runs (unless
+    `allow_large`).
+    """
+    from .runs import config_hash
+
+    if not isinstance(raw, dict):
+        raise ConfigError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
+    sweep = raw.get("sweep")
+    if not isinstance(sweep, dict) or not sweep:
+        raise ConfigError(
+            [
+                (
+                    "sweep",
+                    f"must be a mapping of dotted config keys to lists, e.g. "
+                    f"{{model.depth: [2, 5], seeds: 3}}; got {sweep!r}",
+                )
+            ],
+            source,
+        )
+    base = {k: v for k, v in raw.items() if k != "sweep"}
+    problems: list[tuple[str, str]] = []
+    axes, seeds = _axes(sweep, base, problems)
+    if problems:
+        raise ConfigError(problems, source)
+    n = math.prod(len(v) for _, v in axes) * len(seeds or [None])
+    if n > SWEEP_LIMIT and not allow_large:
+        sizes = " x ".join([str(len(v)) for _, v in axes] + ([f"{len(seeds)} seeds"] if seeds else []))
+        raise ConfigError(
+            [
+                (
+                    "sweep",
+                    f"the grid has {n} runs ({sizes}), more than the limit of {SWEEP_LIMIT}; "
+                    "check it for a mistake, or pass --allow-large to run it",
+                )
+            ],
+            source,
+        )
+
+    default_name = "run"
+    if os.path.isfile(source):  # as config.load names a run after its file
+        default_name = (
+            re.sub(r"[^A-Za-z0-9_.+-]", "_", os.path.splitext(os.path.basename(source))[0]) or "run"
+        )
+    configs, seen, found = [], {}, {}
+    for values in itertools.product(*[v for _, v in axes]):
+        point = list(zip([k for k, _ in axes], values))
+        point_raw = copy.deepcopy(base)
+        try:
+            for key, value in point:
+                _set(point_raw, key, value)
+            cfg = build(point_raw, source, default_name)
+        except ConfigError as e:
+            for path, msg in e.problems:
+                keys = [k for k, _ in point if _related(path, k)]
+                where = f"sweep.{path}" if keys and path == keys[0] else path
+                found.setdefault((where, msg), point)
+            continue
+        members = []
+        for seed in seeds or [cfg.seed]:
+            member = copy.deepcopy(cfg)
+            member.seed = seed
+            members.append(member)
+        for member in members:
+            run_id = config_hash(member.to_dict())
+            if run_id in seen:
+                problems.append(
+                    (
+                        "sweep",
+                        f"grid points {_point_text(seen[run_id])} and {_point_text(point)} give the "
+                        f"same config (seed {member.seed}); remove one of the values",
+                    )
+                )
+            seen[run_id] = point
+        configs += members
+    for (where, msg), point in list(found.items())[:MAX_PROBLEMS]:
+        problems.append((where, f"{msg} (grid point {_point_text(point) or 'the base config'})"))
+    if len(found) > MAX_PROBLEMS:
+        problems.append(("sweep", f"... and {len(found) - MAX_PROBLEMS} more problems"))
+    if problems:
+        raise ConfigError(problems, source)
+    return configs
+
+
+def swept_keys(sweep: dict) -> list[str]:
+    """The dotted keys a sweep varies (`seed` for `seeds`)."""
+    return ["seed" if k == "seeds" else k for k in sweep]
+
+
+def lookup(resolved: dict, key: str):
+    """The value at dotted `key` in a resolved config (`model.activation.name` of `relu` is relu)."""
+    node = resolved
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, str) and part == "name":
+            return node
+        else:
+            return None
+    if isinstance(node, dict) and "name" in node:
+        extra = ", ".join(f"{k}={_fmt(v)}" for k, v in node.items() if k != "name")
+        return f"{node['name']}({extra})" if extra else node["name"]
+    return node
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            flat.update(_flatten(v, key + "."))
+        else:
+            flat[key] = v
+    return flat
+
+
+def fixed_part(resolved: dict, swept: list[str]) -> dict:
+    """The resolved config's keys that the sweep does not vary (name and seed aside), flattened."""
+    flat = _flatten(resolved)
+    skip = [*swept, "name", "seed"]
+    fixed = {k: v for k, v in flat.items() if not any(_related(k, s) for s in skip)}
+    return yaml.safe_load(yaml.safe_dump(fixed))  # as it reads back from sweep.yaml
+
+
+# ----- the results folder -----------------------------------------------------------------------
+
+
+def check_folder(folder: str, configs: list[Config], swept: list[str], source: str) -> None:
+    """Refuse a results folder holding a sweep (or runs) of a different base config under this name."""
+    new = fixed_part(configs[0].to_dict(), swept)
+    fix = (
+        f"{folder} holds {{what}}; give this sweep another name (a `name:` key, or name=NEW on the "
+        f"command line), another --out, or pass --force to run into it anyway"
+    )
+    path = os.path.join(folder, "sweep.yaml")
+    olds = []
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                saved = yaml.safe_load(f)
+            olds.append(("a sweep of a different base config", saved["fixed"]))
+        except (OSError, yaml.YAMLError, TypeError, KeyError):
+            raise ConfigError(
+                [("", f"{path} is unreadable; delete it, or pass --force to replace it")], source
+            ) from None
+    elif os.path.isdir(folder):
+        for entry in sorted(os.listdir(folder)):
+            cfg_path = os.path.join(folder, entry, "config.yaml")
+            try:
+                with open(cfg_path) as f:
+                    old = yaml.safe_load(f)
+            except (OSError, yaml.YAMLError):
+                continue
+            if isinstance(old, dict):
+                olds.append((f"runs of a different config (e.g. {entry})", fixed_part(old, swept)))
+    for what, old in olds:
+        diffs = sorted(k for k in set(old) & set(new) if old[k] != new[k])
+        if diffs:
+            problems = [(k, f"is {new[k]!r} here but {old[k]!r} in {folder}") for k in diffs[:10]]
+            raise ConfigError([*problems, ("", fix.format(what=what))], source)
+
+
+def write_sweep_yaml(folder: str, raw: dict, configs: list[Config], swept: list[str]) -> None:
+    from .runs import atomic_write
+
+    os.makedirs(folder, exist_ok=True)
+    text = yaml.safe_dump(
+        {
+            "name": configs[0].name,
+            "n_runs": len(configs),
+            "swept": swept,
+            "config": raw,
+            "fixed": fixed_part(configs[0].to_dict(), swept),
+        },
+        sort_keys=False,
+    )
+    atomic_write(os.path.join(folder, "sweep.yaml"), text.encode())
+
+
+# ----- computing members ------------------------------------------------------------------------
+
+
+def plan_groups(configs: list[Config], workers: int, batch: bool = True) -> list[list[Config]]:
+    """Tasks for the workers: stacks of members sharing a `group_key`, or single plain runs."""
+    from .batched import can_stack, group_key
+
+    if not batch:
+        return [[c] for c in configs]
+    by_key: dict[str, list] = {}
+    for i, c in enumerate(configs):
+        key = group_key(c) if can_stack(c) else f"plain {i}"
+        by_key.setdefault(key, []).append(c)
+    groups = []
+    for g in by_key.values():
+        n_chunks = math.ceil(len(g) / MAX_STACK)
+        size = math.ceil(len(g) / n_chunks)
+        groups += [g[i : i + size] for i in range(0, len(g), size)]
+    while len(groups) < workers:  # leave no worker idle while a stack could be shared
+        big = max(groups, key=len)
+        if len(big) < 2 * MIN_SPLIT:
+            break
+        groups.remove(big)
+        groups += [big[: len(big) // 2], big[len(big) // 2 :]]
+    return sorted(groups, key=len, reverse=True)
+
+
+def _failed(cfg: Config, root: str, error: BaseException | str) -> tuple[dict, str, str]:
+    """Record a member that raised: its folder's summary.json says `failed` with the error."""
+    from .runs import atomic_write, run_dir
+
+    folder = run_dir(root, cfg)
+    text = error if isinstance(error, str) else "".join(traceback.format_exception_only(type(error), error))
+    summary = {
+        "status": "failed",
+        "error": text.strip(),
+        "seed": cfg.seed,
+        "name": cfg.name,
+        "run_id": os.path.basename(folder),
+    }
+    try:
+        os.makedirs(folder, exist_ok=True)
+        atomic_write(os.path.join(folder, "summary.json"), json.dumps(summary, indent=2).encode())
+    except OSError:
+        pass
+    return summary, folder, summary["error"]
+
+
+def run_group(cfgs: list[Config], root: str, threads: int | None = 1) -> list[tuple[dict, str, str | None]]:
+    """Compute one task: a stack (several members) or a plain run. Runs in a worker or a Ray task.
+
+    Returns (summary, folder, error or None) per member, in order. If the stack raises, its members
+    are retried one by one with the plain loop; a member that still raises is recorded as failed.
+    """
+    import torch
+
+    from .batched import run_stacked
+    from .runs import execute
+
+    if threads:
+        torch.set_num_threads(threads)
+    if len(cfgs) > 1:
+        try:
+            return [(s, f, None) for s, f in run_stacked(cfgs, root)]
+        except KeyboardInterrupt:
+            raise
+        except Exception:  # one member's trouble must not take the stack down: retry them plainly
+            pass
+    records = []
+    for cfg in cfgs:
+        try:
+            summary, folder, _ = execute(cfg, root, force=True)
+            records.append((summary, folder, None))
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:
+            records.append(_failed(cfg, root, e))
+    return records
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _compute(groups, root, workers, backend, address, bar) -> list:
+    """Run every group; yields nothing, returns [(group, records)] in completion order."""
+    done = []
+    if backend == "ray":
+        return _compute_ray(groups, root, workers, address, bar)
+    if workers <= 1 or len(groups) == 1:
+        for g in groups:
+            done.append((g, run_group(g, root, threads=None)))
+            bar.update(len(g))
+        return done
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(groups)), mp_context=ctx, initializer=_init_worker
+    )
+    try:
+        futures = {pool.submit(run_group, g, root): g for g in groups}
+        for fut in as_completed(futures):
+            g = futures[fut]
+            try:
+                records = fut.result()
+            except Exception as e:  # a worker died (killed, out of memory): record, go on
+                records = [_failed(c, root, f"worker process failed: {e!r}") for c in g]
+            done.append((g, records))
+            bar.update(len(g))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return done
+
+
+def _compute_ray(groups, root, workers, address, bar) -> list:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            [("--backend", "ray is not installed: pip install 'lossbench[ray]', or use --backend local")],
+            "sweep",
+        ) from None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            pythonpath = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+            ray.init(
+                num_cpus=max(1, workers),
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1"}},
+            )
+    done = []
+    try:
+        task = ray.remote(num_cpus=1, max_retries=0)(run_group)
+        refs = {task.remote(g, root): g for g in groups}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                g = refs[ref]
+                try:
+                    records = ray.get(ref)
+                except Exception as e:
+                    records = [_failed(c, root, f"ray task failed: {type(e).__name__}: {e}") for c in g]
+                done.append((g, records))
+                bar.update(len(g))
+    finally:
+        if started:
+            ray.shutdown()
+    return done
+
+
+def execute_all(
+    configs: list[Config],
+    out: str,
+    workers: int | None = None,
+    batch: bool = True,
+    progress: bool = False,
+    force: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+) -> list[dict]:
+    """Compute (or reuse) every member; one record per config, in order.
+
+    A record: {"summary", "folder", "reused", "error"}. Nothing raises for a member's failure.
+    """
+    from tqdm import tqdm
+
+    from .runs import is_finished, read_summary, run_dir
+
+    workers = workers or os.cpu_count() or 1
+    records: list[dict | None] = [None] * len(configs)
+    todo = []
+    for i, cfg in enumerate(configs):
+        folder = run_dir(out, cfg)
+        if not force and is_finished(folder, cfg):
+            records[i] = {"summary": read_summary(folder), "folder": folder, "reused": True, "error": None}
+        else:
+            todo.append(cfg)
+    if todo:
+        index = {id(c): i for i, c in enumerate(configs)}
+        groups = plan_groups(todo, workers, batch)
+        root = os.path.abspath(out)
+        bar = tqdm(
+            total=len(todo),
+            desc=configs[0].name,
+            unit="run",
+            mininterval=0.5,
+            disable=not (progress and sys.stderr.isatty()),
+        )
+        try:
+            for g, recs in _compute(groups, root, workers, backend, address, bar):
+                for cfg, (summary, _, error) in zip(g, recs):
+                    folder = run_dir(out, cfg)
+                    records[index[id(cfg)]] = {
+                        "summary": summary,
+                        "folder": folder,
+                        "reused": False,
+                        "error": error,
+                    }
+        finally:
+            bar.close()
+    return records
+
+
+def run_configs(
+    configs: list[Config],
+    out: str,
+    workers: int | None = None,
+    batch: bool = True,
+    progress: bool = False,
+    force: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+) -> list[tuple[dict, str]]:
+    """Train (or reuse) configs into ordinary run folders under `out`; (summary, folder) per config.
+
+    Configs that differ only in seed, lr, init and target loss are stacked; each stack or plain run
+    is one task for `workers` processes (default: the number of cores). A member that fails has a
+    summary with status `failed` and its `error`; the others are unaffected.
+    """
+    records = execute_all(configs, out, workers, batch, progress, force, backend, address)
+    return [(r["summary"], r["folder"]) for r in records]
+
+
+# ----- the sweep table --------------------------------------------------------------------------
+
+TABLE_VALUES = [
+    ("status", "status"),
+    ("train_loss", "final_train_loss"),
+    ("val_loss", "final_val_loss"),
+    ("train_acc", "final_train_acc"),
+    ("val_acc", "final_val_acc"),
+    ("steps_to_target", "steps_to_target"),
+    ("grad_ratio", "grad_ratio_first_last"),
+    ("wall_time", "wall_time"),
+]
+
+
+def table(configs: list[Config], records: list[dict], swept: list[str]) -> tuple[list[str], list[list]]:
+    """The sweep table: run id, swept values, then results; (header, rows)."""
+    keys = [k for k in swept if k != "seed"] + ["seed"]
+    summaries = [r["summary"] or {} for r in records]
+    values = [(name, key) for name, key in TABLE_VALUES if any(s.get(key) is not None for s in summaries)]
+    header = ["run_id", *keys, *[name for name, _ in values], "note"]
+    rows = []
+    for cfg, rec, s in zip(configs, records, summaries):
+        resolved = cfg.to_dict()
+        note = "reused" if rec["reused"] else ""
+        if rec.get("error"):
+            note = rec["error"].splitlines()[-1][:80]
+        elif s.get("status") == "diverged":
+            note = f"diverged at step {s.get('diverged_step')}"
+        rows.append(
+            [
+                os.path.basename(rec["folder"]),
+                *[lookup(resolved, k) for k in keys],
+                *[s.get(key) for _, key in values],
+                note,
+            ]
+        )
+    return header, rows
+
+
+def csv_text(header: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return buf.getvalue()
+
+
+def format_table(header: list[str], rows: list[list]) -> str:
+    def cell(v):
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return format(v, ".4g")
+        return str(v)
+
+    cells = [header] + [[cell(v) for v in row] for row in rows]
+    widths = [max(len(r[j]) for r in cells) for j in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+
+
+def run_sweep(raw: dict, args) -> int:
+    """`lossbench run` on a config with a `sweep:` block: validate, check the folder, run, tabulate."""
+    from .runs import atomic_write
+
+    source = getattr(args, "config", None) or "config"
+    configs = expand(raw, source, allow_large=getattr(args, "allow_large", False))
+    swept = swept_keys(raw["sweep"])
+    folder = os.path.join(args.out, configs[0].name)
+    if not args.force:
+        check_folder(folder, configs, swept, source)
+    write_sweep_yaml(folder, raw, configs, swept)
+    records = execute_all(
+        configs,
+        args.out,
+        workers=args.workers,
+        batch=not args.no_batch,
+        progress=not args.quiet,
+        force=args.force,
+        backend=args.backend,
+        address=args.address,
+    )
+    header, rows = table(configs, records, swept)
+    atomic_write(os.path.join(folder, "sweep.csv"), csv_text(header, rows).encode())
+    print(format_table(header, rows))
+    n_reused = sum(r["reused"] for r in records)
+    n_failed = sum(bool(r["error"]) for r in records)
+    n_diverged = sum((r["summary"] or {}).get("status") == "diverged" for r in records)
+    line = f"{len(records)} runs: {n_reused} reused, {len(records) - n_reused} computed"
+    if n_diverged:
+        line += f", {n_diverged} diverged"
+    if n_failed:
+        line += f", {n_failed} failed (their summary.json holds the error)"
+    print(f"{line}\nsweep table: {os.path.join(folder, 'sweep.csv')}")
+    return 1 if n_failed else 0
