@@ -1,0 +1,138 @@
+"""Outliers: MSE is dragged by them (it fits the mean), MAE is not (the median), Huber lies near MAE.
+
+Every fitted parameter is read back from the run folders (`model.pt`, the trained depth-0 model:
+its bias is the fitted constant or intercept, its weight the slope). Five seeds per loss; a check
+passes only when every seed is within the tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from lossbench.config import load
+from lossbench.runs import execute
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOSSES = {"mse": "loss=mse", "mae": "loss=mae", "huber": "loss={name: huber, delta: 1.0}"}
+SEEDS = [0, 1, 2, 3, 4]
+
+CLAIM = (
+    "MSE is pulled by outliers (it fits the mean), MAE is not (it fits the median), and Huber lies near MAE."
+)
+SOURCE = "The article (MSE is sensitive to outliers; Huber has the strengths of both); SCIENCE.md section 2."
+EXPECTED = {
+    "constant_mse": {"value": 22.0, "tol": 0.01, "source": "the mean of [1, 2, 3, 4, 100]"},
+    "constant_mae": {"value": 3.0, "tol": 0.05, "source": "the median of [1, 2, 3, 4, 100]"},
+    "constant_huber": {
+        "value": 3.0,
+        "tol": 0.05,
+        "source": "SCIENCE.md 2 (sim); at b = 3 the clipped residuals sum to 1 + 1 + 0 - 1 - 1 = 0",
+    },
+    "line_mse": {"value": 3.1, "tol": 0.3, "source": "SCIENCE.md 2 (sim): intercept dragged to about 3.1"},
+    "line_mae": {"value": 1.0, "tol": 0.15, "source": "SCIENCE.md 2 (sim): intercept stays near 1.0"},
+    "line_huber": {"value": 1.1, "tol": 0.15, "source": "SCIENCE.md 2 (sim): intercept near 1.1"},
+}
+
+
+def _params(folder: str) -> tuple[float, float]:
+    """(weight, bias) of the trained depth-0 model in a run folder."""
+    import torch
+
+    state = torch.load(os.path.join(folder, "model.pt"), weights_only=True)
+    return float(state["layers.0.weight"].reshape(-1)[0]), float(state["layers.0.bias"].reshape(-1)[0])
+
+
+def run(out: str, fast: bool) -> dict:
+    steps = {"constant": 100 if fast else 400, "line": 200 if fast else 1000}
+    measured: dict = {"seeds": SEEDS}
+    folders = {}
+    for part in ("constant", "line"):
+        for loss, override in LOSSES.items():
+            fits = []
+            for seed in SEEDS:
+                overrides = [override, f"seed={seed}", f"name={part}_{loss}", f"train.steps={steps[part]}"]
+                cfg, _, _ = load(os.path.join(HERE, f"{part}.yaml"), overrides)
+                summary, folder, _ = execute(cfg, out)
+                if summary["status"] != "finished":
+                    raise RuntimeError(f"{folder} {summary['status']}")
+                fits.append(_params(folder))
+                folders[(part, loss, seed)] = folder
+            if part == "constant":
+                measured[f"constant_{loss}"] = [b for _, b in fits]
+            else:
+                measured[f"line_{loss}"] = [b for _, b in fits]
+                measured[f"line_{loss}_slope"] = [w for w, _ in fits]
+    _figure(folders, measured, out)
+    return measured
+
+
+def _figure(folders: dict, measured: dict, out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"mse": "C3", "mae": "C0", "huber": "C2"}
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    targets = [1, 2, 3, 4, 100]
+    a.scatter(range(len(targets)), targets, color="k", zorder=3, label="targets")
+    for loss, c in colors.items():
+        value = measured[f"constant_{loss}"][0]
+        a.axhline(value, color=c, label=f"{loss}: {value:.2f}")
+    a.set(yscale="symlog", xlabel="example", ylabel="target / fitted constant", title="one constant")
+    a.legend(fontsize=8)
+    view = np.load(os.path.join(folders[("line", "mse", 0)], "view.npz"))
+    x, y, marks = view["x"][:, 0], view["y"][:, 0], view["marks"].astype(bool)
+    b.scatter(x[~marks], y[~marks], s=6, color="grey", label="data")
+    b.scatter(x[marks], y[marks], s=10, color="k", marker="x", label="outliers (+20)")
+    for loss, c in colors.items():
+        v = np.load(os.path.join(folders[("line", loss, 0)], "view.npz"))
+        b.plot(v["grid_x"], v["pred"][:, 0], color=c, label=f"{loss}: b = {measured[f'line_{loss}'][0]:.2f}")
+    b.set(xlabel="x", ylabel="y", title="line fit, 10% outliers (seed 0)", ylim=(-2, 8))
+    b.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "outliers.png"), dpi=80)
+    plt.close(fig)
+
+
+def _spread(values) -> str:
+    return f"{min(values):.4g} .. {max(values):.4g} (mean {np.mean(values):.4g})"
+
+
+def judge(measured: dict) -> list[dict]:
+    checks = []
+    for key, e in EXPECTED.items():
+        values = measured.get(key)
+        part, loss = key.split("_")
+        what = "fitted constant" if part == "constant" else "fitted intercept"
+        check = {
+            "check": f"{loss} {what}",
+            "expected": f"{e['value']} +- {e['tol']}",
+            "note": f"every one of the seeds within the tolerance; {e['source']}",
+        }
+        if not values or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            checks.append({**check, "measured": values, "verdict": "FAIL", "note": "not measured"})
+            continue
+        ok = all(abs(v - e["value"]) <= e["tol"] for v in values)
+        checks.append({**check, "measured": _spread(values), "verdict": "PASS" if ok else "FAIL"})
+    # the point of Huber: on every seed it lies nearer the robust fit than the dragged one
+    mse, mae, huber = (measured.get(f"line_{k}") for k in ("mse", "mae", "huber"))
+    check = {"check": "huber nearer MAE than MSE (line)", "expected": "abs(huber - mae) < abs(huber - mse)"}
+    if not (mse and mae and huber and len(mse) == len(mae) == len(huber)):
+        checks.append({**check, "measured": None, "verdict": "FAIL", "note": "not measured"})
+    else:
+        gaps = [(abs(h - a), abs(h - s)) for s, a, h in zip(mse, mae, huber)]
+        ok = all(near < far for near, far in gaps)
+        worst = max(near / far if far else math.inf for near, far in gaps)
+        checks.append(
+            {
+                **check,
+                "measured": f"largest ratio {worst:.3g}",
+                "verdict": "PASS" if ok else "FAIL",
+                "note": "on every seed; the ratio abs(huber - mae) / abs(huber - mse)",
+            }
+        )
+    return checks
