@@ -119,8 +119,11 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def differing_keys(configs: list[dict], drop=("seed",)) -> list[str]:
-    """Dotted config keys whose values are not the same in all configs (`name` only when nothing else)."""
+def differing_keys(configs: list[dict], drop=("seed",), prefer: list[str] = ()) -> list[str]:
+    """Dotted config keys whose values are not the same in all configs (`name` only when nothing else).
+
+    Of keys that split the configs the same way, one is kept: a `prefer`red (swept) one first.
+    """
     flat = [flatten(c) for c in configs]
     keys = []
     for f in flat:
@@ -130,7 +133,10 @@ def differing_keys(configs: list[dict], drop=("seed",)) -> list[str]:
         differ.remove("name")
     # a key that splits the runs exactly as a preferred key does adds nothing to a label (model.output
     # follows loss.name); prefer keys every run has, and set ones over derived ones
-    order = sorted(differ, key=lambda k: (any(k not in f for f in flat), k in DERIVED, differ.index(k)))
+    order = sorted(
+        differ,
+        key=lambda k: (k not in prefer, any(k not in f for f in flat), k in DERIVED, differ.index(k)),
+    )
     kept, partitions = [], set()
     for k in order:
         part = _partition([_text(f.get(k, "-")) for f in flat])
@@ -239,7 +245,7 @@ def group_runs(runs: list[Run], by: list[str] | None = None) -> list[Group]:
         keyed.setdefault(ident, []).append(i)
     members = list(keyed.values())
     firsts = [runs[m[0]].config for m in members]
-    differ = differing_keys(firsts)
+    differ = differing_keys(firsts, prefer=swept_keys(runs))
     label_keys = list(by) if by else differ
     labels = [_label(flat[m[0]], label_keys) for m in members]
     if by and len(set(labels)) < len(labels):  # the --by keys alone do not tell groups apart
@@ -261,6 +267,21 @@ def group_runs(runs: list[Run], by: list[str] | None = None) -> list[Group]:
             )
         )
     return groups
+
+
+def swept_keys(runs: list[Run]) -> list[str]:
+    """The keys a sweep varied, from the `swept` list of each run's sweep folder's sweep.yaml (if any)."""
+    import yaml
+
+    keys = []
+    for parent in dict.fromkeys(os.path.dirname(os.path.normpath(r.path)) for r in runs):
+        try:
+            with open(os.path.join(parent, "sweep.yaml")) as f:
+                swept = (yaml.safe_load(f) or {}).get("swept") or []
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue  # a label preference only: without it the labels are still right, only longer
+        keys += [k for k in swept if isinstance(k, str) and k not in keys]
+    return keys
 
 
 def _label(flat: dict, keys: list[str]) -> str:

@@ -1,0 +1,316 @@
+"""Figures drawn from run folders: the plotted data must be the recorded data.
+
+A handful of tiny real runs are trained once per module (a sweep folder of two losses x two seeds, a
+diverged run, a 1-D regression with outliers and no hidden layer, a run without a validation set);
+every figure is then checked by reading its artists back against metrics.jsonl / summary.json /
+view.npz as `lossbench.runs.load_run` reads them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from conftest import TINY, run_cli
+
+from lossbench import config, plots, runs
+from lossbench.config import ConfigError
+
+
+def _execute(raw: dict, root) -> str:
+    cfg, _, _ = config.load(raw=raw)
+    return runs.execute(cfg, str(root))[1]
+
+
+def _tiny(**changes) -> dict:
+    raw = copy.deepcopy(TINY)
+    raw["train"]["target_loss"] = 0.69
+    for dotted, value in changes.items():
+        section, _, key = dotted.partition("__")
+        if key:
+            raw[section][key] = value
+        else:
+            raw[section] = value
+    return raw
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """Run folders: results/sweep (bce|hinge x seeds 0,1), results/bad (diverged), results/line
+    (1-D regression, outliers, depth 0), results/noval (no validation set)."""
+    root = tmp_path_factory.mktemp("results")
+    sweep = {}
+    for loss in ["bce", "hinge"]:
+        for seed in [0, 1]:
+            sweep[loss, seed] = _execute(_tiny(name="sweep", seed=seed, loss__name=loss), root)
+    diverged = _execute(_tiny(name="bad", optim__lr=1e6, model__activation="relu"), root)
+    line = _execute(
+        {
+            "name": "line",
+            "data": {"name": "line", "n_samples": 60, "outlier_fraction": 0.1},
+            "model": {"depth": 0},
+            "loss": {"name": "mae"},
+            "optim": {"name": "sgd", "lr": 0.05},
+            "train": {"epochs": 4, "batch_size": 16, "log_every": 3},
+        },
+        root,
+    )
+    noval = _execute(_tiny(name="noval", data__val_fraction=0.0), root)
+    return {"root": root, "sweep": sweep, "diverged": diverged, "line": line, "noval": noval}
+
+
+def _groups(*paths, by=None):
+    return plots.group_runs(plots.load_runs(list(paths)), by=by)
+
+
+def _lines(ax, label=None):
+    return [ln for ln in ax.get_lines() if label is None or ln.get_label() == label]
+
+
+# ----- loss curves -----------------------------------------------------------------------------------
+
+
+def test_single_run_loss_curve_is_the_recorded_loss(lab):
+    folder = lab["sweep"]["bce", 0]
+    run = runs.load_run(folder)
+    fig = plots.fig_loss_curves(_groups(folder))
+    train_ax, val_ax = fig.axes[:2]
+    (line,) = [ln for ln in train_ax.get_lines() if len(ln.get_xdata()) > 1]
+    np.testing.assert_array_equal(line.get_xdata(), run.metrics["step"])
+    np.testing.assert_allclose(line.get_ydata(), run.metrics["loss"])
+    (val,) = [ln for ln in val_ax.get_lines() if len(ln.get_xdata()) > 1]
+    has_val = np.isfinite(run.metrics["val_loss"])
+    np.testing.assert_allclose(val.get_ydata(), run.metrics["val_loss"][has_val])
+    assert "step" in train_ax.get_xlabel() and "loss" in train_ax.get_ylabel()
+    assert "Loss curves" in fig._suptitle.get_text()
+
+
+def test_seeds_are_one_group_with_mean_and_band(lab):
+    groups = _groups(os.path.dirname(lab["sweep"]["bce", 0]))
+    assert sorted(len(g.runs) for g in groups) == [2, 2]
+    # only loss.name was set differently: model.output and loss.margin follow it and stay out of the label
+    assert sorted(g.label for g in groups) == ["loss.name=bce (2 seeds)", "loss.name=hinge (2 seeds)"]
+    fig = plots.fig_loss_curves(groups)
+    ax = fig.axes[0]
+    a, b = (runs.load_run(lab["sweep"]["bce", s]).metrics["loss"] for s in (0, 1))
+    (line,) = _lines(ax, "loss.name=bce (2 seeds)")
+    np.testing.assert_allclose(line.get_ydata(), (a + b) / 2)
+    from matplotlib.colors import same_color
+
+    (band,) = [c for c in ax.collections if same_color(c.get_facecolor()[0][:3], line.get_color())]
+    band = band.get_paths()[0].vertices[:, 1]
+    assert np.isclose(band.min(), np.minimum(a, b).min()) and np.isclose(band.max(), np.maximum(a, b).max())
+    legend = fig.legends[0] if fig.legends else ax.get_legend()
+    assert {t.get_text() for t in legend.get_texts()} >= {g.label for g in groups}
+
+
+def test_epoch_axis_uses_recorded_epochs(lab):
+    folder = lab["sweep"]["bce", 0]
+    run = runs.load_run(folder)
+    fig = plots.fig_loss_curves(_groups(folder), x="epoch")
+    line = max(fig.axes[0].get_lines(), key=lambda ln: len(ln.get_xdata()))
+    np.testing.assert_allclose(line.get_xdata(), run.metrics["epoch"])
+    assert fig.axes[0].get_xlabel() == "epoch"
+
+
+def test_diverged_run_is_drawn_with_a_marker_at_its_divergence_step(lab):
+    run = runs.load_run(lab["diverged"])
+    assert run.summary["status"] == "diverged"
+    fig = plots.fig_loss_curves(_groups(lab["diverged"]))
+    marks = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "X" and len(ln.get_xdata())]
+    assert [float(m.get_xdata()[0]) for m in marks] == [run.summary["diverged_step"]]
+    assert np.isfinite(marks[0].get_ydata()[0])
+    for name, fn in plots.FIGURES.items():
+        fn(_groups(lab["diverged"]))  # every figure copes with a diverged run (some return None)
+
+
+def test_log_scale_only_when_the_range_calls_for_it():
+    assert plots._wants_log([1000, 1]) and not plots._wants_log([0.7, 0.3])
+    assert not plots._wants_log([0.0, 5.0, 500.0])  # a zero loss (hinge) cannot go on a log axis
+
+
+# ----- convergence -----------------------------------------------------------------------------------
+
+
+def test_convergence_bars_are_the_summary_steps_to_target(lab):
+    groups = _groups(os.path.dirname(lab["sweep"]["bce", 0]), lab["diverged"])
+    fig = plots.fig_convergence(groups)
+    steps_ax = fig.axes[0]
+    widths = [p.get_width() for p in steps_ax.patches]
+    expected, flagged = [], 0
+    for g in groups:
+        values = [r.summary["steps_to_target"] for r in g.runs if r.summary["steps_to_target"] is not None]
+        if values:
+            expected.append(np.mean(values))
+        flagged += len(g.runs) - len(values)
+    np.testing.assert_allclose(widths, expected)
+    markers = [ln for ln in steps_ax.get_lines() if ln.get_marker() in ("X", "<") and len(ln.get_xdata())]
+    assert len(markers) == flagged >= 1  # the diverged run at least
+    assert "target" in steps_ax.get_xlabel()
+
+
+def test_convergence_is_skipped_without_a_target(lab):
+    assert plots.fig_convergence(_groups(lab["line"])) is None
+
+
+# ----- vanishing gradients ---------------------------------------------------------------------------
+
+
+def test_heatmap_is_layer_by_step_on_a_log_scale_input_layer_at_the_bottom(lab):
+    from matplotlib.colors import LogNorm
+
+    folder = lab["sweep"]["bce", 0]
+    run = runs.load_run(folder)
+    for key in ["grad_w", "grad_out"]:
+        fig = plots.fig_grad_heatmap(_groups(folder), key)
+        ax = fig.axes[0]
+        (mesh,) = ax.collections
+        assert isinstance(mesh.norm, LogNorm)
+        np.testing.assert_allclose(
+            np.asarray(mesh.get_array()).reshape(run.metrics[key].T.shape), run.metrics[key].T
+        )
+        # the first row of the mesh (the input layer) has the lowest y
+        y = mesh.get_coordinates()[:, 0, 1]
+        assert y[0] < y[1] and ax.get_ylim()[0] < ax.get_ylim()[1]
+
+
+def test_gradient_profile_start_and_end_are_the_first_and_last_rows(lab):
+    folder = lab["sweep"]["hinge", 1]
+    run = runs.load_run(folder)
+    fig = plots.fig_grad_profile(_groups(folder))
+    axes = np.array(fig.axes[:6]).reshape(2, 3)
+    for row, key in zip(axes, ["grad_w", "grad_out"]):
+        start, end = row[0].get_lines()[0], row[2].get_lines()[0]
+        np.testing.assert_allclose(start.get_ydata(), run.metrics[key][0])
+        np.testing.assert_allclose(end.get_ydata(), run.metrics[key][-1])
+        np.testing.assert_array_equal(start.get_xdata(), np.arange(1, run.metrics[key].shape[1] + 1))
+        assert row[0].get_yscale() == "log"
+    assert "grad_w" in axes[0, 0].get_title() and "grad_out" in axes[1, 0].get_title()
+
+
+def test_activation_health_lines_and_guide(lab):
+    folder = lab["sweep"]["bce", 1]
+    run = runs.load_run(folder)
+    fig = plots.fig_activation_health(_groups(folder))
+    sat_ax, dead_ax, ratio_ax = fig.axes[:3]
+    n_layers = run.metrics["update_ratio"].shape[1]
+    for ax, key in [(sat_ax, "act_saturated"), (dead_ax, "act_dead"), (ratio_ax, "update_ratio")]:
+        lines = [ln for ln in ax.get_lines() if ln.get_label().startswith(("layer", "output"))]
+        assert len(lines) == n_layers
+        for i, ln in enumerate(lines):
+            np.testing.assert_allclose(ln.get_ydata(), run.metrics[key][:, i])
+    guide = _lines(ratio_ax, "1e-3 guide")
+    assert guide and np.allclose(guide[0].get_ydata(), 1e-3) and ratio_ax.get_yscale() == "log"
+
+
+# ----- task pictures ---------------------------------------------------------------------------------
+
+
+def test_fitted_curve_with_outliers_marked(lab):
+    folder = lab["line"]
+    view = np.load(os.path.join(folder, "view.npz"))
+    fig = plots.fig_task(_groups(folder))
+    ax = fig.axes[0]
+    (model,) = _lines(ax, "model")
+    np.testing.assert_allclose(model.get_xdata(), view["grid_x"])
+    np.testing.assert_allclose(model.get_ydata(), view["pred"][:, 0])
+    (outliers,) = _lines(ax, "outliers")
+    marks = view["marks"].astype(bool)
+    assert marks.sum() == 6
+    np.testing.assert_allclose(outliers.get_ydata(), view["y"][marks, 0])
+    (data,) = _lines(ax, "data")
+    assert len(data.get_xdata()) == (~marks).sum()
+
+
+def test_decision_boundary_with_the_data(lab):
+    folder = lab["sweep"]["bce", 0]
+    view = np.load(os.path.join(folder, "view.npz"))
+    fig = plots.fig_task(_groups(folder))
+    ax = fig.axes[0]
+    scatter = [c for c in ax.collections if c.get_offsets().shape == view["x"].shape]
+    np.testing.assert_allclose(scatter[0].get_offsets(), view["x"])
+    np.testing.assert_array_equal(scatter[0].get_array(), view["y"][:, 0].astype(int))
+    assert "decision boundary" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+# ----- missing optional metrics ----------------------------------------------------------------------
+
+
+def test_missing_optional_metrics_do_not_crash(lab, tmp_path):
+    # no validation set: one loss panel; no hidden layer (depth 0): one-layer heat map and profile
+    fig = plots.fig_loss_curves(_groups(lab["noval"]))
+    assert len([ax for ax in fig.axes if ax.get_ylabel()]) == 1
+    paths = plots.save_figures(_groups(lab["line"]), str(tmp_path / "line"))
+    assert {os.path.basename(p) for p in paths} >= {"loss_curves.png", "grad_heatmap_w.png", "task.png"}
+    # a metrics file without any per-layer column (an older or foreign run): only the loss curves
+    bare = tmp_path / "bare"
+    shutil.copytree(lab["noval"], bare)
+    rows = [json.loads(x) for x in (bare / "metrics.jsonl").read_text().splitlines()]
+    (bare / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": r["step"], "loss": r["loss"]}) + "\n" for r in rows)
+    )
+    (bare / "view.npz").unlink()
+    names = [os.path.basename(p) for p in plots.save_figures(_groups(str(bare)), str(tmp_path / "bare_fig"))]
+    assert names == ["loss_curves.png", "convergence.png", "grad_profile.png"]
+
+
+# ----- commands --------------------------------------------------------------------------------------
+
+
+def test_plot_command_writes_figures_beside_the_results(lab, tmp_path):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(os.path.dirname(lab["sweep"]["bce", 0]), sweep)
+    r = run_cli("plot", sweep, "--format", "svg")
+    assert r.returncode == 0, r.stderr
+    printed = r.stdout.split()
+    assert printed and all(p.startswith(str(sweep / "figures")) and p.endswith(".svg") for p in printed)
+    assert all(open(p).read(200).lstrip().startswith("<?xml") for p in printed)
+    assert len(printed) == len(plots.FIGURES)  # the sweep has everything: targets, layers, views
+
+
+def test_compare_overlays_folders_labelled_by_key(lab, tmp_path):
+    groups = _groups(lab["line"], lab["noval"], by=["data.name"])
+    assert [g.label for g in groups] == ["data.name=line", "data.name=moons"]
+    paths = plots.save_figures(groups, str(tmp_path), "pdf")
+    assert all(open(p, "rb").read(4) == b"%PDF" for p in paths)
+
+
+def test_bad_input_is_a_config_error_naming_the_path_or_key(lab, tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        plots.load_runs([str(tmp_path / "nope")])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="holds no run folder") as e:
+        plots.load_runs([str(empty)])
+    assert str(empty) in str(e.value)
+    broken = tmp_path / "broken"
+    shutil.copytree(lab["noval"], broken)
+    (broken / "summary.json").write_text('{"status": "fin')
+    with pytest.raises(ConfigError, match="summary.json"):
+        plots.load_runs([str(broken)])
+    (broken / "summary.json").unlink()
+    (broken / "metrics.jsonl").unlink()
+    with pytest.raises(ConfigError, match="metrics.jsonl missing"):
+        plots.load_runs([str(tmp_path)])  # found inside a results folder, still named
+    (broken / "metrics.jsonl").write_text("")
+    with pytest.raises(ConfigError, match="no metrics rows"):
+        plots.load_runs([str(broken)])
+    with pytest.raises(ConfigError, match="'loss.nme'.*did you mean"):
+        _groups(lab["line"], by=["loss.nme"])
+    shutil.copytree(lab["line"], tmp_path / "cut")
+    view = tmp_path / "cut" / "view.npz"
+    view.write_bytes(view.read_bytes()[:100])
+    with pytest.raises(ConfigError, match="view.npz"):
+        plots.fig_task(_groups(str(tmp_path / "cut")))
+
+
+def test_bad_input_exits_2_without_traceback(lab, tmp_path):
+    r = run_cli("plot", tmp_path / "nope")
+    assert r.returncode == 2 and "nope" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("compare", lab["line"], lab["noval"], "--by", "model.widht", "--out", tmp_path / "c")
+    assert r.returncode == 2 and "model.widht" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "c").exists()  # nothing half-written
