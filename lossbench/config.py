@@ -246,7 +246,7 @@ class TrainConfig:
     epochs: int = 20
     steps: int | None = None
     batch_size: int | None = 64
-    log_every: int = 25
+    log_every: int = 50
     eval_every: int | None = None
     target_loss: float | None = None
 

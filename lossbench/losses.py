@@ -115,8 +115,11 @@ def loss_target(loss_name: str, y, task: str, n_outputs: int):
     return y
 
 
-def per_example(loss_name: str, kwargs: dict, z, a, y):
-    """The unreduced loss of `loss_name` for logits `z`, outputs `a` and (prepared) targets `y`."""
+def per_example(loss_name: str, kwargs: dict, z, output, y):
+    """The unreduced loss of `loss_name` for logits `z` and (prepared) targets `y`.
+
+    `output` is the model's output nonlinearity; it is applied only for losses on the output.
+    """
     entry = losses[loss_name]
-    prediction = z if entry.meta["on"] == "logits" else a
+    prediction = z if entry.meta["on"] == "logits" else output(z)
     return entry.fn(prediction, y, **kwargs)

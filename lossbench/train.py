@@ -15,7 +15,7 @@ import time
 import torch
 
 from . import data as data_module
-from .activations import OUTPUTS, SATURATION, derivative, peak_derivative
+from .activations import OUTPUTS, SATURATION, derivative_fn, peak_derivative
 from .config import Config
 from .losses import BINARY, MULTICLASS, loss_target, per_example
 from .model import MLP, build_model, device_of, dtype_of
@@ -110,7 +110,7 @@ def train(cfg: Config, log=None, progress: bool = False):
             # forward: keep the pre-activations on recorded steps to read their gradients
             keep = [] if record else None
             z = model(xb, keep=keep)
-            loss = per_example(cfg.loss.name, cfg.loss.kwargs, z, model.output(z), yb).mean()
+            loss = per_example(cfg.loss.name, cfg.loss.kwargs, z, model.output, yb).mean()
             if record:
                 for h in keep:
                     h.retain_grad()
@@ -126,7 +126,8 @@ def train(cfg: Config, log=None, progress: bool = False):
                 )
                 break
             loss_sum += loss_value * len(idx)
-            correct_sum += int(n_correct(z.detach(), labels[idx], task))
+            if task != "regression":  # summed as a tensor: no sync until the row is written
+                correct_sum = correct_sum + n_correct(z.detach(), labels[idx], task)
             n_seen += len(idx)
 
             # read every layer before the step changes the weights
@@ -144,7 +145,7 @@ def train(cfg: Config, log=None, progress: bool = False):
                     "step": step,
                     "epoch": step / per_epoch,
                     "loss": loss_sum / n_seen,
-                    "acc": correct_sum / n_seen if task != "regression" else None,
+                    "acc": int(correct_sum) / n_seen if task != "regression" else None,
                     "lr": lr,
                     "time": time.perf_counter() - start,
                 }
@@ -194,64 +195,74 @@ def evaluate(model: MLP, cfg: Config, x, y, labels, task: str, prefix: str) -> d
         return {f"{prefix}loss": None, f"{prefix}acc": None}
     with torch.no_grad():
         z = model(x)
-        loss = per_example(cfg.loss.name, cfg.loss.kwargs, z, model.output(z), y).mean().item()
+        loss = per_example(cfg.loss.name, cfg.loss.kwargs, z, model.output, y).mean().item()
         acc = int(n_correct(z, labels, task)) / len(x) if task != "regression" else None
     return {f"{prefix}loss": loss, f"{prefix}acc": acc}
 
 
 class LayerReader:
-    """Reads the per-layer statistics of one step: `read` after backward, `finish` after the step."""
+    """Reads the per-layer statistics of one step: `read` after backward, `finish` after the step.
+
+    The hidden layers share one width, so their pre-activations are stacked and read in one go;
+    nothing is copied to Python until `finish`, which makes a reading cost a few dozen tensor ops
+    whatever the depth.
+    """
 
     def __init__(self, model: MLP, cfg: Config):
         self.model = model
         self.layers = list(model.layers)
-        self.hidden_fn = model.act
-        self.out_fn = OUTPUTS[model.output_name]
+        self.weights = [layer.weight for layer in self.layers]
         act = cfg.model.activation
-        self.peaks = [peak_derivative(act.name, act.kwargs)] * (len(self.layers) - 1)
-        self.peaks.append({"identity": 1.0, "sigmoid": 0.25, "softmax": float("nan")}[model.output_name])
+        self.hidden_fn = model.act
+        self.hidden_deriv = derivative_fn(act.name, act.kwargs)
+        self.out_fn = OUTPUTS[model.output_name]
+        out_name = model.output_name if model.output_name != "softmax" else "identity"
+        self.out_deriv = derivative_fn(out_name, {})
+        self.hidden_peak = peak_derivative(act.name, act.kwargs)
+        self.out_peak = {"identity": 1.0, "sigmoid": 0.25, "softmax": float("nan")}[model.output_name]
         self.last_norms = []
 
-    def read(self, pre_activations) -> dict:
-        """Gradient and activation statistics for each layer, as 0-d tensors (no sync yet)."""
-        stats = {k: [] for k in LAYER_KEYS}
-        self.before = [layer.weight.detach().clone() for layer in self.layers]
-        n_layers = len(self.layers)
-        for i, (layer, h) in enumerate(zip(self.layers, pre_activations)):
-            stats["grad_w"].append(layer.weight.grad.norm())
-            stats["grad_b"].append(layer.bias.grad.norm())
-            stats["grad_out"].append(h.grad.norm())
-            stats["weight_norm"].append(self.before[i].norm())
-            h = h.detach()
-            if i == n_layers - 1 and self.model.output_name == "softmax":
-                a = self.out_fn(h)
-                nan = h.new_tensor(float("nan"))
-                stats["act_mean"].append(a.mean())
-                stats["act_std"].append(a.std() if a.numel() > 1 else nan)
-                stats["act_saturated"].append((a.max(-1).values > 0.99).float().mean())
-                stats["act_dead"].append(nan)
-                stats["act_deriv"].append(nan)
-                continue
-            fn = self.hidden_fn if i < n_layers - 1 else self.out_fn
-            a = fn(h)
-            deriv = derivative(fn, h).abs()
-            sat = deriv < SATURATION * self.peaks[i]
-            stats["act_mean"].append(a.mean())
-            stats["act_std"].append(a.std() if a.numel() > 1 else h.new_tensor(float("nan")))
-            stats["act_saturated"].append(sat.float().mean())
-            stats["act_dead"].append(sat.all(0).float().mean())
-            stats["act_deriv"].append(deriv.mean())
-        return stats
+    @staticmethod
+    def _activation_stats(fn, fn_deriv, h, peak):
+        """mean, std, saturated and dead fractions, mean abs derivative of fn over [L, B, W]."""
+        a = fn(h)
+        deriv = fn_deriv(h, a).abs()
+        sat = (deriv < SATURATION * peak).float()
+        std = a.flatten(1).std(1) if a[0].numel() > 1 else torch.full_like(a[:, 0, 0], float("nan"))
+        return [a.mean((1, 2)), std, sat.mean((1, 2)), sat.amin(1).mean(1), deriv.mean((1, 2))]
 
-    def finish(self, stats: dict) -> dict:
-        """Add the update-to-weight ratio of the step just taken; convert everything to floats."""
-        stats["update_ratio"] = [
-            (layer.weight.detach() - w0).norm() / w0.norm().clamp_min(1e-30)
-            for layer, w0 in zip(self.layers, self.before)
-        ]
-        flat = torch.stack([t.float() for k in LAYER_KEYS for t in stats[k]]).tolist()
+    def read(self, pre_activations) -> list:
+        """Gradient and activation statistics of every layer, as tensors (no sync yet)."""
+        self.before = [w.detach().clone() for w in self.weights]
+        grads = torch._foreach_norm([w.grad for w in self.weights])
+        grads += torch._foreach_norm([layer.bias.grad for layer in self.layers])
+        grads += torch._foreach_norm([h.grad for h in pre_activations])
+        grads += torch._foreach_norm(self.before)
         n = len(self.layers)
-        out = {k: flat[j * n : (j + 1) * n] for j, k in enumerate(LAYER_KEYS)}
+        columns = [torch.stack(grads[i * n : (i + 1) * n]) for i in range(4)]  # grad_w, grad_b, grad_out, |W|
+        out = pre_activations[-1].detach().unsqueeze(0)
+        if self.model.output_name == "softmax":
+            p = self.out_fn(out)
+            nan = out.new_full((1,), float("nan"))
+            out_stats = [p.mean((1, 2)), p.flatten(1).std(1), (p.amax(-1) > 0.99).float().mean(1), nan, nan]
+        else:
+            out_stats = self._activation_stats(self.out_fn, self.out_deriv, out, self.out_peak)
+        if n > 1:
+            hidden = torch.stack([h.detach() for h in pre_activations[:-1]])
+            hidden_stats = self._activation_stats(self.hidden_fn, self.hidden_deriv, hidden, self.hidden_peak)
+            act = [torch.cat([hs, os]) for hs, os in zip(hidden_stats, out_stats)]
+        else:
+            act = out_stats
+        return columns + act
+
+    def finish(self, stats: list) -> dict:
+        """Add the update-to-weight ratio of the step just taken; convert everything to floats."""
+        moved = torch._foreach_norm(torch._foreach_sub([w.detach() for w in self.weights], self.before))
+        ratio = torch.stack(moved) / stats[3].clamp_min(1e-30)
+        grad_w, grad_b, grad_out, weight_norm, *act = stats
+        ordered = [grad_w, grad_b, grad_out, *act, weight_norm, ratio]  # LAYER_KEYS order
+        values = torch.stack([t.to(grad_w.dtype) for t in ordered]).tolist()
+        out = dict(zip(LAYER_KEYS, values))
         self.last_norms = out["grad_w"] + out["weight_norm"]
         return out
 

@@ -140,3 +140,12 @@ def test_list_names_every_registered_entry(capsys):
     for registry in (activations, inits, optimizers, schedules, datasets):
         for name in registry:
             assert f"  {name} " in out
+
+
+@pytest.mark.parametrize("name", [n for n in activations if "derivative" in activations[n].meta])
+def test_closed_form_derivative_matches_autograd(name):
+    from lossbench.activations import derivative_fn
+
+    fn = activations[name].fn()
+    z = torch.linspace(-6, 6, 121, dtype=torch.float64) + 0.013
+    assert torch.allclose(derivative_fn(name, {})(z, fn(z)), derivative(fn, z), atol=1e-12)

@@ -1,0 +1,99 @@
+"""What the per-layer recording costs: lossbench's training loop against a bare PyTorch loop.
+
+Both train the same model (same init), on the same data, in the same batches, for the same steps, in
+this process, one torch thread. The bare loop is forward, loss, backward, step and nothing else. The
+lossbench loop also reads every layer every `log_every` steps, evaluates the validation set, keeps
+the running loss and accuracy, and appends the rows to a metrics file. Prints the time ratio.
+
+    python bench/bench_engine.py            # default logging settings
+    python bench/bench_engine.py --log-every 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+
+from lossbench.config import build
+from lossbench.model import build_model
+from lossbench.runs import RunWriter
+from lossbench.train import plan, prepare, train
+
+
+def bare_loop(cfg) -> float:
+    """The baseline: the same model, data and batches, no reading, no logging."""
+    start = time.process_time()  # timed from data and model setup, as lossbench's train() is
+    torch.manual_seed(cfg.seed)
+    d = prepare(cfg)
+    x, y = d["x"], d["y"]
+    model = build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1))
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.optim.kwargs["lr"], momentum=cfg.optim.kwargs["momentum"], foreach=False
+    )
+    batch, per_epoch, n_steps = plan(cfg, len(x))
+    shuffle = torch.Generator().manual_seed(cfg.seed + 2)
+    for step in range(n_steps):
+        if step % per_epoch == 0:
+            order = torch.randperm(len(x), generator=shuffle)
+        idx = order[(step % per_epoch) * batch : (step % per_epoch + 1) * batch]
+        z = model(x[idx])
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.process_time() - start
+
+
+def lossbench_loop(cfg) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = RunWriter(tmp + "/run", cfg)
+        start = time.process_time()
+        train(cfg, log=writer.log)
+        elapsed = time.process_time() - start
+        writer.close()
+    return elapsed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--log-every", type=int, default=None, help="default: lossbench's default")
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    cases = {
+        "moons d3 w32 b64": {"model": {"depth": 3, "width": 32, "activation": "relu"}},
+        "moons d8 w32 b64 sigmoid": {"model": {"depth": 8, "width": 32, "activation": "sigmoid"}},
+        "moons d5 w16 b64 tanh": {"model": {"depth": 5, "width": 16, "activation": "tanh"}},
+    }
+    print(f"{'case':<28}{'steps':>7}{'bare s':>9}{'lossbench s':>13}{'ratio':>8}")
+    for label, spec in cases.items():
+        raw = {
+            "name": "bench",
+            "data": {"name": "moons", "n_samples": 1000},
+            "loss": "bce",
+            "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+            "train": {"epochs": 15, "batch_size": 64},
+            **spec,
+        }
+        if args.log_every:
+            raw["train"]["log_every"] = args.log_every
+        cfg = build(raw)
+        bare_loop(cfg), lossbench_loop(cfg)  # warm up
+        bare, ours = [], []
+        for _ in range(args.repeats):  # interleaved, so machine noise hits both alike
+            bare.append(bare_loop(cfg))
+            ours.append(lossbench_loop(cfg))
+        b, o = statistics.median(bare), statistics.median(ours)
+        print(f"{label:<28}{plan(cfg, 800)[2]:>7}{b:>9.3f}{o:>13.3f}{o / b:>8.3f}")
+    print(
+        f"(log_every = {cfg.train.log_every}; ratio = lossbench / bare, median of {args.repeats}; "
+        "the target is at most 1.05)"
+    )
+
+
+if __name__ == "__main__":
+    main()
