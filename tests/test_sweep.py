@@ -1,0 +1,189 @@
+"""Sweeps: grid expansion and its refusals, the CLI run with resume, failures, and the Ray backend."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+
+import pytest
+import yaml
+
+from lossbench import sweep as sweep_module
+from lossbench.config import ConfigError, apply_overrides
+from lossbench.sweep import expand, run_configs
+
+from conftest import run_cli
+
+SWEEP = {
+    "name": "sw",
+    "seed": 10,
+    "data": {"name": "moons", "n_samples": 80},
+    "model": {"depth": 1, "width": 4, "activation": "tanh"},
+    "loss": "bce",
+    "optim": {"name": "sgd", "lr": 0.1},
+    "train": {"epochs": 2, "batch_size": 32, "log_every": 2},
+    "sweep": {"model.activation": ["sigmoid", "tanh"], "model.depth": [1, 2], "seeds": 2},
+}
+
+
+@pytest.fixture
+def raw():
+    return copy.deepcopy(SWEEP)
+
+
+def test_expand_is_the_product_with_seeds_innermost(raw):
+    cfgs = expand(raw, "test")
+    got = [(c.model.activation.name, c.model.depth, c.seed) for c in cfgs]
+    assert got == [(a, d, s) for a in ("sigmoid", "tanh") for d in (1, 2) for s in (10, 11)]
+    assert {c.name for c in cfgs} == {"sw"}
+    raw["sweep"]["seeds"] = [3, 7]
+    assert [c.seed for c in expand(raw, "test")][:2] == [3, 7]
+
+
+def test_overrides_reach_sweep_keys(raw):
+    narrowed = apply_overrides(raw, ["sweep.model.depth=[3]", "model.activation=relu"])
+    cfgs = expand(narrowed, "test")
+    assert [(c.model.activation.name, c.model.depth) for c in cfgs] == [("relu", 3)] * 2
+    wider = apply_overrides(raw, ["sweep.loss.delta=[0.5, 1.0]", "loss=huber"])
+    assert sorted({c.loss.kwargs["delta"] for c in expand(wider, "test")}) == [0.5, 1.0]
+
+
+@pytest.mark.parametrize(
+    "sweep, path, words",
+    [
+        ({"model.depth": []}, "sweep.model.depth", ["empty list"]),
+        ({"model.dept": [1, 2]}, "sweep.model.dept", ["unknown key", "did you mean 'depth'"]),
+        ({"model.depth": [2, "five"]}, "sweep.model.depth", ["must be an integer", "grid point model.depth=five"]),
+        (
+            {"loss.name": ["bce", "cross_entropy"]},
+            "sweep.loss.name",
+            ["does not fit the binary task", "grid point loss.name=cross_entropy"],
+        ),
+        (
+            {"loss.name": ["bce", "hinge"], "model.output": ["sigmoid", "identity"]},
+            "sweep.model.output",
+            ["works on the logits", "grid point loss.name=bce, model.output=identity"],
+        ),
+        ({"model.depth": 3}, "sweep.model.depth", ["must be a list"]),
+        ({"model.depth": [2, 2]}, "sweep.model.depth", ["more than once"]),
+        ({"seeds": 0}, "sweep.seeds", ["at least 1"]),
+        ({"name": ["a", "b"]}, "sweep.name", ["cannot be swept"]),
+        ({"loss": ["mse", "bce"], "loss.name": ["mse"]}, "sweep.loss.name", ["overlaps"]),
+    ],
+    ids=["empty", "unknown", "type", "task", "combination", "not-a-list", "duplicate", "seeds", "name", "overlap"],
+)
+def test_bad_sweeps_are_refused_with_path_and_grid_point(raw, sweep, path, words):
+    raw["sweep"] = sweep
+    with pytest.raises(ConfigError) as e:
+        expand(raw, "test")
+    paths = [p for p, _ in e.value.problems]
+    assert path in paths, e.value.render()
+    message = e.value.problems[paths.index(path)][1]
+    for word in words:
+        assert word in message
+
+
+def test_a_grid_above_the_limit_needs_allow_large(raw, monkeypatch):
+    monkeypatch.setattr(sweep_module, "SWEEP_LIMIT", 7)
+    with pytest.raises(ConfigError, match=r"8 runs \(2 x 2 x 2 seeds\).*--allow-large"):
+        expand(raw, "test")
+    assert len(expand(raw, "test", allow_large=True)) == 8
+
+
+def rows_of(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_cli_sweep_writes_runs_and_table_and_resumes(raw, tmp_path, write_config):
+    path = write_config(raw)
+    out = tmp_path / "results"
+    first = run_cli("run", path, "--out", out, "--workers", "2")
+    assert first.returncode == 0, first.stderr
+    assert "8 runs: 0 reused, 8 computed" in first.stdout
+    folder = out / "sw"
+    runs = sorted(p for p in os.listdir(folder) if (folder / p).is_dir())
+    assert len(runs) == 8
+    assert {"sweep.yaml", "sweep.csv"} <= set(os.listdir(folder))
+    table = rows_of(folder / "sweep.csv")
+    assert [r["model.activation"] for r in table] == ["sigmoid"] * 4 + ["tanh"] * 4
+    assert [r["seed"] for r in table] == ["10", "11"] * 4
+    for row in table:  # the table is what the run folders hold
+        summary = json.load(open(folder / row["run_id"] / "summary.json"))
+        assert summary["status"] == row["status"] == "finished"
+        assert float(row["val_loss"]) == summary["final_val_loss"]
+        config = yaml.safe_load(open(folder / row["run_id"] / "config.yaml"))
+        assert config["model"]["depth"] == int(row["model.depth"]) and config["seed"] == int(row["seed"])
+    assert "run_id" in first.stdout.splitlines()[0] and "model.activation" in first.stdout
+
+    # an interrupted sweep: one run lost its summary, so it is the only one computed again
+    os.remove(folder / table[5]["run_id"] / "summary.json")
+    again = run_cli("run", path, "--out", out, "--workers", "1")
+    assert again.returncode == 0, again.stderr
+    assert "8 runs: 7 reused, 1 computed" in again.stdout
+
+    # the same name with a different base config is refused before anything trains
+    changed = run_cli("run", path, "optim.lr=0.5", "--out", out)
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr
+    assert "optim.lr" in changed.stderr and "another name" in changed.stderr and "--force" in changed.stderr
+    assert sorted(p for p in os.listdir(folder) if (folder / p).is_dir()) == runs
+
+
+def test_cli_bad_sweep_exits_2_without_traceback(raw, write_config):
+    raw["sweep"] = {"model.activation": ["tanh", "sigmod"]}
+    result = run_cli("validate", write_config(raw))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "did you mean 'sigmoid'" in result.stderr and "grid point model.activation=sigmod" in result.stderr
+
+
+def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monkeypatch):
+    import lossbench.batched
+    import lossbench.train
+
+    plain_train = lossbench.train.train
+
+    def flaky(cfg, *args, **kwargs):
+        if cfg.seed == 11 and cfg.model.depth == 1:
+            raise RuntimeError("boom in member")
+        return plain_train(cfg, *args, **kwargs)
+
+    def broken_stack(*args, **kwargs):
+        raise RuntimeError("the stack fails")
+
+    monkeypatch.setattr(lossbench.train, "train", flaky)
+    monkeypatch.setattr(lossbench.batched, "train_stacked", broken_stack)
+    cfgs = expand(raw, "test")
+    results = run_configs(cfgs, str(tmp_path), workers=1)
+    statuses = [s["status"] for s, _ in results]
+    assert statuses == ["finished", "failed", "finished", "finished"] * 2
+    failed = json.load(open(os.path.join(results[1][1], "summary.json")))
+    assert failed["status"] == "failed" and "boom in member" in failed["error"]
+
+    monkeypatch.setattr(lossbench.train, "train", plain_train)  # fixed: a rerun computes only those two
+    records = sweep_module.execute_all(cfgs, str(tmp_path), workers=1)
+    assert [r["reused"] for r in records] == [True, False, True, True] * 2
+    assert all(r["summary"]["status"] == "finished" for r in records)
+
+
+def read_metrics(folder):
+    rows = [json.loads(line) for line in open(os.path.join(folder, "metrics.jsonl"))]
+    for row in rows:
+        row.pop("time")
+    return rows
+
+
+def test_ray_backend_writes_what_the_local_backend_writes(raw, tmp_path):
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'lossbench[ray]')")
+    raw["sweep"] = {"model.depth": [1, 2], "seeds": 2}
+    cfgs = expand(raw, "test")
+    local = run_configs(cfgs, str(tmp_path / "local"), workers=1)
+    remote = run_configs(cfgs, str(tmp_path / "ray"), workers=2, backend="ray")
+    assert len(remote) == len(local) == 4
+    for (s_local, f_local), (s_ray, f_ray) in zip(local, remote):
+        assert os.path.basename(f_local) == os.path.basename(f_ray)
+        assert s_ray["status"] == "finished" and s_ray["stacked"] == 2
+        assert s_ray["final_val_loss"] == s_local["final_val_loss"]
+        assert read_metrics(f_ray) == read_metrics(f_local)
+        assert sorted(os.listdir(f_ray)) == sorted(os.listdir(f_local))
