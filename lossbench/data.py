@@ -200,6 +200,7 @@ def mnist_like(g, *, n_samples: int = 1000, n_classes: int = 10, side: int = 28)
                 p = a + t * (b - a)
                 d2 = ((grid - p) ** 2).sum(-1)
                 protos[c] = torch.maximum(protos[c], torch.exp(-d2 / 2.0))
+    protos = torch.where(protos > 0.1, protos, torch.zeros_like(protos))  # background exactly 0
     labels = torch.arange(n_samples) % n_classes
     shifts = torch.randint(-2, 3, (n_samples, 2), generator=g)
     images = torch.stack([torch.roll(protos[c], tuple(s.tolist()), (0, 1)) for c, s in zip(labels, shifts)])
