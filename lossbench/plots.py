@@ -29,7 +29,7 @@ PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#0
 LINESTYLES = ["-", "--", ":", "-."]
 MAX_PANELS = 12  # per-group panels (heat maps, task pictures); more groups are named in the title
 SKIP_DIRS = {"figures", "report", "tensorboard", "compare"}
-LAYER_LABEL = "layer (1 = first hidden layer, last = output layer)"
+LAYER_LABEL = "layer (1 = next to the input, last = output layer)"
 
 
 # ----- finding and loading run folders ---------------------------------------------------------------
@@ -119,10 +119,13 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def differing_keys(configs: list[dict], drop=("seed",), prefer: list[str] = ()) -> list[str]:
+def differing_keys(
+    configs: list[dict], drop=("seed",), prefer: list[str] = (), minimal: bool = True
+) -> list[str]:
     """Dotted config keys whose values are not the same in all configs (`name` only when nothing else).
 
-    Of keys that split the configs the same way, one is kept: a `prefer`red (swept) one first.
+    With `minimal`, of keys that split the configs the same way only one is kept (a `prefer`red,
+    swept one first): enough for a legend label.
     """
     flat = [flatten(c) for c in configs]
     keys = []
@@ -131,6 +134,8 @@ def differing_keys(configs: list[dict], drop=("seed",), prefer: list[str] = ()) 
     differ = [k for k in keys if len({_text(f.get(k, "-")) for f in flat}) > 1]
     if len(differ) > 1 and "name" in differ:
         differ.remove("name")
+    if not minimal:
+        return differ
     # a key that splits the runs exactly as a preferred key does adds nothing to a label (model.output
     # follows loss.name); prefer keys every run has, and set ones over derived ones
     order = sorted(
@@ -553,7 +558,8 @@ def fig_grad_heatmap(groups: list[Group], key: str = "grad_w"):
         ax.set_visible(False)
     fig.colorbar(mesh, ax=axes[: len(shown)].tolist(), label=f"{GRAD_NAMES[key].split(' (')[0]} (L2 norm)")
     _suptitle(
-        fig, f"{GRAD_NAMES[key].capitalize()} per layer over training, {_what(groups)}{_too_many(groups)}"
+        fig,
+        f"{GRAD_NAMES[key][0].upper()}{GRAD_NAMES[key][1:]} per layer over training, {_what(groups)}{_too_many(groups)}",
     )
     return fig
 
@@ -569,6 +575,8 @@ def _edges(centres: np.ndarray) -> np.ndarray:
 def fig_grad_profile(groups: list[Group]):
     """Gradient norm against layer index (log axis) at the start, middle and end of training, one line
     per config: the weight gradient on top, the back-propagated gradient below, so they can be told apart."""
+    if not any(g.stacked("grad_w") is not None for g in groups):
+        return None
     fig = _figure(14, 8)
     axes = fig.subplots(2, 3, sharey="row")
     any_line = False
@@ -587,7 +595,10 @@ def fig_grad_profile(groups: list[Group]):
             if any_line:
                 ax.set_yscale("log")
             ax.set_xlabel(LAYER_LABEL)
-            ax.xaxis.get_major_locator().set_params(integer=True)
+            n_layers = max(
+                (g.stacked(key).shape[-1] for g in groups if g.stacked(key) is not None), default=1
+            )
+            ax.set_xticks(range(1, n_layers + 1))
             ax.set_ylabel(f"{GRAD_NAMES[key].split(' (')[0]} (L2 norm)")
             at = f"step {steps_seen.pop()}" if len(steps_seen) == 1 else "per config"
             ax.set_title(f"{where} ({at}): {key}", fontsize="medium")

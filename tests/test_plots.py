@@ -124,7 +124,7 @@ def test_diverged_run_is_drawn_with_a_marker_at_its_divergence_step(lab):
     marks = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "X" and len(ln.get_xdata())]
     assert [float(m.get_xdata()[0]) for m in marks] == [run.summary["diverged_step"]]
     assert np.isfinite(marks[0].get_ydata()[0])
-    for name, fn in plots.FIGURES.items():
+    for fn in plots.FIGURES.values():
         fn(_groups(lab["diverged"]))  # every figure copes with a diverged run (some return None)
 
 
@@ -254,8 +254,8 @@ def test_missing_optional_metrics_do_not_crash(lab, tmp_path):
         "".join(json.dumps({"step": r["step"], "loss": r["loss"]}) + "\n" for r in rows)
     )
     (bare / "view.npz").unlink()
-    names = [os.path.basename(p) for p in plots.save_figures(_groups(str(bare)), str(tmp_path / "bare_fig"))]
-    assert names == ["loss_curves.png", "convergence.png", "grad_profile.png"]
+    names = [name for name, fig in plots.figures(_groups(str(bare)))]
+    assert names == ["loss_curves", "convergence"]
 
 
 # ----- commands --------------------------------------------------------------------------------------
@@ -272,11 +272,12 @@ def test_plot_command_writes_figures_beside_the_results(lab, tmp_path):
     assert len(printed) == len(plots.FIGURES)  # the sweep has everything: targets, layers, views
 
 
-def test_compare_overlays_folders_labelled_by_key(lab, tmp_path):
+def test_compare_overlays_folders_labelled_by_key(lab):
     groups = _groups(lab["line"], lab["noval"], by=["data.name"])
     assert [g.label for g in groups] == ["data.name=line", "data.name=moons"]
-    paths = plots.save_figures(groups, str(tmp_path), "pdf")
-    assert all(open(p, "rb").read(4) == b"%PDF" for p in paths)
+    fig = plots.fig_loss_curves(groups)
+    assert plots.render(fig, "pdf")[:4] == b"%PDF"
+    assert b"<svg" in plots.render(fig, "svg")[:1000]
 
 
 def test_bad_input_is_a_config_error_naming_the_path_or_key(lab, tmp_path):

@@ -1,0 +1,206 @@
+"""`python -m lossbench report PATH`: one static HTML page for a run, a sweep or a results folder.
+
+The page holds every figure (PNG, embedded as data: URIs, so the single file opens anywhere, offline,
+with no server), a table of the runs (the config values that differ, status, final losses, steps to
+target, divergence) and the config all runs share. It is built from the run folders alone, like the
+figures (`lossbench.plots`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import time
+
+from . import plots
+from .runs import atomic_write, check_writable
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f3f3f3; cursor: pointer; position: sticky; top: 0; }
+td.text, th.text { text-align: left; }
+tr.diverged td { background: #fde8e0; } tr.incomplete td { background: #f4f4f4; color: #777; }
+pre { background: #f7f7f7; padding: 0.75em; overflow-x: auto; font-size: 0.85em; }
+.note { color: #555; }
+"""
+
+# Click a column header to sort by it (numbers numerically, "-" last). Small, no library.
+SORT_SCRIPT = """
+document.querySelectorAll("table.runs th").forEach(function (th, col) {
+  th.addEventListener("click", function () {
+    var body = th.closest("table").tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var up = th.dataset.order !== "up";
+    th.dataset.order = up ? "up" : "down";
+    function key(row) {
+      var t = row.cells[col].textContent.trim(), v = parseFloat(t);
+      return t === "-" ? [2, 0] : isNaN(v) ? [1, t] : [0, v];
+    }
+    rows.sort(function (a, b) {
+      var x = key(a), y = key(b);
+      var c = x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0);
+      return up ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+"""
+
+CAPTIONS = {
+    "loss_curves": "Training and validation loss against step (mean over seeds, band: min-max; X: diverged).",
+    "convergence": "Steps and wall time to reach the configured target loss.",
+    "grad_heatmap_w": "Weight-gradient norm per layer over training (log colour scale, input layer at the bottom).",
+    "grad_heatmap_out": "Back-propagated gradient norm (into each layer's pre-activation) per layer over training.",
+    "grad_profile": "Gradient norm against layer index at the start, middle and end of training.",
+    "activation_health": "Saturated and dead fractions and the update-to-weight ratio per layer (1e-3 guide).",
+    "task": "The task picture: decision boundary or fitted function with the data.",
+}
+
+COLUMNS = [
+    ("status", "status"),
+    ("steps_done", "steps"),
+    ("final_train_loss", "train loss"),
+    ("final_val_loss", "val loss"),
+    ("final_val_acc", "val acc"),
+    ("steps_to_target", "steps to target"),
+    ("seconds_to_target", "s to target"),
+    ("diverged_step", "diverged at step"),
+    ("grad_ratio_first_last", "grad first/last hidden (start)"),
+    ("wall_time", "wall time (s)"),
+]
+
+
+def cmd_report(args) -> int:
+    out = args.out or os.path.join(args.path, "report")
+    path = write_report(args.path, out)
+    print(path)
+    return 0
+
+
+def write_report(path: str, out: str) -> str:
+    """Build the report of the runs under `path` into `out/index.html`; returns that file's path."""
+    runs = plots.load_runs([path])  # every input checked before anything is written
+    check_writable(out)
+    page = build_page(path, runs, out)
+    os.makedirs(out, exist_ok=True)
+    target = os.path.join(out, "index.html")
+    atomic_write(target, page.encode())
+    return target
+
+
+def build_page(path: str, runs: list, out: str) -> str:
+    """The HTML text: one section per folder that holds runs (a sweep or a run name)."""
+    sections: dict[str, list] = {}
+    for r in runs:
+        parent = os.path.dirname(os.path.normpath(r.path))
+        sections.setdefault(parent if len(runs) > 1 else r.path, []).append(r)
+    n_diverged = sum(1 for r in runs if _summary(r).get("status") == "diverged")
+    n_open = sum(1 for r in runs if not r.summary)
+    head = [
+        f"<h1>lossbench report: {_e(os.path.abspath(path))}</h1>",
+        f'<p class="note">{len(runs)} run{"s" if len(runs) != 1 else ""} in {len(sections)} folder'
+        f"{'s' if len(sections) != 1 else ''}; {n_diverged} diverged; {n_open} incomplete (no summary). "
+        f"Written {_e(time.strftime('%Y-%m-%d %H:%M'))} from the run folders alone.</p>",
+    ]
+    if len(sections) > 1:
+        head.append(
+            "<ul>"
+            + "".join(f'<li><a href="#s{i}">{_e(_rel(s, path))}</a></li>' for i, s in enumerate(sections))
+            + "</ul>"
+        )
+    body = [_section(i, folder, members, path, out) for i, (folder, members) in enumerate(sections.items())]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>lossbench report: {_e(os.path.basename(os.path.abspath(path)))}</title>"
+        f"<style>{STYLE}</style></head><body>\n"
+        + "\n".join(head + body)
+        + f"\n<script>{SORT_SCRIPT}</script>\n</body></html>\n"
+    )
+
+
+def _section(i: int, folder: str, runs: list, root: str, out: str) -> str:
+    groups = plots.group_runs(runs)
+    parts = [f'<h2 id="s{i}">{_e(_rel(folder, root))}</h2>']
+    for name, fig in plots.figures(groups):
+        data = base64.b64encode(plots.render(fig, "png")).decode()
+        parts.append(
+            f'<figure><img alt="{_e(name)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_e(CAPTIONS.get(name, name))}</figcaption></figure>"
+        )
+    parts.append(_table(runs, out))
+    common = _common(runs)
+    if common:
+        lines = "\n".join(f"{k}: {plots._text(v)}" for k, v in common.items())
+        parts.append(
+            f"<details><summary>Config shared by all runs here</summary><pre>{_e(lines)}</pre></details>"
+        )
+    return "\n".join(parts)
+
+
+def _table(runs: list, out: str) -> str:
+    """Runs as rows: the config values that differ between them, then the summary's numbers."""
+    keys = plots.differing_keys([r.config for r in runs], drop=(), minimal=False)
+    classification = any(_summary(r).get("task") != "regression" for r in runs)
+    columns = [(k, t) for k, t in COLUMNS if classification or k != "final_val_acc"]
+    head = (
+        '<th class="text">run</th>'
+        + "".join(f'<th class="text">{_e(k)}</th>' for k in keys)
+        + "".join(f"<th>{_e(t)}</th>" for _, t in columns)
+    )
+    rows = []
+    for r in runs:
+        s = _summary(r)
+        flat = plots.flatten(r.config)
+        status = s.get("status") or "incomplete"
+        link = os.path.relpath(os.path.join(r.path, "config.yaml"), out)
+        cells = [
+            f'<td class="text"><a href="{_e(link)}">{_e(os.path.basename(os.path.normpath(r.path)))}</a></td>'
+        ]
+        cells += [f'<td class="text">{_e(plots._text(flat.get(k, "-")))}</td>' for k in keys]
+        for key, _ in columns:
+            value = status if key == "status" else s.get(key)
+            cells.append(f"<td>{_e(_fmt(value))}</td>")
+        css = "diverged" if status == "diverged" else "incomplete" if not r.summary else ""
+        rows.append(f'<tr class="{css}">' + "".join(cells) + "</tr>")
+    note = (
+        f'<p class="note">Columns after "run": the config keys whose values differ between these runs '
+        f"({len(keys)}); click a header to sort.</p>"
+        if keys
+        else ""
+    )
+    return f'{note}<table class="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _common(runs: list) -> dict:
+    flats = [plots.flatten(r.config) for r in runs]
+    differ = set(plots.differing_keys([r.config for r in runs], drop=(), minimal=False))
+    return {k: v for k, v in flats[0].items() if k not in differ and all(k in f for f in flats)}
+
+
+def _summary(run) -> dict:
+    return run.summary or {}
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _rel(folder: str, root: str) -> str:
+    rel = os.path.relpath(folder, root)
+    return os.path.basename(os.path.abspath(root)) if rel == "." else rel
+
+
+def _e(text: str) -> str:
+    return html.escape(str(text), quote=True)
