@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import pytest
 import yaml
+from conftest import TINY, run_cli
 
 from lossbench.cli import main
-from tests.conftest import TINY, run_cli
 
 DROP = object()  # a value in a case's `change` that removes the key
 
