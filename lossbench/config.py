@@ -765,9 +765,9 @@ def load(path: str | None = None, overrides: list[str] = (), raw: dict | None = 
     source = path or "config"
     if path is not None:
         raw = read_yaml_file(path)
-    raw = apply_overrides(raw or {}, list(overrides))
-    if not isinstance(raw, dict):
+    if raw is not None and not isinstance(raw, dict):  # `false` or `0` is not an empty config
         raise ConfigError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
+    raw = apply_overrides(raw or {}, list(overrides))
     default_name = os.path.splitext(os.path.basename(path))[0] if path else "run"
     default_name = re.sub(r"[^A-Za-z0-9_.+-]", "_", default_name) or "run"
     sweep = raw.get("sweep") or {}
