@@ -93,7 +93,12 @@ def _expanded_size(node, memo) -> int:
 
 def parse_yaml(text: str, source: str):
     """Parse YAML text safely; a `ConfigError` naming the line on any problem."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # checks every character at once
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        what = f"character #x{e.character:04x} is not allowed in YAML (a control character?)"
+        raise ConfigError([("", f"invalid YAML at line {line}: {what}")], source) from None
     try:
         node = loader.get_single_node()
         if node is None:
