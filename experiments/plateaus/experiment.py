@@ -1,0 +1,161 @@
+"""Glorot & Bengio's figure 5 made measurable: plateaus of the quadratic cost against cross-entropy.
+
+The tiny net of `tiny_net.yaml` (1 input -> 1 tanh unit -> sigmoid output) is built with
+lossbench's `build_model` (its biases from the configured init, seeded as the trainer seeds them)
+and evaluated on the config's own training data. Its two weights, W1 (first layer) and W2
+(output layer), sweep a grid; at every point the mean loss and its gradient with respect to
+(W1, W2) are computed with lossbench's loss functions (`per_example`), for cross-entropy (`bce`)
+and the quadratic cost (`mse`). A loss surface is not something the trainer records, so this is
+direct computation (torch.func over the grid). Five seeds: new data and new biases each.
+
+A point is *high-loss* when its loss is at least the loss of the chance predictor (output 0.5
+everywhere: 0.25 for mse, ln 2 for bce), and *flat* when its gradient norm is below 1% of that
+chance loss (per unit of weight), so both costs are held to the same relative standard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad, vmap
+
+from lossbench import config
+from lossbench.losses import per_example
+from lossbench.model import build_model
+from lossbench.train import prepare
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CLAIM = (
+    "The quadratic cost has more plateaus than cross-entropy: more of its high-loss region has a nearly "
+    "zero gradient."
+)
+SOURCE = (
+    "Glorot & Bengio, 'Understanding the difficulty of training deep feedforward neural networks' "
+    "(AISTATS 2010), section 5 and figure 5"
+)
+
+CHANCE = {"mse": 0.25, "bce": math.log(2.0)}  # loss of the constant output 0.5 on {0, 1} targets
+EXPECTED = {
+    "more_plateaus": {
+        "source": "Glorot & Bengio 2010, fig. 5: 'plateaus' are more present with the quadratic cost "
+        "(quadratic share of flat high-loss points above cross-entropy's, on every seed)",
+    },
+    "flat_fraction": 0.01,  # a definition, not a result: gradient norm < 1% of the chance loss
+    # W1, W2 in [-10, 10]: wide enough for both units to saturate (sigma'(10) ~ 5e-5); at +-6 the
+    # output barely saturates and neither cost has flat high-loss points at the 1% level (README)
+    "grid_extent": 10.0,
+}
+N_SEEDS = 5
+
+
+def surface(cfg, loss_name: str, w1, w2):
+    """Mean loss and gradient norm over the grid of (W1, W2) values, with the config's biases."""
+    torch.manual_seed(cfg.seed)
+    d = prepare(cfg)
+    x, y = d["x"].double(), d["y"].double()
+    model = build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1)).double()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_at(w):
+        p = dict(params)
+        p["layers.0.weight"] = w[0].reshape(1, 1)
+        p["layers.1.weight"] = w[1].reshape(1, 1)
+        z = functional_call(model, p, (x,))
+        return per_example(loss_name, {}, z, model.output, y).mean()
+
+    points = torch.stack([w1.reshape(-1), w2.reshape(-1)], 1).double()
+    losses = vmap(loss_at)(points)
+    grads = vmap(grad(loss_at))(points)
+    return losses.reshape(w1.shape).numpy(), grads.norm(dim=1).reshape(w1.shape).numpy()
+
+
+def run(out: str, fast: bool) -> dict:
+    n = 41 if fast else 121
+    extent = EXPECTED["grid_extent"]
+    axis = torch.linspace(-extent, extent, n, dtype=torch.float64)
+    w1, w2 = torch.meshgrid(axis, axis, indexing="xy")
+    measured: dict = {"grid": n, "mse": [], "bce": [], "high_share": {"mse": [], "bce": []}}
+    pictures = {}
+    for loss_name in ("mse", "bce"):
+        cfg, _, _ = config.load(os.path.join(HERE, "tiny_net.yaml"), [f"loss={loss_name}"])
+        for seed in range(N_SEEDS):
+            seeded = dataclasses.replace(cfg, seed=seed)  # only the seed differs
+            loss, gnorm = surface(seeded, loss_name, w1, w2)
+            high = loss >= CHANCE[loss_name]
+            flat = gnorm < EXPECTED["flat_fraction"] * CHANCE[loss_name]
+            measured[loss_name].append(float((high & flat).sum() / max(high.sum(), 1)))
+            measured["high_share"][loss_name].append(float(high.mean()))
+            if seed == 0:
+                pictures[loss_name] = (loss / CHANCE[loss_name], high & flat)
+    _figure(pictures, extent, out)
+    return measured
+
+
+def _figure(pictures: dict, extent: float, out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = {"mse": "quadratic", "bce": "cross-entropy"}
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4), dpi=90)
+    for ax, (name, (loss, plateau)) in zip(axes, pictures.items()):
+        img = ax.imshow(loss, origin="lower", extent=(-extent, extent, -extent, extent), cmap="viridis")
+        ax.contour(
+            plateau.astype(float),
+            levels=[0.5],
+            colors="red",
+            origin="lower",
+            extent=(-extent, extent, -extent, extent),
+        )
+        ax.set(xlabel="W1 (first layer)", ylabel="W2 (output layer)", title=f"{titles[name]}: loss / chance")
+        fig.colorbar(img, ax=ax, fraction=0.046)
+    fig.suptitle("red: high loss with nearly zero gradient (seed 0)", fontsize=9)
+    fig.tight_layout()
+    os.makedirs(out, exist_ok=True)
+    fig.savefig(os.path.join(out, "plateaus.png"))
+    plt.close(fig)
+
+
+# ----- judging: pure, from `measured` and EXPECTED only ------------------------------------------
+
+
+def judge(measured: dict) -> list[dict]:
+    check = "share of high-loss points with a nearly zero gradient: quadratic > cross-entropy, every seed"
+    expected = "quadratic share > cross-entropy share on each of the seeds"
+    try:
+        quad = [float(v) for v in measured["mse"]]
+        ce = [float(v) for v in measured["bce"]]
+        if not quad or len(quad) != len(ce):
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        return [
+            {
+                "check": check,
+                "measured": None,
+                "expected": expected,
+                "verdict": "FAIL",
+                "note": "not measured",
+            }
+        ]
+    wins = [q > c for q, c in zip(quad, ce)]
+    verdict = "PASS" if all(wins) else "PARTIAL" if sum(wins) * 2 > len(wins) else "FAIL"
+    return [
+        {
+            "check": check,
+            "measured": {
+                "quadratic": [round(v, 3) for v in quad],
+                "cross_entropy": [round(v, 3) for v in ce],
+            },
+            "expected": expected,
+            "verdict": verdict,
+            "note": f"quadratic mean {np.mean(quad):.3f}, cross-entropy mean {np.mean(ce):.3f}; "
+            f"flat = gradient norm < {EXPECTED['flat_fraction']:.0%} of the chance loss; "
+            + EXPECTED["more_plateaus"]["source"],
+        }
+    ]
