@@ -101,8 +101,9 @@ def jacobian_singular_values(cfg, n_examples: int) -> float:
 
 
 def run(out: str, fast: bool) -> dict:
-    width = ["model.width=128"] if fast else []
-    n_jac = 8 if fast else 32
+    # fast: narrower nets on 300 of the 1797 digits; full: width 256 on 1000 digits
+    width = ["model.width=128", "data.n_samples=300"] if fast else ["data.n_samples=1000"]
+    n_jac = 4 if fast else 32
     plan = []
     for key, init in GLOROT_INITS.items():
         plan += [

@@ -69,9 +69,9 @@ TRAINING = ["train.steps=null", "train.batch_size=10", "optim.lr=0.1"]
 
 
 def _variants(fast: bool) -> dict:
-    """Fast mode: the deepest net only, 500 synthetic images instead of 1000, one training epoch."""
+    """Fast mode: the deepest net only, 300 synthetic images instead of 1000, one training epoch."""
     depths = [4] if fast else [2, 3, 4]
-    n = ["data.n_samples=500"] if fast else []
+    n = ["data.n_samples=300"] if fast else []
     epochs = 1 if fast else 2
     return {
         "sigmoid_ce": (n, depths),
