@@ -290,7 +290,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
     reader = StackedReader(net, cfg)
     log_every, eval_every = cfg.train.log_every, cfg.train.eval_every or cfg.train.log_every
     members = torch.arange(n_members, device=device).unsqueeze(1)
-    loss_sum, correct_sum, n_seen = [0.0] * n_members, [0] * n_members, 0
+    loss_sum, correct_sum, n_seen = [0.0] * n_members, 0, 0
     status, diverged_step = ["finished"] * n_members, [None] * n_members
     steps_to_target, seconds_to_target = [None] * n_members, [None] * n_members
     first, last = [{} for _ in cfgs], [{} for _ in cfgs]
@@ -301,8 +301,10 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
         for step in range(n_steps):
             if step % per_epoch == 0:
                 order = torch.stack([torch.randperm(n_train, generator=g) for g in shuffles]).to(device)
-            idx = order[:, (step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size]
-            xb, yb = x[members, idx], y[members, idx]
+                # one gather per epoch: every batch of the epoch is then a slice (a view)
+                x_epoch, y_epoch, labels_epoch = x[members, order], y[members, order], labels[members, order]
+            batch = slice((step % per_epoch) * batch_size, (step % per_epoch + 1) * batch_size)
+            xb, yb = x_epoch[:, batch], y_epoch[:, batch]
             record = step % log_every == 0 or step == n_steps - 1
 
             keep = [] if record else None
@@ -323,11 +325,11 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
                     running.remove(m)
             if not running:
                 break
-            n_batch = idx.shape[1]
-            correct = _n_correct(z.detach(), labels[members, idx], task).tolist()
+            n_batch = xb.shape[1]
+            if task != "regression":  # summed as a tensor: no sync until a row is written
+                correct_sum = correct_sum + _n_correct(z.detach(), labels_epoch[:, batch], task)
             for m in running:
                 loss_sum[m] += values[m] * n_batch
-                correct_sum[m] += int(correct[m])
             n_seen += n_batch
 
             if record:
@@ -339,6 +341,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
 
             if record:
                 elapsed = time.perf_counter() - start
+                correct = correct_sum.tolist() if task != "regression" else None
                 layer_rows = reader.finish(reading)
                 if step % eval_every == 0 or step == n_steps - 1:
                     val = evaluate(
@@ -351,7 +354,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
                         "step": step,
                         "epoch": step / per_epoch,
                         "loss": loss_sum[m] / n_seen,
-                        "acc": correct_sum[m] / n_seen if task != "regression" else None,
+                        "acc": correct[m] / n_seen if task != "regression" else None,
                         "lr": lrs[m],
                         "time": elapsed,
                         **val[m],
@@ -367,7 +370,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
                     target = cfgs[m].train.target_loss
                     if steps_to_target[m] is None and target is not None and row["loss"] <= target:
                         steps_to_target[m], seconds_to_target[m] = step, elapsed
-                loss_sum, correct_sum, n_seen = [0.0] * n_members, [0] * n_members, 0
+                loss_sum, correct_sum, n_seen = [0.0] * n_members, 0, 0
                 if not running:
                     break
     except KeyboardInterrupt:
