@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from .activations import OUTPUTS, SATURATION, derivative, peak_derivative
+from .activations import OUTPUTS, SATURATION, derivative_fn, peak_derivative
 from .config import Config
 from .losses import per_example
 from .model import build_model, device_of
@@ -190,6 +190,10 @@ class StackedReader:
     def __init__(self, net: StackedMLP, cfg: Config):
         self.net = net
         act = cfg.model.activation
+        out_name = net.output_name if net.output_name != "softmax" else "identity"
+        self.derivs = [derivative_fn(act.name, act.kwargs)] * (net.n_layers - 1) + [
+            derivative_fn(out_name, {})
+        ]
         self.peaks = [peak_derivative(act.name, act.kwargs)] * (net.n_layers - 1)
         self.peaks.append({"identity": 1.0, "sigmoid": 0.25, "softmax": float("nan")}[net.output_name])
 
@@ -218,8 +222,9 @@ class StackedReader:
                 stats["act_deriv"].append(nan)
                 continue
             fn = net.output if last else net.act
-            a = _per_member(fn(h))
-            deriv = derivative(fn, h).abs()
+            a = fn(h)
+            deriv = self.derivs[i](h, a).abs()
+            a = _per_member(a)
             sat = deriv < SATURATION * self.peaks[i]
             stats["act_mean"].append(a.mean(1))
             stats["act_std"].append(a.std(1) if one else nan)
@@ -234,8 +239,9 @@ class StackedReader:
             _norms(w.detach() - w0) / _norms(w0).clamp_min(1e-30)
             for w, w0 in zip(self.net.weights, self.before)
         ]
-        # [keys, layers, M] in float32, as the plain loop converts them, then one sync
-        table = torch.stack([torch.stack(stats[k]).float() for k in LAYER_KEYS]).permute(2, 0, 1).tolist()
+        # [keys, layers, M] in the parameters' dtype, as the plain loop converts them, then one sync
+        dtype = self.net.weights[0].dtype
+        table = torch.stack([torch.stack(stats[k]).to(dtype) for k in LAYER_KEYS]).permute(2, 0, 1).tolist()
         return [dict(zip(LAYER_KEYS, member)) for member in table]
 
 
