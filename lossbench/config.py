@@ -565,7 +565,8 @@ def build(raw, source: str = "config", default_name: str = "run") -> Config:
             )
         else:
             try:
-                dataset = make(data_comp.name, data_comp.kwargs, 0)
+                seed = cfg.seed if isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool) else 0
+                dataset = make(data_comp.name, data_comp.kwargs, seed)  # training reuses it
             except DataError as e:
                 problems.append(("data", str(e)))
             except (ValueError, RuntimeError, TypeError) as e:

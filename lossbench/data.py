@@ -14,6 +14,7 @@ import gzip
 import math
 import os
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
@@ -192,14 +193,11 @@ def mnist_like(g, *, n_samples: int = 1000, n_classes: int = 10, side: int = 28)
     pixels with pixel noise, clipped to [0, 1] (mean intensity ~0.1 to 0.15, like MNIST).
     """
     grid = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij"), -1).double()
-    protos = torch.zeros(n_classes, side, side, dtype=torch.float64)
-    for c in range(n_classes):
-        for _ in range(3):
-            a, b = torch.rand(2, 2, generator=g, dtype=torch.float64) * (side - 10) + 5
-            for t in torch.linspace(0, 1, 24, dtype=torch.float64):
-                p = a + t * (b - a)
-                d2 = ((grid - p) ** 2).sum(-1)
-                protos[c] = torch.maximum(protos[c], torch.exp(-d2 / 2.0))
+    ends = torch.rand(n_classes, 3, 2, 2, generator=g, dtype=torch.float64) * (side - 10) + 5
+    t = torch.linspace(0, 1, 24, dtype=torch.float64).reshape(1, 1, 24, 1)
+    points = ends[:, :, :1] + t * (ends[:, :, 1:] - ends[:, :, :1])  # [class, stroke, 24, 2]
+    d2 = ((grid.reshape(1, 1, 1, side, side, 2) - points[..., None, None, :]) ** 2).sum(-1)
+    protos = torch.exp(-d2 / 2.0).amax(dim=(1, 2))  # [class, side, side]
     protos = torch.where(protos > 0.1, protos, torch.zeros_like(protos))  # background exactly 0
     labels = torch.arange(n_samples) % n_classes
     shifts = torch.randint(-2, 3, (n_samples, 2), generator=g)
@@ -295,10 +293,25 @@ def mnist(g, *, path: str = "data/mnist", n_samples: int | None = None):
     return Dataset(x, y, MULTICLASS, n_classes=10)
 
 
+_recent: OrderedDict = OrderedDict()  # the last few data sets built, so validating then training builds once
+
+
 def make(name: str, kwargs: dict, seed: int) -> Dataset:
-    """Build data set `name` with `kwargs` from a generator seeded with `seed`."""
+    """Build data set `name` with `kwargs` from a generator seeded with `seed`.
+
+    The result is shared with later calls with the same arguments: treat its tensors as read-only.
+    """
+    key = (name, repr(sorted(kwargs.items())), seed)
+    if key in _recent:
+        _recent.move_to_end(key)
+        return _recent[key]
     g = torch.Generator().manual_seed(seed)
-    return datasets[name].fn(g, **kwargs)
+    dataset = datasets[name].fn(g, **kwargs)
+    if dataset.x.numel() <= 10_000_000:
+        _recent[key] = dataset
+        while len(_recent) > 4:
+            _recent.popitem(last=False)
+    return dataset
 
 
 def split(data: Dataset, val_fraction: float, seed: int):
