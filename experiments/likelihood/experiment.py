@@ -1,0 +1,201 @@
+"""The maximum-likelihood view: each loss is a negative log-likelihood, up to a constant and a scale.
+
+The claim is about formulas, so nothing is trained: lossbench's registered losses are compared
+with `torch.distributions` log-probabilities on random data (5 seeds, float64), and the minimiser
+of each loss is compared with the minimiser of its likelihood on a grid of constant predictions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+from lossbench.losses import losses
+
+SEEDS = [0, 1, 2, 3, 4]
+SIGMAS = [0.5, 1.0, 3.0]  # Gaussian standard deviations and Laplace scales tried
+GRID_STEP = 0.01
+N = 40  # examples per seed
+
+CLAIM = (
+    "MSE is the Gaussian NLL and MAE the Laplace NLL up to a constant and a scale, BCE is exactly "
+    "the Bernoulli NLL and cross-entropy exactly the categorical NLL, so each loss and its "
+    "likelihood have the same minimiser."
+)
+SOURCE = (
+    "The article's likelihood view; SCIENCE.md section 6: NLL = SSE / (2 sigma^2) + (N/2) ln(2 pi "
+    "sigma^2), Laplace NLL = SAE / b + N ln(2 b)."
+)
+EXPECTED = {
+    "gaussian_rel_err": {
+        "max": 1e-12,
+        "source": "SCIENCE.md 6: NLL = SSE/(2 sigma^2) + (N/2) ln(2 pi sigma^2)",
+    },
+    "laplace_rel_err": {
+        "max": 1e-12,
+        "source": "Laplace density exp(-abs(r)/b)/(2b): NLL = SAE/b + N ln(2b)",
+    },
+    "bernoulli_rel_err": {"max": 1e-12, "source": "SCIENCE.md 6: BCE is exactly the Bernoulli NLL"},
+    "categorical_rel_err": {
+        "max": 1e-12,
+        "source": "SCIENCE.md 6: cross-entropy is exactly the categorical NLL",
+    },
+    "argmin_mismatches": {
+        "value": 0,
+        "source": "SCIENCE.md 6: same argmin (a positive scale and a constant do not move it)",
+    },
+    "mean_err": {"max": GRID_STEP / 2, "source": "argmin of the squared error over constants is the mean"},
+    "median_err": {
+        "max": GRID_STEP / 2,
+        "source": "argmin of the absolute error over constants is the median",
+    },
+    "logit_err": {"max": GRID_STEP / 2, "source": "argmin of BCE over a constant logit is logit(mean label)"},
+}
+
+
+def _sum(name: str, prediction, target, **kwargs) -> torch.Tensor:
+    """The summed (not averaged) loss of a registered loss: the NLL counts every example."""
+    return losses[name].fn(prediction, target, **kwargs).sum()
+
+
+def _rel(a, b) -> float:
+    return float((a - b).abs() / b.abs().clamp_min(1e-300))
+
+
+def run(out: str, fast: bool) -> dict:
+    D = torch.distributions
+    err = {k: 0.0 for k in ("gaussian", "laplace", "bernoulli", "categorical")}
+    mismatches, mean_err, median_err, logit_err = 0, 0.0, 0.0, 0.0
+    for seed in SEEDS:
+        g = torch.Generator().manual_seed(seed)
+        y = 3 * torch.randn(N, 1, generator=g, dtype=torch.float64)
+        pred = 3 * torch.randn(N, 1, generator=g, dtype=torch.float64)
+        for s in SIGMAS:
+            nll = -D.Normal(pred, s).log_prob(y).sum()
+            formula = _sum("mse", pred, y) / (2 * s**2) + N / 2 * math.log(2 * math.pi * s**2)
+            err["gaussian"] = max(err["gaussian"], _rel(formula, nll))
+            nll = -D.Laplace(pred, s).log_prob(y).sum()
+            formula = _sum("mae", pred, y) / s + N * math.log(2 * s)
+            err["laplace"] = max(err["laplace"], _rel(formula, nll))
+        z = 4 * torch.randn(N, 1, generator=g, dtype=torch.float64)
+        t = (torch.rand(N, 1, generator=g, dtype=torch.float64) < 0.4).double()
+        err["bernoulli"] = max(
+            err["bernoulli"], _rel(_sum("bce", z, t), -D.Bernoulli(logits=z).log_prob(t).sum())
+        )
+        logits = 3 * torch.randn(N, 5, generator=g, dtype=torch.float64)
+        classes = torch.randint(0, 5, (N,), generator=g)
+        ce = _sum("cross_entropy", logits, classes)
+        err["categorical"] = max(
+            err["categorical"], _rel(ce, -D.Categorical(logits=logits).log_prob(classes).sum())
+        )
+
+        # minimisers over a grid of constant predictions theta
+        targets = y.reshape(-1)[:9].reshape(-1, 1)  # an odd count: one median
+        theta = torch.arange(-1200, 1201, dtype=torch.float64).reshape(-1, 1, 1) * GRID_STEP
+        sq = losses["mse"].fn(theta, targets).mean((1, 2))
+        ab = losses["mae"].fn(theta, targets).mean((1, 2))
+        for s in SIGMAS:
+            gauss = -D.Normal(theta, s).log_prob(targets).sum((1, 2))
+            lap = -D.Laplace(theta, s).log_prob(targets).sum((1, 2))
+            mismatches += int(sq.argmin() != gauss.argmin()) + int(ab.argmin() != lap.argmin())
+        mean_err = max(mean_err, float((theta.reshape(-1)[sq.argmin()] - targets.mean()).abs()))
+        median_err = max(median_err, float((theta.reshape(-1)[ab.argmin()] - targets.median()).abs()))
+        labels = t[:10]
+        bce = (
+            losses["bce"].fn(theta.expand(-1, len(labels), 1), labels.expand(len(theta), -1, -1)).mean((1, 2))
+        )
+        bern = -D.Bernoulli(logits=theta).log_prob(labels).sum((1, 2))
+        mismatches += int(bce.argmin() != bern.argmin())
+        p = labels.mean().clamp(0.05, 0.95)
+        logit_err = max(logit_err, float((theta.reshape(-1)[bce.argmin()] - torch.log(p / (1 - p))).abs()))
+    _figure(out)
+    return {
+        "seeds": SEEDS,
+        **{f"{k}_rel_err": v for k, v in err.items()},
+        "argmin_mismatches": mismatches,
+        "argmin_comparisons": len(SEEDS) * (2 * len(SIGMAS) + 1),
+        "mean_err": mean_err,
+        "median_err": median_err,
+        "logit_err": logit_err,
+    }
+
+
+def _figure(out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    D = torch.distributions
+    y = torch.tensor([1.0, 2.0, 3.0, 4.0, 100.0], dtype=torch.float64).reshape(-1, 1)
+    theta = torch.linspace(-5, 40, 901, dtype=torch.float64).reshape(-1, 1, 1)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    pairs = [
+        (
+            "mse",
+            "sum of squared errors / (2 sigma^2)",
+            lambda s: -D.Normal(theta, s).log_prob(y).sum((1, 2)),
+            10.0,
+        ),
+        ("mae", "sum of absolute errors / b", lambda s: -D.Laplace(theta, s).log_prob(y).sum((1, 2)), 3.0),
+    ]
+    for ax, (name, label, nll, s) in zip(axes, pairs):
+        loss = losses[name].fn(theta, y).sum((1, 2)) / (2 * s**2 if name == "mse" else s)
+        ax.plot(theta.reshape(-1), loss, label=f"{name}: {label}")
+        ax.plot(
+            theta.reshape(-1),
+            nll(s),
+            "--",
+            label=f"{'Gaussian' if name == 'mse' else 'Laplace'} NLL, scale {s:g}",
+        )
+        ax.axvline(float(theta.reshape(-1)[loss.argmin()]), color="grey", lw=0.8)
+        ax.set(xlabel="constant prediction theta", title="targets [1, 2, 3, 4, 100]")
+        ax.legend(fontsize=7)
+    z = torch.linspace(-4, 4, 401, dtype=torch.float64).reshape(-1, 1, 1)
+    labels = torch.tensor([1.0, 0, 0, 1, 0, 0, 1, 0, 0, 0], dtype=torch.float64).reshape(-1, 1)
+    zz, ll = z.expand(-1, len(labels), 1), labels.expand(len(z), -1, -1)
+    axes[2].plot(z.reshape(-1), losses["bce"].fn(zz, ll).sum((1, 2)), label="bce (summed)")
+    axes[2].plot(
+        z.reshape(-1), -D.Bernoulli(logits=z).log_prob(labels).sum((1, 2)), "--", label="Bernoulli NLL"
+    )
+    axes[2].set(xlabel="constant logit z", title="labels: 3 of 10 are 1")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "likelihood.png"), dpi=80)
+    plt.close(fig)
+
+
+def judge(measured: dict) -> list[dict]:
+    rows = [
+        ("MSE vs Gaussian NLL: relative error of the formula", "gaussian_rel_err"),
+        ("MAE vs Laplace NLL: relative error of the formula", "laplace_rel_err"),
+        ("BCE vs Bernoulli NLL: relative difference", "bernoulli_rel_err"),
+        ("cross-entropy vs categorical NLL: relative difference", "categorical_rel_err"),
+        ("argmin of the loss != argmin of the NLL (count)", "argmin_mismatches"),
+        ("MSE's minimiser - the mean", "mean_err"),
+        ("MAE's minimiser - the median", "median_err"),
+        ("BCE's minimiser - logit(mean label)", "logit_err"),
+    ]
+    checks = []
+    for check, key in rows:
+        e, value = EXPECTED[key], measured.get(key)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if "max" in e:
+            expected, ok = f"<= {e['max']:g}", ok and value <= e["max"]
+        else:
+            expected, ok = e["value"], ok and value == e["value"]
+        note = e["source"] if value is not None else "not measured"
+        if key == "argmin_mismatches" and value is not None:
+            note = f"of {measured.get('argmin_comparisons')} grid comparisons over 5 seeds; {note}"
+        checks.append(
+            {
+                "check": check,
+                "measured": value,
+                "expected": expected,
+                "verdict": "PASS" if ok else "FAIL",
+                "note": note,
+            }
+        )
+    return checks
