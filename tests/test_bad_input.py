@@ -181,6 +181,19 @@ CASES = [
         ["optim.schedule: schedule 'exponential' cannot use these settings"],
         {"optim.schedule": {"name": "exponential", "gamma": 1e10}, "train.steps": 1000},
     ),
+    Case("config is 0", ["a config must be a mapping of keys, got int"], text="0\n"),
+    Case(
+        "config is false plus an override",
+        ["a config must be a mapping of keys, got bool"],
+        text="false\n",
+        overrides=["model.depth=2"],
+    ),
+    Case(
+        "control character",
+        ["invalid YAML at line 2: character #x001f is not allowed"],
+        text="name: a\nloss: \x1f\n",
+        subprocess=True,
+    ),
     # more memory than the machine has: refused up front with an estimate
     Case(
         "data set too large",
