@@ -56,15 +56,18 @@ def huber(prediction, target, *, delta: float = 1.0):
     return F.huber_loss(prediction, target, reduction="none", delta=delta)
 
 
-@losses.register(tasks=(BINARY,), on="logits", output="sigmoid")
-def bce(logits, target):
+@losses.register(tasks=(BINARY, MULTICLASS), on="logits", output="sigmoid")
+def bce(logits, target, *, sum_outputs: bool = False):
     """Binary cross-entropy (log loss) from logits: -[y log p + (1-y) log(1-p)], p = sigmoid(z).
 
     Gradient with respect to the logit: p - y, with no sigmoid'(z) factor, so a saturated wrong
-    output still learns fast. Shapes: logits and target [..., 1], target in {0, 1}.
-    Reference: torch.nn.BCEWithLogitsLoss.
+    output still learns fast. Shapes: logits and target [..., 1], target in {0, 1}. On classes it
+    is applied to every sigmoid output against the one-hot target (Nielsen's cross-entropy for a
+    sigmoid output layer); `sum_outputs: true` sums over the outputs instead of averaging, as
+    Nielsen's C = -(1/n) sum_x sum_j [...] does. Reference: torch.nn.BCEWithLogitsLoss.
     """
-    return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return loss * logits.shape[-1] if sum_outputs else loss
 
 
 @losses.register(tasks=(MULTICLASS,), on="logits", output="softmax")
@@ -108,10 +111,11 @@ def default_output(loss_name: str, task: str) -> str:
     return {REGRESSION: "identity", BINARY: "sigmoid", MULTICLASS: "softmax"}[task]
 
 
-def loss_target(loss_name: str, y, task: str, n_outputs: int):
-    """The target in the form the loss wants (one-hot for a regression loss on classes)."""
-    if task == MULTICLASS and losses[loss_name].meta["on"] == "output":
-        return F.one_hot(y, n_outputs).to(torch.get_default_dtype() if not y.is_floating_point() else y.dtype)
+def loss_target(loss_name: str, y, task: str, n_outputs: int, dtype=torch.float32):
+    """The target in the form the loss wants: one-hot for an elementwise loss on classes."""
+    entry = losses[loss_name]
+    if task == MULTICLASS and (entry.meta["on"] == "output" or entry.meta.get("output") == "sigmoid"):
+        return F.one_hot(y, n_outputs).to(dtype)
     return y
 
 

@@ -44,7 +44,7 @@ def prepare(cfg: Config):
 
     def target(y):
         y = y if dataset.task == MULTICLASS else y.to(dtype)
-        return loss_target(cfg.loss.name, y.to(device), dataset.task, dataset.n_outputs)
+        return loss_target(cfg.loss.name, y.to(device), dataset.task, dataset.n_outputs, dtype)
 
     return {
         "dataset": dataset,

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.config import ConfigError, build
-from lossbench.losses import losses, per_example
+from lossbench.losses import loss_target, losses, per_example
 
 torch.manual_seed(0)
 Z = torch.randn(7, 3, dtype=torch.float64)
@@ -70,8 +70,7 @@ def test_every_loss_gives_finite_gradients_on_each_task_it_accepts(name):
     for task in losses[name].meta["tasks"]:
         if task == "multiclass":
             z, y = torch.randn(5, 3, requires_grad=True), torch.randint(0, 3, (5,))
-            if losses[name].meta["on"] == "output":
-                y = F.one_hot(y, 3).float()
+            y = loss_target(name, y, task, 3)
         else:
             z, y = torch.randn(5, 1, requires_grad=True), (torch.rand(5, 1) > 0.5).float()
         out = torch.sigmoid if task == "binary" else (lambda v: v)
@@ -90,3 +89,15 @@ def test_every_loss_refuses_a_task_it_does_not_fit(name):
         else:
             with pytest.raises(ConfigError, match=f"does not fit the {task} task"):
                 build(raw)
+
+
+def test_bce_on_classes_is_nielsens_per_output_cross_entropy():
+    """Sigmoid outputs against one-hot targets; with sum_outputs, summed over outputs as Nielsen's C."""
+    z = torch.randn(8, 10, dtype=torch.float64)
+    y = torch.randint(0, 10, (8,))
+    t = loss_target("bce", y, "multiclass", 10, torch.float64)
+    assert torch.equal(t, F.one_hot(y, 10).double())
+    a = torch.sigmoid(z)
+    nielsen = -(t * a.log() + (1 - t) * (1 - a).log()).sum(1).mean()
+    assert torch.allclose(losses["bce"].fn(z, t, sum_outputs=True).mean(), nielsen)
+    assert torch.allclose(losses["bce"].fn(z, t).mean(), F.binary_cross_entropy_with_logits(z, t))
