@@ -228,7 +228,8 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_table(report: dict, stream=sys.stdout) -> None:
+def print_table(report: dict, stream=None) -> None:
+    stream = stream or sys.stdout
     rows = [("experiment", "check", "measured", "expected", "verdict")]
     for e in report["experiments"]:
         for c in e["checks"]:
@@ -291,7 +292,7 @@ def cmd_reproduce(args) -> int:
     print_table(report)
     n = [sum(c["verdict"] == v for e in report["experiments"] for c in e["checks"]) for v in VERDICTS]
     print(
-        f"\n{len(report['experiments'])} experiments, {n[0]} checks PASS, {n[1]} PARTIAL, {n[2]} FAIL; "
+        f"\n{len(report['experiments'])} experiments; checks: {n[0]} PASS, {n[1]} PARTIAL, {n[2]} FAIL; "
         f"wall time {report['wall_time']:.1f} s; verdicts in {os.path.join(args.out, 'verdicts.md')}"
     )
     for e in report["experiments"]:

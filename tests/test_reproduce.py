@@ -1,0 +1,176 @@
+"""`python -m lossbench reproduce`: finding, running and judging experiments, and what it writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from argparse import Namespace
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from lossbench import reproduce as rp
+from lossbench.config import ConfigError
+
+MINE = ["hinge_margin", "likelihood", "loss_gallery", "mae_jumping", "outliers"]
+
+PASSING = """
+CLAIM = "two is two"
+SOURCE = "arithmetic"
+EXPECTED = {"two": 2}
+def run(out, fast):
+    import os
+    open(os.path.join(out, "fig.png"), "wb").write(b"png")
+    return {"two": 1 + 1, "fast": fast}
+def judge(m):
+    ok = m.get("two") == EXPECTED["two"]
+    return [{"check": "1 + 1", "measured": m.get("two"), "expected": 2, "verdict": "PASS" if ok else "FAIL", "note": ""}]
+"""
+FAILING = PASSING.replace('"two": 1 + 1', '"two": 3')
+RAISING = PASSING.replace('return {"two": 1 + 1, "fast": fast}', 'raise ValueError("boom")')
+PARTIAL = PASSING.replace('"PASS" if ok else "FAIL"', '"PARTIAL"')
+MALFORMED = PASSING.replace('"verdict": "PASS" if ok else "FAIL", ', "")
+
+
+@pytest.fixture
+def fake_experiments(tmp_path, monkeypatch):
+    """An experiments folder of our own making, which reproduce then uses."""
+    root = tmp_path / "experiments"
+
+    def make(**sources):
+        for slug, text in sources.items():
+            (root / slug).mkdir(parents=True)
+            (root / slug / "experiment.py").write_text(text)
+        monkeypatch.setattr(rp, "experiments_dir", lambda: root)
+        return root
+
+    return make
+
+
+def args(out, only=None, fast=True):
+    return Namespace(only=only, fast=fast, out=str(out), workers=None)
+
+
+def test_discover_finds_the_repository_experiments():
+    found = rp.discover()
+    assert set(MINE) <= set(found)
+    assert all(p.name == "experiment.py" and p.parent.name == slug for slug, p in found.items())
+    assert rp.experiments_dir().name == "experiments"
+
+
+def test_missing_experiments_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="no experiments folder"):
+        rp.discover(tmp_path / "nowhere")
+
+
+def test_unknown_slug_is_refused_with_did_you_mean(tmp_path):
+    r = run_cli("reproduce", "--only", "outlier", "--out", tmp_path / "rep")
+    assert r.returncode == 2
+    assert "unknown experiment 'outlier'" in r.stderr and "did you mean 'outliers'" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "rep").exists()
+
+
+def test_each_experiment_defines_the_interface():
+    for slug, path in rp.discover().items():
+        module = rp.load_experiment(slug, path)
+        assert isinstance(module.CLAIM, str) and module.CLAIM.strip(), slug
+        assert isinstance(module.SOURCE, str) and module.SOURCE.strip(), slug
+        assert isinstance(module.EXPECTED, dict) and module.EXPECTED, slug
+        assert os.path.isfile(path.parent / "README.md"), f"{slug} has no README.md"
+
+
+def test_cli_fast_run_writes_verdicts_and_figures(tmp_path):
+    out = tmp_path / "rep"
+    r = run_cli("reproduce", "--only", "likelihood", "loss_gallery", "--fast", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "wall time" in r.stdout and "PASS" in r.stdout
+    report = json.loads((out / "verdicts.json").read_text())
+    assert report["fast"] is True and report["verdict"] == "PASS"
+    assert [e["slug"] for e in report["experiments"]] == ["likelihood", "loss_gallery"]
+    for e in report["experiments"]:
+        assert e["checks"] and all(c["verdict"] == "PASS" for c in e["checks"])
+        assert e["figures"] and all((out / e["slug"] / f).is_file() for f in e["figures"])
+    md = (out / "verdicts.md").read_text()
+    assert "## likelihood" in md and "## loss_gallery" in md
+    assert "(loss_gallery/loss_gallery.png)" in md
+
+
+def test_a_failing_check_exits_1_and_says_fail(tmp_path, fake_experiments, capsys):
+    fake_experiments(good=PASSING, bad=FAILING)
+    assert rp.cmd_reproduce(args(tmp_path / "rep")) == 1
+    report = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
+    verdicts = {e["slug"]: e["verdict"] for e in report["experiments"]}
+    assert verdicts == {"bad": "FAIL", "good": "PASS"}
+    bad = report["experiments"][0]
+    assert bad["checks"][0]["measured"] == 3 and bad["checks"][0]["expected"] == 2
+    assert "| bad | **FAIL**" in (tmp_path / "rep" / "verdicts.md").read_text().replace("[bad](#bad)", "bad")
+    printed = capsys.readouterr().out
+    assert "checks: 1 PASS, 0 PARTIAL, 1 FAIL" in printed and "bad         1 + 1  3" in printed
+
+
+def test_passing_and_partial_exit_0(tmp_path, fake_experiments):
+    fake_experiments(good=PASSING, part=PARTIAL)
+    assert rp.cmd_reproduce(args(tmp_path / "rep")) == 0
+    report = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
+    assert report["verdict"] == "PARTIAL"
+
+
+def test_an_experiment_that_raises_fails_alone(tmp_path, fake_experiments):
+    fake_experiments(a_raises=RAISING, good=PASSING, malformed=MALFORMED)
+    assert rp.cmd_reproduce(args(tmp_path / "rep")) == 1
+    report = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
+    e = {x["slug"]: x for x in report["experiments"]}
+    assert e["a_raises"]["verdict"] == "FAIL" and "ValueError: boom" in e["a_raises"]["checks"][0]["note"]
+    assert e["good"]["verdict"] == "PASS"
+    assert e["malformed"]["verdict"] == "FAIL" and "malformed check" in e["malformed"]["checks"][0]["note"]
+
+
+def test_missing_interface_names_is_a_fail_naming_them(tmp_path, fake_experiments):
+    fake_experiments(incomplete="CLAIM = 'x'\n")
+    assert rp.cmd_reproduce(args(tmp_path / "rep")) == 1
+    note = json.loads((tmp_path / "rep" / "verdicts.json").read_text())["experiments"][0]["checks"][0]["note"]
+    assert "SOURCE, EXPECTED, run, judge" in note
+
+
+def test_fast_flag_reaches_run(tmp_path, fake_experiments):
+    fake_experiments(good=PASSING)
+    for fast in (True, False):
+        rp.cmd_reproduce(args(tmp_path / "rep", fast=fast))
+        report = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
+        assert report["experiments"][0]["measured"]["fast"] is fast
+
+
+def test_rerun_replaces_its_own_folder_but_never_a_foreign_one(tmp_path, fake_experiments):
+    fake_experiments(good=PASSING)
+    out = tmp_path / "rep"
+    rp.cmd_reproduce(args(out))
+    (out / "good" / "stale.txt").write_text("from an earlier run")
+    rp.cmd_reproduce(args(out))
+    assert not (out / "good" / "stale.txt").exists() and (out / "good" / "fig.png").exists()
+
+    foreign = tmp_path / "mine"
+    (foreign / "good").mkdir(parents=True)
+    (foreign / "good" / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not written by reproduce"):
+        rp.cmd_reproduce(args(foreign))
+    assert (foreign / "good" / "notes.txt").read_text() == "keep me"
+    assert not (foreign / "verdicts.json").exists()
+
+
+def test_unwritable_out_is_refused(tmp_path, fake_experiments):
+    fake_experiments(good=PASSING)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="not a folder"):
+        rp.cmd_reproduce(args(blocker / "rep"))
+
+
+def test_overall_and_jsonable():
+    assert rp.overall([]) == "FAIL"
+    assert rp.overall([{"verdict": "PASS"}, {"verdict": "PARTIAL"}]) == "PARTIAL"
+    assert rp.overall([{"verdict": "PARTIAL"}, {"verdict": "FAIL"}]) == "FAIL"
+    value = rp.jsonable({"a": np.float32(0.5), "b": np.arange(3), "c": float("nan"), 1: (np.int64(2),)})
+    assert value == {"a": 0.5, "b": [0, 1, 2], "c": None, "1": [2]}
+    json.dumps(value, allow_nan=False)
