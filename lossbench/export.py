@@ -1,0 +1,76 @@
+"""`python -m lossbench export tensorboard PATH`: the metrics of runs as TensorBoard scalars.
+
+For users who live in TensorBoard: each run folder under PATH becomes a log folder
+`OUT/<name>/<run_id>/` (default OUT: PATH/tensorboard) with every scalar metric at its step and every
+per-layer metric as `KEY/layer_N` (N = 1 next to the input), plus the resolved config as text. Needs
+the `tensorboard` package (extra `tensorboard`); read from the run folders alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import yaml
+
+from .config import ConfigError
+from .plots import load_runs
+from .runs import check_writable
+
+SKIP = {"step", "diverged"}
+
+
+def cmd_export(args) -> int:
+    if args.target != "tensorboard":  # argparse only offers tensorboard; a guard for direct callers
+        raise ConfigError(
+            [("target", f"unknown export target {args.target!r}; valid: tensorboard")], "export"
+        )
+    out = args.out or os.path.join(args.path, "tensorboard")
+    for folder in export_tensorboard(args.path, out):
+        print(folder)
+    return 0
+
+
+def _summary_writer():
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError(
+            [
+                (
+                    "tensorboard",
+                    "the tensorboard package is not installed; install it with "
+                    "pip install 'lossbench[tensorboard]' (or pip install tensorboard)",
+                )
+            ],
+            "export",
+        ) from None
+    return SummaryWriter
+
+
+def export_tensorboard(path: str, out: str) -> list[str]:
+    """Write one TensorBoard log folder per run under `path`; returns the folders."""
+    runs = load_runs([path])
+    summary_writer = _summary_writer()
+    check_writable(out)
+    folders = []
+    for run in runs:
+        name = str(run.config.get("name") or "run")
+        folder = os.path.join(out, name, os.path.basename(os.path.normpath(run.path)))
+        writer = summary_writer(log_dir=folder)
+        try:
+            writer.add_text("config", "```\n" + yaml.safe_dump(run.config, sort_keys=False) + "```", 0)
+            steps = run.metrics["step"]
+            for key, column in run.metrics.items():
+                if key in SKIP:
+                    continue
+                for i, step in enumerate(steps):
+                    values = column[i] if column.ndim == 2 else [column[i]]
+                    for layer, value in enumerate(values):
+                        if math.isfinite(value):
+                            tag = f"{key}/layer_{layer + 1}" if column.ndim == 2 else key
+                            writer.add_scalar(tag, float(value), int(step))
+        finally:
+            writer.close()
+        folders.append(folder)
+    return folders

@@ -1,0 +1,172 @@
+"""The HTML report (opened in headless Chromium when it is installed) and the TensorBoard export."""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import TINY, run_cli
+
+from lossbench import config, report, runs
+from lossbench.config import ConfigError
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """A results root: sweep/ (bce and hinge, target loss set) and bad/ (one diverged run)."""
+    root = tmp_path_factory.mktemp("results")
+    for loss in ["bce", "hinge"]:
+        raw = copy.deepcopy(TINY)
+        raw.update(name="sweep", loss={"name": loss})
+        raw["train"]["target_loss"] = 0.69
+        runs.execute(config.load(raw=raw)[0], str(root))
+    raw = copy.deepcopy(TINY)
+    raw.update(
+        name="bad", model={"depth": 2, "width": 8, "activation": "relu"}, optim={"name": "sgd", "lr": 1e6}
+    )
+    runs.execute(config.load(raw=raw)[0], str(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def page(results, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    path = report.write_report(str(results), str(out))
+    return path, open(path).read()
+
+
+def _all_runs(root):
+    return [
+        runs.load_run(os.path.join(root, n, r))
+        for n in sorted(os.listdir(root))
+        for r in sorted(os.listdir(root / n))
+    ]
+
+
+def test_report_table_holds_every_run_with_its_summary(results, page):
+    path, text = page
+    rows = re.findall(r"<tr class=\"[^\"]*\">(.*?)</tr>", text)
+    cells = [
+        [html.unescape(re.sub("<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)] for r in rows
+    ]
+    by_id = {c[0]: c for c in cells}
+    all_runs = _all_runs(results)
+    assert len(by_id) == len(all_runs) == 3
+    for run in all_runs:
+        row = by_id[os.path.basename(run.path)]
+        assert run.summary["status"] in row
+        if run.summary["status"] == "finished":
+            assert f"{run.summary['final_train_loss']:.4g}" in row
+        else:
+            assert str(run.summary["diverged_step"]) in row
+    sweep_rows = [by_id[os.path.basename(r.path)] for r in all_runs if r.config["name"] == "sweep"]
+    assert {"bce", "hinge"} <= {c for row in sweep_rows for c in row}  # the differing key's values
+    assert '<th class="text">loss.name</th>' in text
+
+
+def test_report_is_self_contained(page):
+    path, text = page
+    assert not re.search(r"(src|href)=\"(https?:)?//", text)  # nothing fetched from elsewhere
+    images = re.findall(r"<img [^>]*src=\"([^\"]+)\"", text)
+    assert images and all(src.startswith("data:image/png;base64,") for src in images)
+    assert text.count("<h2") == 2  # one section per folder: bad, sweep
+
+
+CHECK = """<script>
+window.__errors = [];
+window.addEventListener("error", function (e) { window.__errors.push(String(e.message || "resource error")); }, true);
+var __ce = console.error;
+console.error = function () { window.__errors.push(Array.prototype.join.call(arguments, " ")); __ce.apply(console, arguments); };
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  var m = document.createElement("pre");
+  m.id = "lossbench-check";
+  m.textContent = JSON.stringify({images: imgs.length, loaded: ok, errors: window.__errors});
+  document.body.appendChild(m);
+});
+</script>"""
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]  # fmt: skip
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_report_opens_in_headless_chromium(page, tmp_path):
+    path, text = page
+    # a copy with a probe script first in <head>: it records errors and, once loaded, every image's state
+    probe = tmp_path / "probe.html"
+    probe.write_text(text.replace("<head>", "<head>" + CHECK, 1))
+    r = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    found = re.search(r'<pre id="lossbench-check">([^<]*)</pre>', r.stdout)
+    assert found, f"no probe result; chromium said: {r.stderr[-2000:]}"
+    check = json.loads(html.unescape(found.group(1)))
+    assert check["images"] == text.count("<img ") >= 10
+    assert check["loaded"] == check["images"]
+    assert check["errors"] == []
+    assert not re.search(r"CONSOLE.*(Uncaught|Error)", r.stderr)
+    shot = tmp_path / "report.png"  # kept with the test outputs (pytest's tmp folder)
+    subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--hide-scrollbars",
+         "--window-size=1280,2000", f"--screenshot={shot}", f"file://{path}"],
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_command_and_bad_path(results, tmp_path):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(results / "sweep", sweep)
+    r = run_cli("report", sweep)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(sweep / "report" / "index.html") and os.path.isfile(r.stdout.strip())
+    (tmp_path / "empty").mkdir()
+    r = run_cli("report", tmp_path / "empty")
+    assert r.returncode == 2 and "empty" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "empty" / "report").exists()
+
+
+# ----- TensorBoard -----------------------------------------------------------------------------------
+
+
+def test_tensorboard_export_holds_the_metrics(results, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lossbench.export import export_tensorboard
+
+    folders = export_tensorboard(str(results / "sweep"), str(tmp_path))
+    assert len(folders) == 2
+    for folder in folders:
+        run = runs.load_run(str(results / "sweep" / os.path.basename(folder)))
+        events = EventAccumulator(folder)
+        events.Reload()
+        loss = events.Scalars("loss")
+        np.testing.assert_array_equal([e.step for e in loss], run.metrics["step"])
+        np.testing.assert_allclose([e.value for e in loss], run.metrics["loss"], rtol=1e-6)
+        last = run.metrics["grad_out"].shape[1]
+        grad = events.Scalars(f"grad_out/layer_{last}")
+        np.testing.assert_allclose([e.value for e in grad], run.metrics["grad_out"][:, -1], rtol=1e-6)
+
+
+def test_tensorboard_missing_is_a_clear_message(results, tmp_path, monkeypatch):
+    from lossbench.export import export_tensorboard
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    with pytest.raises(ConfigError, match=r"tensorboard package is not installed.*pip install"):
+        export_tensorboard(str(results / "sweep"), str(tmp_path / "tb"))
+    assert not (tmp_path / "tb").exists()
