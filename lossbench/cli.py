@@ -77,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("validate", help="check a config without training")
     config_args(sp)
+    sp.add_argument("--allow-large", action="store_true", help="allow a sweep grid above the size limit")
 
     sp = sub.add_parser("list", help="list the registered losses, activations, inits, ...")
     sp.add_argument(
@@ -158,7 +159,7 @@ def cmd_validate(args) -> int:
     if sweep:
         from .sweep import expand
 
-        members = expand(raw, args.config)
+        members = expand(raw, args.config, allow_large=args.allow_large)
         print(f"{args.config}: valid sweep of {len(members)} runs")
     else:
         print(f"{args.config}: valid ({cfg!r})")
