@@ -194,6 +194,19 @@ CASES = [
         text="name: a\nloss: \x1f\n",
         subprocess=True,
     ),
+    # sweeps
+    Case("empty sweep list", ["sweep.optim.lr: is an empty list"], {"sweep": {"optim.lr": []}}),
+    Case("sweep is a list", ["sweep: must be a mapping of dotted config keys to lists"], {"sweep": [1, 2]}),
+    Case(
+        "bad value inside a sweep",
+        ["sweep.optim.lr: must be > 0, got -1", "grid point optim.lr=-1"],
+        {"sweep": {"optim.lr": [0.1, -1]}},
+    ),
+    Case(
+        "sweep grid too large",
+        ["sweep: the grid has 200000 runs", "--allow-large"],
+        {"sweep": {"model.depth": [1, 2], "seeds": 100000}},
+    ),
     # more memory than the machine has: refused up front with an estimate
     Case(
         "data set too large",
