@@ -439,3 +439,76 @@ def test_lr_1e3_is_marked_diverged_at_its_step(tmp_path, capsys):
     # a diverged run is a result: the same config is not trained again
     assert main(["run", str(config), "--out", str(root), "--quiet"]) == 0
     assert "reused" in capsys.readouterr().out
+
+
+# ----- sweeps ------------------------------------------------------------------------------------
+
+SWEEP = {
+    "name": "sw",
+    "data": {"name": "line", "n_samples": 64},
+    "model": {"depth": 2, "width": 8, "activation": "relu"},
+    "loss": "mse",
+    "optim": {"name": "sgd", "lr": 0.01},
+    "train": {"epochs": 4, "batch_size": 16, "log_every": 2},
+    # lr 1e3 diverges: the sweep must go on around it
+    "sweep": {"model.activation": ["relu", "tanh"], "optim.lr": [0.01, 1e3], "seeds": 2},
+}
+
+
+def sweep_runs(folder) -> dict:
+    """run id -> the loaded run, for every finished run folder of a sweep."""
+    found = {}
+    for run_id in sorted(os.listdir(folder)):
+        path = os.path.join(folder, run_id)
+        if os.path.isdir(path) and is_finished(path):
+            found[run_id] = load_run(path)
+    return found
+
+
+def sweep_table(folder) -> list[dict]:
+    """sweep.csv rows without the columns that may differ between computing and reusing."""
+    import csv
+
+    with open(os.path.join(folder, "sweep.csv")) as f:
+        return [{k: v for k, v in row.items() if k not in ("wall_time", "note")} for row in csv.DictReader(f)]
+
+
+def test_sweep_killed_then_rerun_equals_an_uninterrupted_sweep(tmp_path, capsys):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump(SWEEP))
+    ref_root, root = str(tmp_path / "reference"), str(tmp_path / "results")
+
+    def sweep(out):
+        return main(["run", str(config), "--out", out, "--workers", "1", "--quiet"])
+
+    assert sweep(ref_root) == 0
+    capsys.readouterr()
+    reference = sweep_runs(os.path.join(ref_root, "sw"))
+    assert len(reference) == 8
+    statuses = [r.summary["status"] for r in reference.values()]
+    assert "diverged" in statuses and "finished" in statuses
+
+    start = time.perf_counter()
+    assert fork_call(lambda: sweep(str(tmp_path / "timing")))[0] == 0
+    duration = time.perf_counter() - start
+
+    rng = random.Random(8)
+    for _ in range(4):  # kill at random moments, each time resuming the same folder
+        code, _ = fork_call(lambda: sweep(root), kill_after=rng.uniform(0.1, 0.9) * duration)
+        assert code in (0, -signal.SIGKILL)
+        partial = sweep_runs(os.path.join(root, "sw"))
+        assert set(partial) <= set(reference)
+        for run_id, run in partial.items():  # whatever counts as finished is whole and right
+            assert run.summary["status"] == reference[run_id].summary["status"]
+            same_metrics(run.metrics, reference[run_id].metrics)
+
+    assert sweep(root) == 0
+    assert "8 runs:" in capsys.readouterr().out
+    final = sweep_runs(os.path.join(root, "sw"))
+    assert set(final) == set(reference)
+    for run_id, run in final.items():
+        assert run.summary["status"] == reference[run_id].summary["status"]
+        same_metrics(run.metrics, reference[run_id].metrics)
+    assert sweep_table(os.path.join(root, "sw")) == sweep_table(os.path.join(ref_root, "sw"))
+    leftovers = [f for f in files_under(root) if ".tmp" in f]
+    assert not leftovers
