@@ -268,6 +268,7 @@ def reproduce(
             record = run_one(slug, path, root, fast)
             echo(f"{slug}: {record['verdict']} in {record['wall_time']:.1f} s")
             records.append(record)
+        used = versions()  # while single-threaded: the thread count the experiments ran with
     finally:
         torch.set_num_threads(threads)
     argv = (
@@ -278,7 +279,7 @@ def reproduce(
         "fast": fast,
         "wall_time": time.perf_counter() - start,
         "verdict": overall([{"verdict": r["verdict"]} for r in records]),
-        "versions": versions(),
+        "versions": used,
         "experiments": records,
     }
     atomic_write(str(root / "verdicts.json"), json.dumps(report, indent=2).encode())

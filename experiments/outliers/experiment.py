@@ -46,7 +46,7 @@ def _params(folder: str) -> tuple[float, float]:
 
 
 def run(out: str, fast: bool) -> dict:
-    steps = {"constant": 100 if fast else 400, "line": 200 if fast else 1000}
+    steps = {"constant": 100 if fast else 300, "line": 200 if fast else 500}
     measured: dict = {"seeds": SEEDS}
     folders = {}
     for part in ("constant", "line"):
@@ -82,7 +82,13 @@ def _figure(folders: dict, measured: dict, out: str) -> None:
     for loss, c in colors.items():
         value = measured[f"constant_{loss}"][0]
         a.axhline(value, color=c, label=f"{loss}: {value:.2f}")
-    a.set(yscale="symlog", xlabel="example", ylabel="target / fitted constant", title="one constant")
+    a.set(
+        yscale="log",
+        ylim=(0.5, 200),
+        xlabel="example",
+        ylabel="target / fitted constant",
+        title="one constant",
+    )
     a.legend(fontsize=8)
     view = np.load(os.path.join(folders[("line", "mse", 0)], "view.npz"))
     x, y, marks = view["x"][:, 0], view["y"][:, 0], view["marks"].astype(bool)
@@ -91,8 +97,8 @@ def _figure(folders: dict, measured: dict, out: str) -> None:
     for loss, c in colors.items():
         v = np.load(os.path.join(folders[("line", loss, 0)], "view.npz"))
         b.plot(v["grid_x"], v["pred"][:, 0], color=c, label=f"{loss}: b = {measured[f'line_{loss}'][0]:.2f}")
-    b.set(xlabel="x", ylabel="y", title="line fit, 10% outliers (seed 0)", ylim=(-2, 8))
-    b.legend(fontsize=8, loc="upper left")
+    b.set(xlabel="x", ylabel="y", title="line fit, 10% outliers (seed 0)", ylim=(-3, 25))
+    b.legend(fontsize=8, loc="center left")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "outliers.png"), dpi=80)
     plt.close(fig)
