@@ -10,7 +10,7 @@ All timings in this process (and its worker processes for the grid), one torch t
    `sweep.run_configs` into a temporary folder, stacked and not: wall time and runs per second.
 3. The same 16 runs with PyTorch Lightning logging `grad_norm` every step (when lightning imports).
 
-    python bench/bench_sweep.py             # about 2-3 minutes on a 2-core machine
+    python bench/bench_sweep.py             # about 3 minutes on a 2-core machine
     python bench/bench_sweep.py --quick     # smaller, to check it works
 """
 
@@ -198,7 +198,7 @@ def bench_grid(quick: bool, workers: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes, to check the script")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--workers", type=int, default=os.cpu_count())
     p.add_argument("--skip", nargs="*", default=[], choices=["seeds", "grid", "lightning"])
     args = p.parse_args()
