@@ -594,15 +594,17 @@ def fig_grad_profile(groups: list[Group]):
                 any_line = True
             if any_line:
                 ax.set_yscale("log")
-            ax.set_xlabel(LAYER_LABEL)
+            if key == "grad_out":
+                ax.set_xlabel(LAYER_LABEL)
             n_layers = max(
                 (g.stacked(key).shape[-1] for g in groups if g.stacked(key) is not None), default=1
             )
             ax.set_xticks(range(1, n_layers + 1))
-            ax.set_ylabel(f"{GRAD_NAMES[key].split(' (')[0]} (L2 norm)")
+            if where == "start":
+                ax.set_ylabel(f"{GRAD_NAMES[key].split(' (')[0]} (L2 norm)")
             at = f"step {steps_seen.pop()}" if len(steps_seen) == 1 else "per config"
             ax.set_title(f"{where} ({at}): {key}", fontsize="medium")
-            ax.grid(alpha=0.3, which="both")
+            ax.grid(alpha=0.3)
     _suptitle(
         fig,
         f"Gradient profile across layers, {_what(groups)}\n"
@@ -792,6 +794,7 @@ def save_figures(groups: list[Group], out: str, fmt: str = "png") -> list[str]:
     for name, fig in figures(groups):
         path = os.path.join(out, f"{name}.{fmt}")
         atomic_write(path, render(fig, fmt))
+        os.chmod(path, 0o644)  # atomic_write's temporary file is private (0600); figures are for sharing
         paths.append(path)
     return paths
 

@@ -91,6 +91,7 @@ def write_report(path: str, out: str) -> str:
     os.makedirs(out, exist_ok=True)
     target = os.path.join(out, "index.html")
     atomic_write(target, page.encode())
+    os.chmod(target, 0o644)  # atomic_write's temporary file is private (0600); a report is for sharing
     return target
 
 

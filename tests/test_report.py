@@ -129,8 +129,8 @@ def test_report_opens_in_headless_chromium(page, tmp_path):
 
 
 def test_report_command_and_bad_path(results, tmp_path):
-    sweep = tmp_path / "sweep"
-    shutil.copytree(results / "sweep", sweep)
+    sweep = tmp_path / "bad"  # the smallest folder: one diverged run, fewest figures
+    shutil.copytree(results / "bad", sweep)
     r = run_cli("report", sweep)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(sweep / "report" / "index.html") and os.path.isfile(r.stdout.strip())
