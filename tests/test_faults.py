@@ -512,3 +512,12 @@ def test_sweep_killed_then_rerun_equals_an_uninterrupted_sweep(tmp_path, capsys)
     assert sweep_table(os.path.join(root, "sw")) == sweep_table(os.path.join(ref_root, "sw"))
     leftovers = [f for f in files_under(root) if ".tmp" in f]
     assert not leftovers
+
+    # the loss-curve figure marks each diverged run with an X at its divergence step
+    from lossbench.plots import fig_loss_curves, group_runs, load_runs
+
+    ax = fig_loss_curves(group_runs(load_runs([os.path.join(root, "sw")]))).axes[0]
+    marks = [line for line in ax.get_lines() if line.get_marker() == "X" and len(line.get_xdata()) == 1]
+    diverged = [r for r in final.values() if r.summary["status"] == "diverged"]
+    assert sorted(m.get_xdata()[0] for m in marks) == sorted(r.summary["diverged_step"] for r in diverged)
+    assert "diverged here" in ax.get_legend_handles_labels()[1]
