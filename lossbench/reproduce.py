@@ -24,6 +24,17 @@ from .registry import did_you_mean
 
 VERDICTS = ("PASS", "PARTIAL", "FAIL")
 REQUIRED = ("CLAIM", "SOURCE", "EXPECTED", "run", "judge")
+ARTICLE_ORDER = [  # the order the claims come in the article and the issue; others follow by name
+    "loss_gallery",
+    "outliers",
+    "mae_jumping",
+    "hinge_margin",
+    "nielsen_neuron",
+    "vanishing_depth",
+    "init_scale",
+    "likelihood",
+    "plateaus",
+]
 MARKER = ".lossbench-experiment"  # marks a folder reproduce wrote, so a rerun may replace it
 
 
@@ -35,7 +46,7 @@ def experiments_dir() -> Path:
 
 
 def discover(root: Path | None = None) -> dict[str, Path]:
-    """{slug: path of experiment.py} for every `experiments/<slug>/experiment.py`, sorted by slug."""
+    """{slug: path of experiment.py} for every `experiments/<slug>/experiment.py`, in article order."""
     root = root or experiments_dir()
     if not root.is_dir():
         raise ConfigError(
@@ -49,6 +60,8 @@ def discover(root: Path | None = None) -> dict[str, Path]:
             "reproduce",
         )
     found = {p.parent.name: p for p in sorted(root.glob("*/experiment.py"))}
+    order = {slug: i for i, slug in enumerate(ARTICLE_ORDER)}
+    found = dict(sorted(found.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
     if not found:
         raise ConfigError([("", f"{root} holds no <slug>/experiment.py")], "reproduce")
     return found
@@ -199,7 +212,7 @@ def render_markdown(report: dict) -> str:
         "",
         f"`{report['command']}`, {mode} mode, {report['wall_time']:.1f} s in all "
         f"(lossbench {report['versions']['lossbench']}, torch {report['versions']['torch']}, "
-        f"{report['versions']['threads']} threads).",
+        f"{report['versions']['threads']} torch thread(s)).",
         "",
         "| experiment | verdict | checks | wall time |",
         "|---|---|---|---|",
@@ -241,17 +254,36 @@ def print_table(report: dict, stream=None) -> None:
             print("  ".join("-" * w for w in widths), file=stream)
 
 
+def _run_in_worker(slug: str, path: Path, root: Path, fast: bool) -> dict:
+    """run_one in a worker process, single-threaded like the sequential path."""
+    import torch
+
+    torch.set_num_threads(1)
+    return run_one(slug, path, root, fast)
+
+
 def reproduce(
-    only: list[str] | None = None, fast: bool = False, out: str = "results/reproduce", echo=print
+    only: list[str] | None = None,
+    fast: bool = False,
+    out: str = "results/reproduce",
+    echo=print,
+    workers: int | None = None,
 ) -> dict:
-    """Run the chosen experiments into `out`, write verdicts.json and verdicts.md; return the report."""
+    """Run the chosen experiments into `out`, write verdicts.json and verdicts.md; return the report.
+
+    `workers` > 1 runs that many experiments at once, each in its own process.
+    """
     from .runs import atomic_write, check_writable, versions
 
+    if workers is not None and workers < 1:
+        raise ConfigError([("--workers", f"must be at least 1, got {workers}")], "reproduce")
     experiments = select(discover(), only)
     check_writable(out)
     root = Path(out)
     for slug in experiments:  # refuse a foreign folder before anything runs
         refuse_foreign(root / slug)
+    for slug in experiments:
+        prepare_folder(root / slug)
     import torch
 
     # The experiments' nets are tiny: handing each small op to a second thread costs far more than
@@ -260,19 +292,41 @@ def reproduce(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    records = []
+    records = {}
     try:
-        for slug, path in experiments.items():
-            echo(f"{slug}: running{' (fast)' if fast else ''} ...")
-            prepare_folder(root / slug)
-            record = run_one(slug, path, root, fast)
-            echo(f"{slug}: {record['verdict']} in {record['wall_time']:.1f} s")
-            records.append(record)
+        if workers and workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            echo(
+                f"running {len(experiments)} experiments, {workers} at a time{' (fast)' if fast else ''} ..."
+            )
+            # spawn, not fork: a forked copy of a process that already ran torch can hang
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = {
+                    pool.submit(_run_in_worker, slug, path, root, fast): slug
+                    for slug, path in experiments.items()
+                }
+                for future in as_completed(futures):
+                    record = future.result()
+                    echo(f"{record['slug']}: {record['verdict']} in {record['wall_time']:.1f} s")
+                    records[record["slug"]] = record
+        else:
+            for slug, path in experiments.items():
+                echo(f"{slug}: running{' (fast)' if fast else ''} ...")
+                record = run_one(slug, path, root, fast)
+                echo(f"{slug}: {record['verdict']} in {record['wall_time']:.1f} s")
+                records[slug] = record
         used = versions()  # while single-threaded: the thread count the experiments ran with
     finally:
         torch.set_num_threads(threads)
+    records = [records[slug] for slug in experiments]
     argv = (
-        ["python -m lossbench reproduce"] + (["--only", *only] if only else []) + (["--fast"] if fast else [])
+        ["python -m lossbench reproduce"]
+        + (["--only", *only] if only else [])
+        + (["--fast"] if fast else [])
+        + ([f"--workers {workers}"] if workers and workers > 1 else [])
     )
     report = {
         "command": " ".join(argv),
@@ -289,7 +343,9 @@ def reproduce(
 
 def cmd_reproduce(args) -> int:
     """The `reproduce` command: 0 when every check passes (or is PARTIAL), 1 when any FAILs."""
-    report = reproduce(args.only, args.fast, args.out, echo=lambda m: print(m, file=sys.stderr))
+    report = reproduce(
+        args.only, args.fast, args.out, echo=lambda m: print(m, file=sys.stderr), workers=args.workers
+    )
     print_table(report)
     n = [sum(c["verdict"] == v for e in report["experiments"] for c in e["checks"]) for v in VERDICTS]
     print(

@@ -167,6 +167,25 @@ def test_unwritable_out_is_refused(tmp_path, fake_experiments):
         rp.cmd_reproduce(args(blocker / "rep"))
 
 
+def test_workers_run_experiments_in_processes_with_the_same_report(tmp_path, fake_experiments):
+    fake_experiments(good=PASSING, bad=FAILING, a_raises=RAISING)
+    a = rp.reproduce(out=str(tmp_path / "one"), fast=True, echo=lambda m: None)
+    b = rp.reproduce(out=str(tmp_path / "two"), fast=True, echo=lambda m: None, workers=2)
+    for report in (a, b):
+        assert [e["slug"] for e in report["experiments"]] == ["a_raises", "bad", "good"]
+        assert [e["verdict"] for e in report["experiments"]] == ["FAIL", "FAIL", "PASS"]
+    assert (tmp_path / "two" / "good" / "fig.png").is_file()
+    assert "--workers 2" in b["command"]
+    with pytest.raises(ConfigError, match="at least 1"):
+        rp.reproduce(out=str(tmp_path / "three"), workers=0)
+
+
+def test_article_order():
+    found = list(rp.discover())
+    mine = [slug for slug in found if slug in MINE]
+    assert mine == ["loss_gallery", "outliers", "mae_jumping", "hinge_margin", "likelihood"]
+
+
 def test_overall_and_jsonable():
     assert rp.overall([]) == "FAIL"
     assert rp.overall([{"verdict": "PASS"}, {"verdict": "PARTIAL"}]) == "PARTIAL"
