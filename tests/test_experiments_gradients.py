@@ -27,6 +27,14 @@ def load(slug: str):
 
 SLUGS = ["nielsen_neuron", "vanishing_depth", "init_scale", "plateaus"]
 
+# Measured to hold only in part (see experiments/vanishing_depth/README.md): lossbench's absolute
+# speeds of the 4-hidden-layer net's first layers are ~0.55 to 0.75 of Nielsen's single run, more
+# than 2 seed sd away but within a factor 2. These checks may say PARTIAL; never FAIL.
+MAY_BE_PARTIAL = {
+    "sigmoid, 4 hidden, synthetic MNIST-like: absolute speeds |grad b| against Nielsen's",
+    "sigmoid, 4 hidden, real digits (8x8): absolute speeds |grad b| against Nielsen's",
+}
+
 
 @pytest.fixture(scope="module")
 def fast_results(tmp_path_factory):
@@ -48,7 +56,8 @@ def test_fast_mode_passes_and_draws(fast_results, slug):
     assert checks
     for c in checks:
         assert set(c) == {"check", "measured", "expected", "verdict", "note"}
-        assert c["verdict"] == "PASS", c
+        allowed = {"PASS", "PARTIAL"} if c["check"] in MAY_BE_PARTIAL else {"PASS"}
+        assert c["verdict"] in allowed, c
     pngs = [f for f in os.listdir(fast_results[slug + ":out"]) if f.endswith(".png")]
     assert pngs, "no figure drawn"
 
@@ -97,6 +106,56 @@ def test_vanishing_judge_fails_flat_sigmoid_and_partial(fast_results):
     assert by["ReLU with He init: speed ratio layer to layer near 1"] == "FAIL"
     assert by["tanh vanishes less than sigmoid (seed-mean ratio per layer pair)"] == "FAIL"
     assert by["during training: first / last hidden layer speed, every logged step and seed"] == "FAIL"
+
+
+def test_vanishing_judge_absolute_speeds(fast_results):
+    """Nielsen's speeds judged against the seeds' spread: PASS near, PARTIAL within 2x, FAIL beyond."""
+    module, measured = fast_results["vanishing_depth"]
+    check = "sigmoid, 3 hidden, synthetic MNIST-like: absolute speeds |grad b| against Nielsen's"
+    published = module.EXPECTED["published"][3]
+    spread = [0.8, 0.9, 1.0, 1.1, 1.25]  # seed-to-seed factors, log sd ~0.17
+
+    def verdict(scale):
+        bad = copy.deepcopy(measured)
+        bad["sigmoid_ce"]["3"]["grad_b"] = [[p * scale * f for p in published] + [1.0] for f in spread]
+        return {c["check"]: c["verdict"] for c in module.judge(bad)}[check]
+
+    assert verdict(1.0) == "PASS"
+    assert verdict(1.7) == "PARTIAL"  # 3 sd away, but within a factor 2
+    assert verdict(0.6) == "PARTIAL"
+    assert verdict(10.0) == "FAIL"  # e.g. a cost averaged over the 10 outputs instead of summed
+    assert verdict(0.1) == "FAIL"
+
+
+def test_vanishing_logs_nielsens_cross_entropy_gradient(tmp_path):
+    """The logged grad_b of nielsen.yaml is the bias gradient of Nielsen's C = -(1/n) sum_x sum_j
+    [y_j ln a_j + (1 - y_j) ln(1 - a_j)] on sigmoid outputs, computed here by hand in float64."""
+    import torch
+
+    from lossbench import config, runs
+    from lossbench.model import build_model
+    from lossbench.train import prepare
+
+    cfg, _, _ = config.load(
+        os.path.join(ROOT, "experiments/vanishing_depth/nielsen.yaml"), ["model.depth=2", "data.n_samples=60"]
+    )
+    _, folder, _ = runs.execute(cfg, str(tmp_path))
+    logged = runs.load_run(folder).metrics["grad_b"][0]
+    torch.manual_seed(cfg.seed)
+    d = prepare(cfg)
+    model = build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1))
+    weights = [
+        (layer.weight.detach().double(), layer.bias.detach().double().requires_grad_())
+        for layer in model.layers
+    ]
+    a = d["x"].double()
+    for w, b in weights:
+        a = torch.sigmoid(a @ w.T + b)
+    y = torch.nn.functional.one_hot(d["labels"], 10).double()
+    cost = -(y * torch.log(a) + (1 - y) * torch.log(1 - a)).sum(1).mean()
+    grads = torch.autograd.grad(cost, [b for _, b in weights])
+    expected = [float(g.norm()) for g in grads]
+    assert list(logged) == pytest.approx(expected, rel=1e-4)
 
 
 def test_init_scale_judge_fails_wrong_scales(fast_results):

@@ -2,9 +2,12 @@
 
 Every number comes from the logged bias-gradient norms (`grad_b`, input layer first) of lossbench
 runs of `nielsen.yaml` and its variants: the gradient of one full batch at initialisation (step 0),
-and, for the training variant, at every logged step of mini-batch training. Five seeds per
-variant; a seed changes both the synthetic data and the weights. Verdicts use the mean over seeds
-of each layer-to-layer ratio, and the notes give the spread.
+and, for the training variant, at every logged step of mini-batch training. The cost is Nielsen's
+own, cross-entropy on ten sigmoid outputs summed over the outputs (`bce` with `sum_outputs: true`),
+so both the layer-to-layer ratios and the absolute speeds are compared with his published values.
+Five seeds per variant; a seed changes both the data (synthetic images, or which 1000 digits) and
+the weights. Verdicts use the mean over seeds of each layer-to-layer ratio, and the notes give the
+spread.
 """
 
 from __future__ import annotations
@@ -37,7 +40,17 @@ EXPECTED = {
         2: [0.07, 0.31],
         3: [0.012, 0.060, 0.283],
         4: [0.003, 0.017, 0.070, 0.285],
-        "source": "Nielsen ch. 5 (real MNIST, 1000 images, sigmoid-output cross-entropy)",
+        "source": "Nielsen ch. 5 (real MNIST, 1000 training images as one batch, cross-entropy on sigmoid "
+        "outputs, one random initialisation per net)",
+    },
+    "absolute_speed": {
+        "sd": 2.0,
+        "factor": 2.0,
+        "source": "Nielsen's published speeds are one initialisation each, so his value is compared with "
+        "the spread of ours: PASS when, for every hidden layer, log(published) is within 2 standard "
+        "deviations of the seeds' log speeds (a typical single draw); PARTIAL when not, but every layer's "
+        "seed geometric mean is within a factor 2 of his (the same size, on synthetic data rather than "
+        "MNIST); FAIL beyond. The tolerances are choices made for this comparison, not published numbers",
     },
     "loss_agreement": {
         "range": [0.75, 1.33],
@@ -64,24 +77,27 @@ EXPECTED = {
 
 # variant name: (overrides of nielsen.yaml, depths)
 BASE = "nielsen.yaml"
+# Nielsen's quadratic cost sums (y_j - a_j)^2 / 2 over the outputs; `mse` averages over them, so its
+# speeds are 10 times smaller than his. Only its ratios and its output sigma' are judged.
 QUADRATIC = ["loss={name: mse, half: true}", "model.output=sigmoid"]
 TRAINING = ["train.steps=null", "train.batch_size=10", "optim.lr=0.1"]
 
 
 def _variants(fast: bool) -> dict:
-    """Fast mode: the deepest net only, 300 synthetic images instead of 1000, one training epoch."""
+    """Fast mode: 300 synthetic images instead of 1000 outside Nielsen's own setup, the deepest net
+    only on digits, one training epoch. Nielsen's setup (`sigmoid_ce`) is the same in both modes."""
     depths = [4] if fast else [2, 3, 4]
     n = ["data.n_samples=300"] if fast else []
     epochs = 1 if fast else 2
     return {
-        "sigmoid_ce": (n, depths),
+        "sigmoid_ce": ([], [2, 3, 4]),
         "sigmoid_mse": (n + QUADRATIC, [4]),
         "tanh_ce": (n + ["model.activation=tanh"], [4]),
         "relu_he_ce": (
             n + ["model.activation=relu", "model.init=kaiming_normal", "model.bias_init=zeros"],
             [4],
         ),
-        "digits_sigmoid_ce": (["data.name=digits", "data.n_samples=null"], depths),
+        "digits_sigmoid_ce": (["data.name=digits"], depths),  # 1000 of the 1797 digits, as Nielsen
         "training": (n + TRAINING + [f"train.epochs={epochs}", "train.log_every=20"], [4]),
     }
 
@@ -185,14 +201,70 @@ def _ratio_check(check: str, entry: dict | None, lo: float, hi: float, source: s
     return {"check": check, "measured": _fmt(means), "expected": expected, "verdict": verdict, "note": note}
 
 
+def _absolute_check(check: str, entry: dict | None, published: list[float]) -> dict:
+    """Nielsen's single-run speeds against the seeds' spread of ours (see EXPECTED['absolute_speed'])."""
+    exp = EXPECTED["absolute_speed"]
+    expected = (
+        f"Nielsen {published}: within {exp['sd']:g} sd of the seeds' log speeds (PASS), "
+        f"or within a factor {exp['factor']:g} of their geometric mean (PARTIAL)"
+    )
+    try:
+        g = np.array(entry["grad_b"], dtype=float)[:, :-1]  # [seed, hidden layer], input side first
+        pub = np.array(published, dtype=float)
+        if g.ndim != 2 or g.shape[0] < 3 or g.shape[1] != len(pub) or not np.all(g > 0):
+            raise ValueError
+    except (KeyError, TypeError, ValueError, IndexError):
+        return _fail(check, expected)
+    logs = np.log(g)
+    sd = np.maximum(logs.std(0, ddof=1), 1e-12)  # identical seeds: any difference is far
+    geo = np.exp(logs.mean(0))
+    factor = pub / geo  # > 1: Nielsen's speed above ours
+    distance = np.abs(np.log(pub) - logs.mean(0)) / sd
+    if np.all(distance <= exp["sd"]):
+        verdict = "PASS"
+    elif np.all(np.abs(np.log(factor)) <= np.log(exp["factor"])):
+        verdict = "PARTIAL"
+    else:
+        verdict = "FAIL"
+    note = (
+        f"Nielsen / lossbench geometric mean {_fmt(factor)}; distance in seed sd {_fmt(distance)}; "
+        f"lossbench seed range {_fmt3(g.min(0))} to {_fmt3(g.max(0))}; Nielsen's are one "
+        "initialisation each, on MNIST; tolerances chosen for this comparison (EXPECTED['absolute_speed'])"
+    )
+    if verdict == "PARTIAL":
+        far = [i + 1 for i, d in enumerate(distance) if d > exp["sd"]]
+        note = f"hidden layer(s) {far} further than {exp['sd']:g} sd from Nielsen's single run; " + note
+    return {
+        "check": check,
+        "measured": _fmt3(g.mean(0)),
+        "expected": expected,
+        "verdict": verdict,
+        "note": note,
+    }
+
+
+def _fmt3(values) -> str:
+    return "[" + ", ".join(f"{v:.2g}" for v in values) + "]"
+
+
 def judge(measured: dict) -> list[dict]:
     E = EXPECTED
     lo, hi = E["sigmoid_ratio"]["range"]
     checks = []
+    for data, label in (("sigmoid_ce", "synthetic MNIST-like"), ("digits_sigmoid_ce", "real digits (8x8)")):
+        for depth in ("2", "3", "4"):
+            entry = measured.get(data, {}).get(depth)
+            if entry is None and (data != "sigmoid_ce" and depth != "4"):
+                continue  # fast mode measures digits on the deepest net only
+            checks.append(
+                _absolute_check(
+                    f"sigmoid, {depth} hidden, {label}: absolute speeds |grad b| against Nielsen's",
+                    entry,
+                    E["published"][int(depth)],
+                )
+            )
     for depth in ("2", "3", "4"):
         entry = measured.get("sigmoid_ce", {}).get(depth)
-        if entry is None and depth != "4":
-            continue  # fast mode measures the deepest net only
         checks.append(
             _ratio_check(
                 f"sigmoid, {depth} hidden, synthetic MNIST-like: speed ratio layer to layer",
