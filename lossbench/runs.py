@@ -253,18 +253,21 @@ def load_metrics(path: str) -> dict:
     """
     import numpy as np
 
-    rows = []
     with open(path) as f:
-        lines = f.read().split("\n")
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            if i >= len(lines) - 2:  # a torn last line
-                break
-            raise RunFolderError([("", f"line {i + 1} is not valid JSON")], path) from None
+        lines = [line for line in f.read().split("\n") if line.strip()]
+    try:  # one parse for the whole file: much faster than a parse per line
+        rows = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        rows = []
+        for i, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                if i == len(lines) - 1:  # a torn last line, cut short by a kill
+                    break
+                raise RunFolderError([("", f"line {i + 1} is not valid JSON")], path) from None
+    if not all(isinstance(row, dict) for row in rows):
+        raise RunFolderError([("", "holds a line that is not a JSON object")], path)
     keys = []
     for row in rows:
         keys += [k for k in row if k not in keys]
