@@ -12,11 +12,14 @@ __version__ = "0.1.0"
 __all__ = ["run", "load_run", "load_config", "__version__"]
 
 
-def run(config_or_path, out: str = "results", force: bool = False, **overrides):
-    """Train one config (a YAML path, a mapping or a Config); returns the loaded `Run`."""
+def run(config_or_path, out: str = "results", force: bool = False, threads: int | None = 1, **overrides):
+    """Train one config (a YAML path, a mapping or a Config); returns the loaded `Run`.
+
+    `threads`: torch threads (1 by default; None leaves torch's setting alone).
+    """
     from .runs import run as _run
 
-    return _run(config_or_path, out=out, force=force, **overrides)
+    return _run(config_or_path, out=out, force=force, threads=threads, **overrides)
 
 
 def load_run(path: str):

@@ -61,6 +61,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="rerun even when a finished run exists")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for a single run (default 1: small nets train fastest on one thread)",
+    )
+    sp.add_argument(
         "--workers", type=int, default=None, help="sweep worker processes (default: the number of cores)"
     )
     sp.add_argument(
@@ -178,6 +184,7 @@ def _print_config(cfg, sweep) -> None:
 
 
 def cmd_run(args) -> int:
+    from .config import ConfigError
     from .runs import check_writable, execute
 
     cfg, sweep, raw = _load(args)
@@ -188,6 +195,11 @@ def cmd_run(args) -> int:
         from .sweep import run_sweep
 
         return run_sweep(raw, args)
+    import torch
+
+    if args.threads < 1:
+        raise ConfigError([("--threads", f"must be at least 1, got {args.threads}")], "command line")
+    torch.set_num_threads(args.threads)
     summary, folder, reused = execute(cfg, args.out, force=args.force, progress=not args.quiet)
     if reused:
         print(f"reused the finished run in {folder} (same config; --force to train again)")

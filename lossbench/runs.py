@@ -311,13 +311,21 @@ def load_run(path: str) -> Run:
     return Run(path, config, summary, load_metrics(os.path.join(path, "metrics.jsonl")))
 
 
-def run(config_or_path, out: str = "results", force: bool = False, **overrides) -> Run:
+def run(
+    config_or_path, out: str = "results", force: bool = False, threads: int | None = 1, **overrides
+) -> Run:
     """Notebook API: run a config (a path, a mapping or a Config) and return the loaded `Run`.
 
     Overrides are given as keyword arguments with `__` for dots: `run("x.yaml", model__depth=4)`.
+    `threads` sets torch's thread count for the process (1 by default, as the CLI: small nets
+    train fastest on one thread; None leaves it as it is).
     """
+    import torch
+
     from . import config as config_module
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     items = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()]
     if isinstance(config_or_path, Config):
         cfg = config_or_path

@@ -168,6 +168,7 @@ def test_cli_run_prints_a_summary_and_override_and_rerun_says_reused(tmp_path, w
     assert again.returncode == 0 and "reused" in again.stdout
     summary = json.load(open(os.path.join(folder, "summary.json")))
     assert summary["status"] == "finished"
+    assert summary["versions"]["threads"] == 1  # the CLI's default: small nets are fastest on one
 
 
 def test_validate_reports_every_problem_at_once(write_config, tiny):
