@@ -88,19 +88,21 @@ def run_sweep(n_runs: int, workers: int, out: str) -> dict:
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "lossbench", "run", path, "--out", os.path.join(out, f"r{n_runs}")]
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [*cmd, "--workers", str(workers), "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    peak_total = peak_main = 0
-    while proc.poll() is None:
-        peak_main = max(peak_main, rss_kib(proc.pid))
-        peak_total = max(peak_total, sum(rss_kib(p) for p in descendants(proc.pid)))
-        time.sleep(0.02)
-    out_text, err_text = proc.communicate()
-    wall = time.perf_counter() - start
+    with tempfile.TemporaryFile("w+") as out_file:  # a file, not a pipe: the table is long
+        proc = subprocess.Popen(
+            [*cmd, "--workers", str(workers), "--quiet"], env=env, stdout=out_file, stderr=subprocess.STDOUT
+        )
+        peak_total = peak_main = 0
+        while proc.poll() is None:
+            peak_main = max(peak_main, rss_kib(proc.pid))
+            peak_total = max(peak_total, sum(rss_kib(p) for p in descendants(proc.pid)))
+            time.sleep(0.02)
+        wall = time.perf_counter() - start
+        out_file.seek(0)
+        text = out_file.read()
     if proc.returncode != 0:
-        sys.exit(f"the sweep failed ({proc.returncode}):\n{err_text.decode()[-2000:]}")
-    last = out_text.decode().strip().splitlines()[-2]
+        sys.exit(f"the sweep failed ({proc.returncode}):\n{text[-2000:]}")
+    last = text.strip().splitlines()[-2]
     return {"wall": wall, "peak_total": peak_total / 1024, "peak_main": peak_main / 1024, "line": last}
 
 

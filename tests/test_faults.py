@@ -17,11 +17,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
 import numpy as np
 import pytest
+import torch
 import tqdm  # noqa: F401  (imported before forking/dropping privileges, as training needs it)
 import yaml
 from conftest import ROOT, TINY
@@ -39,17 +41,18 @@ def make_cfg(**train):
     return load(raw=raw)[0]
 
 
-def fork_call(fn, kill_after: float | None = None) -> tuple[int, str]:
+def fork_call(fn, kill_after: float | None = None, timeout: float = 120) -> tuple[int, str]:
     """Run `fn()` (returning an exit code) in a forked copy of this process.
 
     With `kill_after`, SIGKILL the copy after that many seconds. Returns (exit code, stderr),
-    the code negative when a signal ended it.
+    the code negative when a signal ended it. A copy still running after `timeout` fails the test.
     """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         code = 1
         try:
+            torch.set_num_threads(1)  # no OpenMP pool inherited from an earlier multi-thread test
             os.close(read_end)
             os.dup2(write_end, 1)
             os.dup2(write_end, 2)
@@ -66,9 +69,21 @@ def fork_call(fn, kill_after: float | None = None) -> tuple[int, str]:
     if kill_after is not None:
         time.sleep(kill_after)
         os.kill(pid, signal.SIGKILL)
-    with os.fdopen(read_end, errors="replace") as f:
-        err = f.read()
-    _, status = os.waitpid(pid, 0)
+    hung = []
+
+    def stop_hung_child():
+        hung.append(True)
+        os.kill(pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, stop_hung_child)
+    timer.start()
+    try:
+        with os.fdopen(read_end, errors="replace") as f:
+            err = f.read()
+        _, status = os.waitpid(pid, 0)
+    finally:
+        timer.cancel()
+    assert not hung, f"the forked run hung for {timeout} s:\n{err}"
     return os.waitstatus_to_exitcode(status), err
 
 
@@ -282,11 +297,22 @@ def test_ctrl_c_marks_the_run_interrupted_keeps_rows_and_exits_130(tmp_path):
 # ----- read-only and full results folders ---------------------------------------------------------
 
 
+NO_SETUID = 77  # a forked child's exit code when it cannot drop root's rights
+
+
 def as_other_user():
     """Drop root's rights in a forked child, so that file permissions apply to it."""
     if os.geteuid() == 0:
-        os.setgid(65534)
-        os.setuid(65534)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+        except PermissionError:
+            os._exit(NO_SETUID)
+
+
+def skip_if_no_setuid(code: int) -> None:
+    if code == NO_SETUID:
+        pytest.skip("running as root without the right to become another user")
 
 
 @pytest.fixture
@@ -319,6 +345,7 @@ def test_read_only_results_folder(shared_tmp, read_only):
         return main(["run", config, "--out", os.path.join(root, "sub") if locked == root else root])
 
     code, err = fork_call(run)
+    skip_if_no_setuid(code)
     assert code == 2, err
     assert "Traceback" not in err
     assert "cannot write" in err and ("read-only" in err or "Permission denied" in err), err
@@ -343,6 +370,7 @@ def test_results_are_readable_by_other_users(shared_tmp):
         return 0 if run.summary["status"] == "finished" else 1
 
     code, err = fork_call(read)
+    skip_if_no_setuid(code)
     assert code == 0, err
 
 
