@@ -26,6 +26,8 @@ import yaml
 from .config import Config, ConfigError
 
 DONE = ("finished", "diverged")
+# libyaml's safe loader when PyYAML has it: same result, ~10x faster on a 1000-run sweep folder
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FILES = ("config.yaml", "metrics.jsonl", "summary.json")
 
 
@@ -82,7 +84,7 @@ def is_finished(folder: str, cfg: Config | None = None) -> bool:
         return True
     try:
         with open(os.path.join(folder, "config.yaml")) as f:
-            return yaml.safe_load(f) == cfg.to_dict()
+            return yaml.load(f, Loader=SAFE_LOADER) == cfg.to_dict()
     except (OSError, yaml.YAMLError):
         return False
 
@@ -295,7 +297,7 @@ def load_run(path: str) -> Run:
         raise RunFolderError([("", f"not a run folder: {', '.join(missing)} missing")], path)
     try:
         with open(os.path.join(path, "config.yaml")) as f:
-            config = yaml.safe_load(f)
+            config = yaml.load(f, Loader=SAFE_LOADER)
     except (OSError, yaml.YAMLError) as e:
         raise RunFolderError([("config.yaml", f"unreadable: {e}")], path) from None
     if not isinstance(config, dict):
