@@ -307,10 +307,12 @@ def make(name: str, kwargs: dict, seed: int) -> Dataset:
         return _recent[key]
     g = torch.Generator().manual_seed(seed)
     dataset = datasets[name].fn(g, **kwargs)
-    if dataset.x.numel() <= 10_000_000:
-        _recent[key] = dataset
-        while len(_recent) > 4:
-            _recent.popitem(last=False)
+    _recent[key] = dataset
+    # keep a sweep's seeds (validated together, then trained) but no more than ~160 MB of inputs
+    while len(_recent) > 16 or sum(d.x.numel() for d in _recent.values()) > 20_000_000:
+        _recent.popitem(last=False)
+        if not _recent:
+            break
     return dataset
 
 
