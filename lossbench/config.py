@@ -775,7 +775,8 @@ def load(path: str | None = None, overrides: list[str] = (), raw: dict | None = 
         raise ConfigError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
     raw = apply_overrides(raw or {}, list(overrides))
     default_name = os.path.splitext(os.path.basename(path))[0] if path else "run"
-    default_name = re.sub(r"[^A-Za-z0-9_.+-]", "_", default_name) or "run"
+    default_name = re.sub(r"[^A-Za-z0-9_.+-]", "_", default_name)
+    default_name = re.sub(r"\.\.+", "_", default_name).lstrip("_.+-")[:100] or "run"  # a valid name
     sweep = raw.get("sweep") or {}
     base = {k: v for k, v in raw.items() if k != "sweep"}
     return build(base, source, default_name), sweep, raw
