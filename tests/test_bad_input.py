@@ -363,3 +363,19 @@ def test_a_valid_tiny_config_is_accepted(tmp_path, capsys):
     path = Case("valid", []).write(tmp_path)
     assert main(["run", path, "--out", str(tmp_path / "results"), "--quiet"]) == 0
     assert len(list((tmp_path / "results" / "tiny").iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    "file_name, run_name",
+    [("..yaml", "yaml"), (".yaml", "yaml"), ("-x.yaml", "x"), ("a b.yaml", "a_b"), ("é.yaml", "run")],
+)
+def test_a_config_without_name_is_named_safely_after_its_file(tmp_path, capsys, file_name, run_name):
+    """No `name:` key: the run is named after the file, made a valid name, inside the results root."""
+    raw = {k: v for k, v in TINY.items() if k != "name"}
+    raw["train"] = {"steps": 2}
+    path = tmp_path / file_name
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "--out", str(tmp_path / "results"), "--quiet"]) == 0, (
+        capsys.readouterr().err
+    )
+    assert os.listdir(tmp_path / "results") == [run_name]
