@@ -296,7 +296,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
     reader = StackedReader(net, cfg)
     log_every, eval_every = cfg.train.log_every, cfg.train.eval_every or cfg.train.log_every
     members = torch.arange(n_members, device=device).unsqueeze(1)
-    loss_sum, correct_sum, n_seen = [0.0] * n_members, 0, 0
+    loss_sum, n_seen = [0.0] * n_members, 0
     status, diverged_step = ["finished"] * n_members, [None] * n_members
     steps_to_target, seconds_to_target = [None] * n_members, [None] * n_members
     first, last = [{} for _ in cfgs], [{} for _ in cfgs]
@@ -332,8 +332,8 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
             if not running:
                 break
             n_batch = xb.shape[1]
-            if task != "regression":  # summed as a tensor: no sync until a row is written
-                correct_sum = correct_sum + _n_correct(z.detach(), labels_epoch[:, batch], task)
+            if record and task != "regression":  # accuracy of this batch only, as train.py
+                correct_batch = _n_correct(z.detach(), labels_epoch[:, batch], task)
             for m in running:
                 loss_sum[m] += values[m] * n_batch
             n_seen += n_batch
@@ -347,7 +347,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
 
             if record:
                 elapsed = time.perf_counter() - start
-                correct = correct_sum.tolist() if task != "regression" else None
+                correct = correct_batch.tolist() if task != "regression" else None
                 layer_rows = reader.finish(reading)
                 if step % eval_every == 0 or step == n_steps - 1:
                     val = evaluate(
@@ -360,7 +360,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
                         "step": step,
                         "epoch": step / per_epoch,
                         "loss": loss_sum[m] / n_seen,
-                        "acc": correct[m] / n_seen if task != "regression" else None,
+                        "acc": correct[m] / n_batch if task != "regression" else None,
                         "lr": lrs[m],
                         "time": elapsed,
                         **val[m],
@@ -376,7 +376,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
                     target = cfgs[m].train.target_loss
                     if steps_to_target[m] is None and target is not None and row["loss"] <= target:
                         steps_to_target[m], seconds_to_target[m] = step, elapsed
-                loss_sum, correct_sum, n_seen = [0.0] * n_members, 0, 0
+                loss_sum, n_seen = [0.0] * n_members, 0
                 if not running:
                     break
     except KeyboardInterrupt:

@@ -93,7 +93,7 @@ def train(cfg: Config, log=None, progress: bool = False):
     shuffle = torch.Generator().manual_seed(cfg.seed + 2)
     reader = LayerReader(model, cfg)
     log_every, eval_every = cfg.train.log_every, cfg.train.eval_every or cfg.train.log_every
-    loss_sum, correct_sum, n_seen = 0.0, 0, 0
+    loss_sum, n_seen = 0.0, 0
     steps_to_target = seconds_to_target = None
     status, diverged_step, first, last = "finished", None, {}, {}
     bar = _progress(n_steps, progress, cfg.name)
@@ -126,8 +126,8 @@ def train(cfg: Config, log=None, progress: bool = False):
                 )
                 break
             loss_sum += loss_value * len(idx)
-            if task != "regression":  # summed as a tensor: no sync until the row is written
-                correct_sum = correct_sum + n_correct(z.detach(), labels[idx], task)
+            if record and task != "regression":  # accuracy of this batch only: cheap
+                correct = int(n_correct(z.detach(), labels[idx], task)) / len(idx)
             n_seen += len(idx)
 
             # read every layer before the step changes the weights
@@ -145,7 +145,7 @@ def train(cfg: Config, log=None, progress: bool = False):
                     "step": step,
                     "epoch": step / per_epoch,
                     "loss": loss_sum / n_seen,
-                    "acc": int(correct_sum) / n_seen if task != "regression" else None,
+                    "acc": correct if task != "regression" else None,
                     "lr": lr,
                     "time": time.perf_counter() - start,
                 }
@@ -163,7 +163,7 @@ def train(cfg: Config, log=None, progress: bool = False):
                     and row["loss"] <= cfg.train.target_loss
                 ):
                     steps_to_target, seconds_to_target = step, row["time"]
-                loss_sum, correct_sum, n_seen = 0.0, 0, 0
+                loss_sum, n_seen = 0.0, 0
                 bar.update(step + 1 - bar.n)
                 if status == "diverged":
                     break
