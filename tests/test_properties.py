@@ -8,7 +8,7 @@ must either
 - exit 2 with "lossbench: error:", one line per problem naming its key path, no traceback, and
   nothing written under the results root.
 Any other exception fails the test. Examples per run (fixed seed, so CI is repeatable):
-60 config trees (of which 19 train and 41 are refused), 150 random YAML trees, 150 random texts.
+60 config trees, some with a `sweep:` block (of which 18 train and 42 are refused), 150 random YAML trees, 150 random texts.
 Run once with 400 unseeded examples of each, these found three crashes now fixed in the core
 (a scalar file plus an override, a control character, `0` taken as an empty config).
 """
@@ -104,6 +104,17 @@ VALUES = {
     "train.log_every": [1, 3, 0],
     "train.eval_every": [None, 1, 0],
     "train.target_loss": [None, 0.5, NAN, "x"],
+    "sweep": [
+        {"optim.lr": [0.05, 0.1]},
+        {"model.activation": ["tanh", "relu"], "seeds": 2},
+        {"seeds": [3, 4]},
+        {"optim.lr": []},
+        {"model.depth": [1, "x"]},
+        {"model.dpth": [1, 2]},
+        {"seeds": 0},
+        {"optim.lr": 0.1},
+        [1, 2],
+    ],
 }
 # Problems a change can cause at another key (a new data set's task no longer fits the loss, ...).
 CONSEQUENCES = {"loss.name", "loss", "model.output", "model", "data", "data.val_fraction", "optim"}
@@ -137,6 +148,13 @@ def config_trees(draw):
         else:
             set_path(raw, key, 1)
     return raw, overrides, changes, unknown
+
+
+def sweep_expand(raw: dict, overrides: list[str]) -> list:
+    from lossbench.config import apply_overrides
+    from lossbench.sweep import expand
+
+    return expand(apply_overrides(raw, overrides), "test")
 
 
 def set_path(raw: dict, path: str, value) -> None:
@@ -192,18 +210,24 @@ def test_generated_configs_train_or_are_refused_with_their_key_path(tree):
         path, root = os.path.join(tmp, "c.yaml"), os.path.join(tmp, "results")
         with open(path, "w") as f:
             yaml.safe_dump(raw, f)
-        code, out, err = run_main(["run", path, *overrides, "--out", root, "--quiet"])
+        code, out, err = run_main(["run", path, *overrides, "--out", root, "--quiet", "--workers", "1"])
         if code == 0:
             (name,) = os.listdir(root)
-            (run_id,) = os.listdir(os.path.join(root, name))
-            run = load_run(os.path.join(root, name, run_id))
-            assert run.summary["status"] in ("finished", "diverged")
-            assert is_finished(run.path) and len(run.metrics["step"]) >= 1
-            for key in PLAIN:
-                if key in changes:
-                    section, _, leaf = key.rpartition(".")
-                    saved = run.config[section][leaf] if section else run.config[leaf]
-                    assert saved == changes[key] or (saved is None and changes[key] is None), key
+            folder = os.path.join(root, name)
+            run_ids = [f for f in os.listdir(folder) if os.path.isdir(os.path.join(folder, f))]
+            assert len(run_ids) == (1 if "sweep" not in changes else len(sweep_expand(raw, overrides)))
+            for run_id in run_ids:
+                run = load_run(os.path.join(folder, run_id))
+                assert run.summary["status"] in ("finished", "diverged")
+                assert is_finished(run.path) and len(run.metrics["step"]) >= 1
+                swept = set(changes.get("sweep") or {})
+                swept |= {"seed"} if "seeds" in swept else set()
+                for key in PLAIN:
+                    if key in changes and key not in swept:
+                        section, _, leaf = key.rpartition(".")
+                        saved = run.config[section][leaf] if section else run.config[leaf]
+                        assert saved == changes[key] or (saved is None and changes[key] is None), key
+            assert ("sweep" in changes) == os.path.exists(os.path.join(folder, "sweep.csv"))
             assert not unknown
             return
         for line in check_refusal(code, err, root):
