@@ -8,7 +8,8 @@ must either
 - exit 2 with "lossbench: error:", one line per problem naming its key path, no traceback, and
   nothing written under the results root.
 Any other exception fails the test. Examples per run (fixed seed, so CI is repeatable):
-60 config trees, some with a `sweep:` block (of which 18 train and 42 are refused), 150 random YAML trees, 150 random texts.
+60 config trees, some with a `sweep:` block (of which 18 train and 42 are refused), 150 random
+YAML trees, 150 random texts.
 Run once with 400 unseeded examples of each, these found three crashes now fixed in the core
 (a scalar file plus an override, a control character, `0` taken as an empty config).
 """
