@@ -76,7 +76,7 @@ def main() -> None:
             "data": {"name": "moons", "n_samples": 1000},
             "loss": "bce",
             "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
-            "train": {"epochs": 15, "batch_size": 64},
+            "train": {"epochs": 30, "batch_size": 64},
             **spec,
         }
         if args.log_every:
