@@ -143,6 +143,18 @@ def read_yaml_file(path: str):
     return parse_yaml(text, path)
 
 
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested mappings as dotted keys: {"model": {"depth": 2}} -> {"model.depth": 2}."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 # ----- overrides ------------------------------------------------------------------------------
 
 COMPONENT_KEYS = {

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import ConfigError
+from .config import ConfigError, flatten
 from .runs import Run, RunFolderError, atomic_write, check_writable, load_run
 
 # Okabe & Ito (2008), ordered so the first colours are the most distinct on white; colour-blind safe.
@@ -105,18 +105,6 @@ def load_runs(paths: list[str]) -> list[Run]:
 
 
 # ----- grouping runs that differ only in seed ---------------------------------------------------------
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-    """{"model": {"depth": 2}} -> {"model.depth": 2}."""
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def differing_keys(

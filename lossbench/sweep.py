@@ -31,7 +31,7 @@ import traceback
 
 import yaml
 
-from .config import COMPONENT_KEYS, Config, ConfigError, build, check_value
+from .config import COMPONENT_KEYS, Config, ConfigError, build, check_value, flatten
 
 SWEEP_LIMIT = 5000
 """Largest grid run without `--allow-large`: a bigger one is more likely a typo than a plan."""
@@ -255,20 +255,9 @@ def lookup(resolved: dict, key: str):
     return node
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    flat = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            flat.update(_flatten(v, key + "."))
-        else:
-            flat[key] = v
-    return flat
-
-
 def fixed_part(resolved: dict, swept: list[str]) -> dict:
     """The resolved config's keys that the sweep does not vary (name and seed aside), flattened."""
-    flat = _flatten(resolved)
+    flat = flatten(resolved)
     skip = [*swept, "name", "seed"]
     fixed = {k: v for k, v in flat.items() if not any(_related(k, s) for s in skip)}
     return yaml.safe_load(yaml.safe_dump(fixed))  # as it reads back from sweep.yaml

@@ -170,22 +170,22 @@ def train(cfg: Config, log=None, progress: bool = False):
     except KeyboardInterrupt:
         status = "interrupted"
     bar.close()
-    summary = _summary(
-        cfg,
-        model,
-        d,
-        task,
-        status,
-        step,
-        diverged_step,
-        n_steps,
-        per_epoch,
-        steps_to_target,
-        seconds_to_target,
-        time.perf_counter() - start,
-        first,
-        last,
-    )
+    summary = {
+        "status": status,
+        "steps": n_steps,
+        "steps_done": (diverged_step if diverged_step is not None else step + 1) if n_steps else 0,
+        "epochs": n_steps / per_epoch,
+        "diverged_step": diverged_step,
+        **(final_pass(model, cfg, d, task) if status != "diverged" else {}),
+        "target_loss": cfg.train.target_loss,
+        "steps_to_target": steps_to_target,
+        "seconds_to_target": seconds_to_target,
+        "grad_ratio_first_last": hidden_ratio(first),
+        "grad_ratio_first_last_end": hidden_ratio(last),
+        "wall_time": time.perf_counter() - start,
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "task": task,
+    }
     return summary, model, d
 
 
@@ -270,42 +270,11 @@ class LayerReader:
         return {"step": step, "epoch": epoch, "loss": loss, "time": elapsed, "diverged": True}
 
 
-def _summary(
-    cfg,
-    model,
-    d,
-    task,
-    status,
-    step,
-    diverged_step,
-    n_steps,
-    per_epoch,
-    steps_to_target,
-    seconds_to_target,
-    wall,
-    first,
-    last,
-) -> dict:
+def final_pass(model: MLP, cfg: Config, d: dict, task: str) -> dict:
     """Final metrics: a full pass over the train and validation sets with the final weights."""
-    final = {}
-    if status != "diverged":
-        final.update(evaluate(model, cfg, d["x"], d["y"], d["labels"], task, "final_train_"))
-        final.update(evaluate(model, cfg, d["x_val"], d["y_val"], d["labels_val"], task, "final_val_"))
     return {
-        "status": status,
-        "steps": n_steps,
-        "steps_done": (diverged_step if diverged_step is not None else step + 1) if n_steps else 0,
-        "epochs": n_steps / per_epoch,
-        "diverged_step": diverged_step,
-        **final,
-        "target_loss": cfg.train.target_loss,
-        "steps_to_target": steps_to_target,
-        "seconds_to_target": seconds_to_target,
-        "grad_ratio_first_last": hidden_ratio(first),
-        "grad_ratio_first_last_end": hidden_ratio(last),
-        "wall_time": wall,
-        "n_params": sum(p.numel() for p in model.parameters()),
-        "task": task,
+        **evaluate(model, cfg, d["x"], d["y"], d["labels"], task, "final_train_"),
+        **evaluate(model, cfg, d["x_val"], d["y_val"], d["labels_val"], task, "final_val_"),
     }
 
 
