@@ -452,7 +452,8 @@ def parse_component(
     extra = extra or {}
     if raw is None:
         raw = {}
-    if isinstance(raw, str):
+    written_as_name = isinstance(raw, str)
+    if written_as_name:
         raw = {"name": raw}
     if not isinstance(raw, dict):
         problems.append((path, f"must be a {registry.kind} name or a mapping with 'name', got {raw!r}"))
@@ -462,7 +463,7 @@ def parse_component(
         hint = did_you_mean(name, registry.names()) if isinstance(name, str) else ""
         problems.append(
             (
-                f"{path}.name" if "name" in raw else path,
+                f"{path}.name" if "name" in raw and not written_as_name else path,
                 f"unknown {registry.kind} {name!r}{hint}; valid: {', '.join(registry.names())}",
             )
         )

@@ -121,7 +121,7 @@ CASES = [
     ),
     Case(
         "unknown schedule",
-        ["optim.schedule.name: unknown schedule 'cosin' (did you mean 'cosine'?)"],
+        ["optim.schedule: unknown schedule 'cosin' (did you mean 'cosine'?)"],
         {"optim.schedule": "cosin"},
     ),
     Case(
