@@ -234,12 +234,10 @@ class LayerReader:
     def read(self, pre_activations) -> list:
         """Gradient and activation statistics of every layer, as tensors (no sync yet)."""
         self.before = [w.detach().clone() for w in self.weights]
-        grads = torch._foreach_norm([w.grad for w in self.weights])
-        grads += torch._foreach_norm([layer.bias.grad for layer in self.layers])
-        grads += torch._foreach_norm([h.grad for h in pre_activations])
-        grads += torch._foreach_norm(self.before)
+        tensors = [w.grad for w in self.weights] + [layer.bias.grad for layer in self.layers]
+        tensors += [h.grad for h in pre_activations] + self.before
         n = len(self.layers)
-        columns = [torch.stack(grads[i * n : (i + 1) * n]) for i in range(4)]  # grad_w, grad_b, grad_out, |W|
+        columns = list(torch.stack(torch._foreach_norm(tensors)).view(4, n))  # grad_w, grad_b, grad_out, |W|
         out = pre_activations[-1].detach().unsqueeze(0)
         if self.model.output_name == "softmax":
             p = self.out_fn(out)
