@@ -9,12 +9,12 @@ import os
 
 import pytest
 import yaml
+from conftest import run_cli
 
 from lossbench import sweep as sweep_module
 from lossbench.cli import main
 from lossbench.config import ConfigError, apply_overrides
 from lossbench.sweep import expand, run_configs
-from tests.conftest import run_cli
 
 SWEEP = {
     "name": "sw",
