@@ -48,8 +48,18 @@ def _looks_like_run(path: str) -> bool:
     )
 
 
+def _walk_runs(path: str, levels: int) -> list[str]:
+    """Run folders at `path` or below it, at most `levels` folders down (runs are not searched)."""
+    if _looks_like_run(path):
+        return [path]
+    if levels == 0:
+        return []
+    return [run for child in _subfolders(path) for run in _walk_runs(child, levels - 1)]
+
+
 def find_run_folders(path: str) -> list[str]:
-    """The run folders at `path`: itself, its children (a sweep folder) or grandchildren (a results root).
+    """The run folders at `path`: itself, or below it (a sweep folder, a results root, a reproduce
+    output folder), up to four levels down.
 
     Raises ConfigError naming the path when there is none.
     """
@@ -59,14 +69,7 @@ def find_run_folders(path: str) -> list[str]:
         raise ConfigError(
             [("", "is not a folder; give a run folder, a sweep folder or a results folder")], path
         )
-    if _looks_like_run(path):
-        return [path]
-    found = []
-    for child in _subfolders(path):
-        if _looks_like_run(child):
-            found.append(child)
-        else:
-            found += [g for g in _subfolders(child) if _looks_like_run(g)]
+    found = _walk_runs(path, levels=4)
     if not found:
         raise ConfigError(
             [
@@ -769,8 +772,14 @@ def figures(groups: list[Group]):
 
 
 def render(fig, fmt: str = "png", dpi: int = 100) -> bytes:
+    import warnings
+
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi)
+    with warnings.catch_warnings():
+        # a metric that is constant over a run (e.g. a loss of exactly 0) gives equal axis limits;
+        # matplotlib widens them itself, the warning only alarms the reader
+        warnings.filterwarnings("ignore", message="Attempting to set identical")
+        fig.savefig(buf, format=fmt, dpi=dpi)
     return buf.getvalue()
 
 
