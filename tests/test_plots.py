@@ -315,3 +315,14 @@ def test_bad_input_exits_2_without_traceback(lab, tmp_path):
     r = run_cli("compare", lab["line"], lab["noval"], "--by", "model.widht", "--out", tmp_path / "c")
     assert r.returncode == 2 and "model.widht" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "c").exists()  # nothing half-written
+
+
+def test_run_folders_are_found_below_a_reproduce_style_output(tmp_path, tiny):
+    """reproduce writes <out>/<slug>/<name>/<run_id>: plot and report must find those runs."""
+    from lossbench.config import build
+    from lossbench.plots import find_run_folders
+    from lossbench.runs import execute
+
+    _, folder, _ = execute(build(tiny), str(tmp_path / "reproduce" / "some_slug"))
+    assert find_run_folders(str(tmp_path)) == [folder]
+    assert find_run_folders(str(tmp_path / "reproduce")) == [folder]
