@@ -101,3 +101,40 @@ def test_bce_on_classes_is_nielsens_per_output_cross_entropy():
     nielsen = -(t * a.log() + (1 - t) * (1 - a).log()).sum(1).mean()
     assert torch.allclose(losses["bce"].fn(z, t, sum_outputs=True).mean(), nielsen)
     assert torch.allclose(losses["bce"].fn(z, t).mean(), F.binary_cross_entropy_with_logits(z, t))
+
+
+KWARG_VARIANTS = {
+    "mse": [{"half": True}],
+    "huber": [{"delta": 0.3}],
+    "bce": [{"sum_outputs": True}],
+    "cross_entropy": [{"label_smoothing": 0.1}],
+    "hinge": [{"margin": 0.5}],
+}
+
+
+@pytest.mark.parametrize("name", losses.names())
+def test_fused_mean_equals_the_mean_of_per_example_value_and_gradient(name):
+    """mean_loss (the training loop's fast path) is exactly per_example(...).mean()."""
+    from lossbench.losses import mean_loss
+
+    for kwargs in [
+        losses[name].defaults(),
+        *({**losses[name].defaults(), **v} for v in KWARG_VARIANTS.get(name, [])),
+    ]:
+        for task in losses[name].meta["tasks"]:
+            n_out = 4 if task == "multiclass" else 1
+            y = torch.randint(0, 4, (9,)) if task == "multiclass" else torch.rand(9, 1, dtype=torch.float64)
+            if task == "binary":
+                y = (y > 0.5).double()
+            y = loss_target(name, y, task, n_out, torch.float64)
+            out = torch.sigmoid if task == "binary" else (lambda v: v)
+            grads = []
+            for fn in (mean_loss, lambda *a: per_example(*a).mean()):
+                z = torch.randn(
+                    9, n_out, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+                ).requires_grad_()
+                loss = fn(name, kwargs, z, out, y)
+                loss.backward()
+                grads.append((loss.detach(), z.grad))
+            assert torch.allclose(grads[0][0], grads[1][0], rtol=1e-12), (name, kwargs, task)
+            assert torch.allclose(grads[0][1], grads[1][1], rtol=1e-10, atol=1e-15), (name, kwargs, task)
