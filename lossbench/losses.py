@@ -23,11 +23,7 @@ losses = Registry("loss")
 REGRESSION, BINARY, MULTICLASS = "regression", "binary", "multiclass"
 
 
-@losses.register(
-    tasks=(REGRESSION, BINARY, MULTICLASS),
-    on="output",
-    mean=lambda p, t, half: F.mse_loss(p, t) * (0.5 if half else 1.0),
-)
+@losses.register(tasks=(REGRESSION, BINARY, MULTICLASS), on="output")
 def mse(prediction, target, *, half: bool = False):
     """Mean squared error (L2, quadratic): mean((y - y_hat)^2), or half of it with `half: true`.
 
@@ -40,7 +36,7 @@ def mse(prediction, target, *, half: bool = False):
     return 0.5 * r2 if half else r2
 
 
-@losses.register(tasks=(REGRESSION, BINARY, MULTICLASS), on="output", mean=lambda p, t: F.l1_loss(p, t))
+@losses.register(tasks=(REGRESSION, BINARY, MULTICLASS), on="output")
 def mae(prediction, target):
     """Mean absolute error (L1): mean(abs(y - y_hat)), in the target's own units.
 
@@ -50,11 +46,7 @@ def mae(prediction, target):
     return (prediction - target).abs()
 
 
-@losses.register(
-    tasks=(REGRESSION, BINARY, MULTICLASS),
-    on="output",
-    mean=lambda p, t, delta: F.huber_loss(p, t, delta=delta),
-)
+@losses.register(tasks=(REGRESSION, BINARY, MULTICLASS), on="output")
 def huber(prediction, target, *, delta: float = 1.0):
     """Huber: 0.5 r^2 where abs(r) <= delta, else delta (abs(r) - 0.5 delta).
 
@@ -64,14 +56,7 @@ def huber(prediction, target, *, delta: float = 1.0):
     return F.huber_loss(prediction, target, reduction="none", delta=delta)
 
 
-@losses.register(
-    tasks=(BINARY, MULTICLASS),
-    on="logits",
-    output="sigmoid",
-    mean=lambda z, t, sum_outputs: (
-        F.binary_cross_entropy_with_logits(z, t) * (z.shape[-1] if sum_outputs else 1)
-    ),
-)
+@losses.register(tasks=(BINARY, MULTICLASS), on="logits", output="sigmoid")
 def bce(logits, target, *, sum_outputs: bool = False):
     """Binary cross-entropy (log loss) from logits: -[y log p + (1-y) log(1-p)], p = sigmoid(z).
 
@@ -85,14 +70,7 @@ def bce(logits, target, *, sum_outputs: bool = False):
     return loss * logits.shape[-1] if sum_outputs else loss
 
 
-@losses.register(
-    tasks=(MULTICLASS,),
-    on="logits",
-    output="softmax",
-    mean=lambda z, t, label_smoothing: F.cross_entropy(
-        z.reshape(-1, z.shape[-1]), t.reshape(-1), label_smoothing=label_smoothing
-    ),
-)
+@losses.register(tasks=(MULTICLASS,), on="logits", output="softmax")
 def cross_entropy(logits, target, *, label_smoothing: float = 0.0):
     """Categorical cross-entropy from logits: -log softmax(z)[y].
 
@@ -139,20 +117,6 @@ def loss_target(loss_name: str, y, task: str, n_outputs: int, dtype=torch.float3
     if task == MULTICLASS and (entry.meta["on"] == "output" or entry.meta.get("output") == "sigmoid"):
         return F.one_hot(y, n_outputs).to(dtype)
     return y
-
-
-def mean_loss(loss_name: str, kwargs: dict, z, output, y):
-    """The mean of `per_example`, through PyTorch's fused reduction when the loss registers one.
-
-    Only a speed trick for the training loop (one kernel and one backward node fewer per step);
-    tests check it equal to `per_example(...).mean()` for every loss, value and gradient.
-    """
-    entry = losses[loss_name]
-    fused = entry.meta.get("mean")
-    if fused is None:
-        return per_example(loss_name, kwargs, z, output, y).mean()
-    prediction = z if entry.meta["on"] == "logits" else output(z)
-    return fused(prediction, y, **kwargs)
 
 
 def per_example(loss_name: str, kwargs: dict, z, output, y):

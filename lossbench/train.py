@@ -17,7 +17,7 @@ import torch
 from . import data as data_module
 from .activations import OUTPUTS, SATURATION, derivative_fn, peak_derivative
 from .config import Config
-from .losses import BINARY, MULTICLASS, loss_target, mean_loss, per_example
+from .losses import BINARY, MULTICLASS, loss_target, per_example
 from .model import MLP, build_model, device_of, dtype_of
 from .optim import optimizers, schedules
 
@@ -110,7 +110,7 @@ def train(cfg: Config, log=None, progress: bool = False):
             # forward: keep the pre-activations on recorded steps to read their gradients
             keep = [] if record else None
             z = model(xb, keep=keep)
-            loss = mean_loss(cfg.loss.name, cfg.loss.kwargs, z, model.output, yb)
+            loss = per_example(cfg.loss.name, cfg.loss.kwargs, z, model.output, yb).mean()
             if record:
                 for h in keep:
                     h.retain_grad()
