@@ -216,7 +216,7 @@ class StackedReader:
                 stats["act_mean"].append(a.mean(1))
                 stats["act_std"].append(a.std(1) if one else nan)
                 stats["act_saturated"].append(
-                    _per_member(net.output(h).max(-1).values > 0.99).float().mean(1)
+                    _per_member(net.output(h).max(-1).values > 0.99).to(h.dtype).mean(1)
                 )
                 stats["act_dead"].append(nan)
                 stats["act_deriv"].append(nan)
@@ -228,8 +228,8 @@ class StackedReader:
             sat = deriv < SATURATION * self.peaks[i]
             stats["act_mean"].append(a.mean(1))
             stats["act_std"].append(a.std(1) if one else nan)
-            stats["act_saturated"].append(_per_member(sat).float().mean(1))
-            stats["act_dead"].append(_per_member(sat.all(1)).float().mean(1))
+            stats["act_saturated"].append(_per_member(sat).to(h.dtype).mean(1))
+            stats["act_dead"].append(_per_member(sat.all(1)).to(h.dtype).mean(1))
             stats["act_deriv"].append(_per_member(deriv).mean(1))
         return stats
 

@@ -17,7 +17,7 @@ import torch
 from . import data as data_module
 from .activations import OUTPUTS, SATURATION, derivative_fn, peak_derivative
 from .config import Config
-from .losses import BINARY, MULTICLASS, loss_target, per_example
+from .losses import BINARY, MULTICLASS, loss_target, mean_loss
 from .model import MLP, build_model, device_of, dtype_of
 from .optim import optimizers, schedules
 
@@ -91,6 +91,7 @@ def train(cfg: Config, log=None, progress: bool = False):
     optimizer = optimizers[cfg.optim.name].fn(model.parameters(), **cfg.optim.kwargs)
     schedule = schedules[cfg.optim.schedule.name].fn
     shuffle = torch.Generator().manual_seed(cfg.seed + 2)
+    loss_fn = mean_loss(cfg.loss.name, cfg.loss.kwargs, model.output)
     reader = LayerReader(model, cfg)
     log_every, eval_every = cfg.train.log_every, cfg.train.eval_every or cfg.train.log_every
     loss_sum, n_seen = 0.0, 0
@@ -104,16 +105,18 @@ def train(cfg: Config, log=None, progress: bool = False):
             if step % per_epoch == 0:
                 order = torch.randperm(n_train, generator=shuffle).to(x.device)
             idx = order[(step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size]
-            xb, yb = x[idx], y[idx]
+            xb, yb, n_batch = x[idx], y[idx], idx.shape[0]  # (len() of a tensor is a slow Python call)
             record = step % log_every == 0 or step == n_steps - 1
 
             # forward: keep the pre-activations on recorded steps to read their gradients
-            keep = [] if record else None
-            z = model(xb, keep=keep)
-            loss = per_example(cfg.loss.name, cfg.loss.kwargs, z, model.output, yb).mean()
             if record:
+                keep = []
+                z = model(xb, keep=keep)
                 for h in keep:
                     h.retain_grad()
+            else:
+                z = model(xb)
+            loss = loss_fn(z, yb)
 
             # backward
             optimizer.zero_grad(set_to_none=True)
@@ -125,10 +128,10 @@ def train(cfg: Config, log=None, progress: bool = False):
                     reader.diverged_row(step, step / per_epoch, loss_value, time.perf_counter() - start)
                 )
                 break
-            loss_sum += loss_value * len(idx)
+            loss_sum += loss_value * n_batch
             if record and task != "regression":  # accuracy of this batch only: cheap
-                correct = int(n_correct(z.detach(), labels[idx], task)) / len(idx)
-            n_seen += len(idx)
+                correct = int(n_correct(z.detach(), labels[idx], task)) / n_batch
+            n_seen += n_batch
 
             # read every layer before the step changes the weights
             if record:
@@ -195,7 +198,7 @@ def evaluate(model: MLP, cfg: Config, x, y, labels, task: str, prefix: str) -> d
         return {f"{prefix}loss": None, f"{prefix}acc": None}
     with torch.no_grad():
         z = model(x)
-        loss = per_example(cfg.loss.name, cfg.loss.kwargs, z, model.output, y).mean().item()
+        loss = mean_loss(cfg.loss.name, cfg.loss.kwargs, model.output)(z, y).item()
         acc = int(n_correct(z, labels, task)) / len(x) if task != "regression" else None
     return {f"{prefix}loss": loss, f"{prefix}acc": acc}
 
@@ -223,45 +226,80 @@ class LayerReader:
         self.last_norms = []
 
     @staticmethod
-    def _activation_stats(fn, fn_deriv, h, peak):
-        """mean, std, saturated and dead fractions, mean abs derivative of fn over [L, B, W]."""
+    def _activation_sums(fn, fn_deriv, h, peak):
+        """[5, L] sums over h [L, B, W]: mean of fn, squared deviations from it, saturated units,
+        dead units (saturated on every example) and abs derivatives; `finish` divides them.
+
+        Written for few tensor ops, because on a small net a reading is dozens of tiny ops, each
+        costing microseconds of dispatch: the std is two-pass by hand (torch.std is several times
+        slower at these sizes) and the divisions and square roots wait for Python floats.
+        """
         a = fn(h)
         deriv = fn_deriv(h, a).abs()
-        sat = (deriv < SATURATION * peak).float()
-        std = a.flatten(1).std(1) if a[0].numel() > 1 else torch.full_like(a[:, 0, 0], float("nan"))
-        return [a.mean((1, 2)), std, sat.mean((1, 2)), sat.amin(1).mean(1), deriv.mean((1, 2))]
+        threshold = SATURATION * peak
+        mean = a.mean((1, 2), keepdim=True)
+        return torch.stack(
+            [
+                mean.view(-1),
+                (a - mean).square().sum((1, 2)),
+                (deriv < threshold).sum((1, 2), dtype=a.dtype),
+                (deriv.amax(1) < threshold).sum(1, dtype=a.dtype),
+                deriv.sum((1, 2)),
+            ]
+        )
 
-    def read(self, pre_activations) -> list:
-        """Gradient and activation statistics of every layer, as tensors (no sync yet)."""
-        self.before = [w.detach().clone() for w in self.weights]
+    @torch.no_grad()
+    def read(self, pre_activations) -> torch.Tensor:
+        """Gradient norms, weight norms and activation sums of every layer: [9, n_layers], no sync.
+
+        Rows: grad_w, grad_b, grad_out, the five sums of `_activation_sums`, weight norm.
+        """
+        self.before = [w.clone() for w in self.weights]
+        # per layer: values the sums run over (batch x width), the width, and what "saturated" counts
+        self.n_values = [h.shape[0] * h.shape[1] for h in pre_activations]
+        self.widths = [h.shape[1] for h in pre_activations]
+        self.n_saturable = list(self.n_values)
         tensors = [w.grad for w in self.weights] + [layer.bias.grad for layer in self.layers]
         tensors += [h.grad for h in pre_activations] + self.before
-        n = len(self.layers)
-        columns = list(torch.stack(torch._foreach_norm(tensors)).view(4, n))  # grad_w, grad_b, grad_out, |W|
-        out = pre_activations[-1].detach().unsqueeze(0)
+        norms = torch.stack(torch._foreach_norm(tensors)).view(4, len(self.layers))
+        out = pre_activations[-1].unsqueeze(0)
         if self.model.output_name == "softmax":
             p = self.out_fn(out)
-            nan = out.new_full((1,), float("nan"))
-            out_stats = [p.mean((1, 2)), p.flatten(1).std(1), (p.amax(-1) > 0.99).float().mean(1), nan, nan]
+            mean = p.mean((1, 2), keepdim=True)
+            confident = (p.amax(-1) > 0.99).sum(1, dtype=p.dtype)  # examples, not units
+            self.n_saturable[-1] = p.shape[1]
+            nan = torch.full_like(confident, float("nan"))
+            act = torch.stack([mean.view(-1), (p - mean).square().sum((1, 2)), confident, nan, nan])
         else:
-            out_stats = self._activation_stats(self.out_fn, self.out_deriv, out, self.out_peak)
-        if n > 1:
-            hidden = torch.stack([h.detach() for h in pre_activations[:-1]])
-            hidden_stats = self._activation_stats(self.hidden_fn, self.hidden_deriv, hidden, self.hidden_peak)
-            act = [torch.cat([hs, os]) for hs, os in zip(hidden_stats, out_stats)]
-        else:
-            act = out_stats
-        return columns + act
+            act = self._activation_sums(self.out_fn, self.out_deriv, out, self.out_peak)
+        if len(self.layers) > 1:
+            hidden = torch.stack(pre_activations[:-1])
+            act = torch.cat(
+                [self._activation_sums(self.hidden_fn, self.hidden_deriv, hidden, self.hidden_peak), act], 1
+            )
+        return torch.cat([norms[:3], act, norms[3:]])
 
-    def finish(self, stats: list) -> dict:
-        """Add the update-to-weight ratio of the step just taken; convert everything to floats."""
-        moved = torch._foreach_norm(torch._foreach_sub([w.detach() for w in self.weights], self.before))
-        ratio = torch.stack(moved) / stats[3].clamp_min(1e-30)
-        grad_w, grad_b, grad_out, weight_norm, *act = stats
-        ordered = [grad_w, grad_b, grad_out, *act, weight_norm, ratio]  # LAYER_KEYS order
-        values = torch.stack([t.to(grad_w.dtype) for t in ordered]).tolist()
-        out = dict(zip(LAYER_KEYS, values))
-        self.last_norms = out["grad_w"] + out["weight_norm"]
+    @torch.no_grad()
+    def finish(self, reading: torch.Tensor) -> dict:
+        """The row's per-layer columns, adding the update-to-weight ratio of the step just taken."""
+        moved = torch.stack(torch._foreach_norm(torch._foreach_sub(self.weights, self.before)))
+        grad_w, grad_b, grad_out, mean, square_dev, sat, dead, deriv, weight, step_norm = torch.cat(
+            [reading, moved.unsqueeze(0)]
+        ).tolist()
+        n_values = self.n_values
+        out = {
+            "grad_w": grad_w,
+            "grad_b": grad_b,
+            "grad_out": grad_out,
+            "act_mean": mean,
+            "act_std": [math.sqrt(v / (n - 1)) if n > 1 else math.nan for v, n in zip(square_dev, n_values)],
+            "act_saturated": [v / n for v, n in zip(sat, self.n_saturable)],
+            "act_dead": [v / w for v, w in zip(dead, self.widths)],
+            "act_deriv": [v / n for v, n in zip(deriv, n_values)],
+            "weight_norm": weight,
+            "update_ratio": [m / max(w, 1e-30) for m, w in zip(step_norm, weight)],
+        }
+        self.last_norms = grad_w + weight
         return out
 
     def diverged_row(self, step, epoch, loss, elapsed) -> dict:

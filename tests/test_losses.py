@@ -5,20 +5,24 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.config import ConfigError, build
-from lossbench.losses import loss_target, losses, per_example
+from lossbench.losses import loss_target, losses, mean_loss, per_example
 
 torch.manual_seed(0)
 Z = torch.randn(7, 3, dtype=torch.float64)
 Y = torch.randn(7, 3, dtype=torch.float64)
 
 
-def test_mse_matches_torch_and_half_convention():
-    assert torch.allclose(losses["mse"].fn(Z, Y).mean(), F.mse_loss(Z, Y))
-    assert torch.allclose(losses["mse"].fn(Z, Y, half=True).mean(), F.mse_loss(Z, Y) / 2)
+def test_mse_by_hand_and_half_convention():
+    p, t = torch.tensor([[1.0], [0.0], [2.5]]), torch.tensor([[0.0], [2.0], [2.5]])  # r = 1, -2, 0
+    assert losses["mse"].fn(p, t).squeeze().tolist() == [1.0, 4.0, 0.0]
+    assert losses["mse"].fn(p, t, half=True).squeeze().tolist() == [0.5, 2.0, 0.0]  # Nielsen's C
+    assert torch.allclose(losses["mse"].fn(Z, Y), (Z - Y) ** 2)
 
 
-def test_mae_matches_torch():
-    assert torch.allclose(losses["mae"].fn(Z, Y).mean(), F.l1_loss(Z, Y))
+def test_mae_by_hand():
+    p, t = torch.tensor([[1.0], [0.0], [2.5]]), torch.tensor([[0.0], [2.0], [2.5]])
+    assert losses["mae"].fn(p, t).squeeze().tolist() == [1.0, 2.0, 0.0]
+    assert torch.allclose(losses["mae"].fn(Z, Y), (Z - Y).abs())
 
 
 @pytest.mark.parametrize("delta", [0.3, 1.0, 2.5])
@@ -101,3 +105,59 @@ def test_bce_on_classes_is_nielsens_per_output_cross_entropy():
     nielsen = -(t * a.log() + (1 - t) * (1 - a).log()).sum(1).mean()
     assert torch.allclose(losses["bce"].fn(z, t, sum_outputs=True).mean(), nielsen)
     assert torch.allclose(losses["bce"].fn(z, t).mean(), F.binary_cross_entropy_with_logits(z, t))
+
+
+def _task_inputs(name, task, dtype=torch.float64):
+    g = torch.Generator().manual_seed(3)
+    if task == "multiclass":
+        z, y = torch.randn(6, 4, generator=g, dtype=dtype), torch.randint(0, 4, (6,), generator=g)
+        return z, loss_target(name, y, task, 4, dtype)
+    if task == "binary":
+        return torch.randn(6, 1, generator=g, dtype=dtype), (torch.rand(6, 1, generator=g) > 0.5).to(dtype)
+    return torch.randn(6, 1, generator=g, dtype=dtype), torch.randn(6, 1, generator=g, dtype=dtype)
+
+
+@pytest.mark.parametrize("name", losses.names())
+def test_fused_mean_equals_the_mean_of_per_example_losses_in_value_and_gradient(name):
+    """The training loop's mean (PyTorch's own reduction) is the per-example mean, for every setting."""
+    entry = losses[name]
+    settings = [entry.defaults()] + [{k: not v} for k, v in entry.defaults().items() if isinstance(v, bool)]
+    for task in entry.meta["tasks"]:
+        for kwargs in settings:
+            out = torch.sigmoid if task == "binary" else (lambda v: v)
+            z, y = _task_inputs(name, task)
+            z1, z2 = z.clone().requires_grad_(), z.clone().requires_grad_()
+            reference = per_example(name, kwargs, z1, out, y).mean()
+            fused = mean_loss(name, kwargs, out)(z2, y)
+            reference.backward(), fused.backward()
+            assert fused.shape == ()
+            assert torch.allclose(fused, reference, rtol=1e-12, atol=0)
+            assert torch.allclose(z2.grad, z1.grad, rtol=1e-12, atol=1e-15)
+
+
+def test_a_loss_without_reduction_still_gets_its_mean(monkeypatch):
+    """A user's loss need not take `reduction`: the loop then takes the mean of its per-example loss."""
+    from lossbench.registry import Registry
+
+    reg = Registry("loss")
+
+    @reg.register(tasks=("regression",), on="output")
+    def cubic(prediction, target, *, scale: float = 1.0):
+        return scale * (prediction - target).abs() ** 3
+
+    import lossbench.losses as module
+
+    monkeypatch.setattr(module, "losses", reg)
+    f = mean_loss("cubic", {"scale": 2.0}, lambda v: v)
+    p, t = torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [1.0]])
+    assert f(p, t).item() == pytest.approx((2 * 1 + 2 * 8) / 2)
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "huber"])
+def test_regression_losses_broadcast_a_parameter_grid_without_warnings(name, recwarn):
+    """The loss gallery evaluates a grid of constant predictions [G, 1, 1] against targets [N, 1]."""
+    grid, targets = torch.linspace(-2, 2, 9).reshape(-1, 1, 1), torch.tensor([[0.0], [1.0], [5.0]])
+    r = grid - targets  # [9, 3, 1]
+    expected = {"mse": r**2, "mae": r.abs(), "huber": torch.where(r.abs() <= 1, 0.5 * r**2, r.abs() - 0.5)}
+    assert torch.allclose(losses[name].fn(grid, targets), expected[name])
+    assert not [w for w in recwarn if "target size" in str(w.message)]

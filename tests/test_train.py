@@ -64,6 +64,61 @@ def test_step_zero_reading_equals_autograd_by_hand(tiny):
     assert row["act_deriv"][-1] == pytest.approx((s * (1 - s)).mean().item(), rel=1e-6)
 
 
+@pytest.mark.parametrize(
+    "activation, data, loss",
+    [("relu", "moons", "bce"), ("sigmoid", "blobs", "cross_entropy"), ("gelu", "sine", "mse")],
+)
+def test_activation_statistics_of_every_layer_by_hand(activation, data, loss):
+    """mean, std, saturated, dead and mean derivative of every layer, against plain torch formulas.
+
+    ReLU has dead units after a bias shift, GELU's derivative comes from autograd, and a softmax
+    output reports the fraction of confident (> 0.99) predictions.
+    """
+    from lossbench.activations import activations, derivative, peak_derivative
+    from lossbench.train import LayerReader
+
+    raw = {
+        "data": {"name": data, "n_samples": 200},
+        "model": {"depth": 3, "width": 12, "activation": activation},
+        "loss": loss,
+        "dtype": "float64",
+    }
+    cfg = build(raw)
+    model = build_model(cfg, torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        model.layers[1].bias.sub_(3.0)  # push some units of layer 2 into saturation / death
+    x = prepare(cfg)["x"][:50]
+    keep = []
+    z = model(x, keep=keep)
+    for h in keep:
+        h.retain_grad()
+    z.square().mean().backward()
+    reader = LayerReader(model, cfg)
+    row = reader.finish(reader.read(keep))
+    fn = activations[activation].fn()
+    peak = peak_derivative(activation, {})
+    for i, h in enumerate(keep[:-1]):
+        a, d = fn(h.detach()), derivative(fn, h.detach()).abs()
+        sat = d < 0.05 * peak
+        assert row["act_mean"][i] == pytest.approx(a.mean().item(), rel=1e-9, abs=1e-12)
+        assert row["act_std"][i] == pytest.approx(a.std().item(), rel=1e-9)
+        assert row["act_deriv"][i] == pytest.approx(d.mean().item(), rel=1e-9)
+        assert row["act_saturated"][i] == pytest.approx(sat.double().mean().item(), abs=1e-12)
+        assert row["act_dead"][i] == pytest.approx(sat.all(0).double().mean().item(), abs=1e-12)
+    if activation == "relu":
+        assert row["act_dead"][1] > 0  # the shifted layer really has dead units to count
+    out = keep[-1].detach()
+    if loss == "cross_entropy":
+        p = torch.softmax(out, -1)
+        assert row["act_mean"][-1] == pytest.approx(p.mean().item(), rel=1e-9)
+        assert row["act_std"][-1] == pytest.approx(p.std().item(), rel=1e-9)
+        assert row["act_saturated"][-1] == pytest.approx((p.amax(-1) > 0.99).double().mean().item())
+        assert math.isnan(row["act_dead"][-1]) and math.isnan(row["act_deriv"][-1])
+    elif loss == "mse":  # identity output: derivative 1, never saturated
+        assert row["act_deriv"][-1] == 1.0 and row["act_saturated"][-1] == 0.0
+        assert row["act_std"][-1] == pytest.approx(out.std().item(), rel=1e-9)
+
+
 def test_run_folder_holds_config_metrics_summary(tiny, tmp_path):
     cfg = _cfg(tiny, target_loss=0.6)
     summary, folder, reused = execute(cfg, str(tmp_path))
