@@ -90,8 +90,8 @@ def _identity(z):
 
 def derivative(fn, z):
     """The elementwise derivative of activation `fn` at `z`, by autograd."""
-    with torch.enable_grad():
-        z = z.detach().requires_grad_(True)
+    with torch.inference_mode(False), torch.enable_grad():  # callable from a reading in inference mode
+        z = z.detach().clone().requires_grad_(True)  # (a clone outside inference mode can be differentiated)
         (d,) = torch.autograd.grad(fn(z).sum(), z)
     return d
 

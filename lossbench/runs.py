@@ -44,7 +44,8 @@ def run_dir(root: str, cfg: Config) -> str:
 def atomic_write(path: str, data: bytes) -> None:
     """Write `data` to `path` so that a reader sees either the old file or the whole new one."""
     folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    remove_stale_temporaries(folder)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.getpid()}-")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a results folder is shared
         with os.fdopen(fd, "wb") as f:
@@ -56,6 +57,36 @@ def atomic_write(path: str, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(folder: str) -> None:
+    """Delete the temporary files of `atomic_write`s whose process died mid-write (killed).
+
+    Each temporary file is named after its writer's process id; those of live processes stay.
+    """
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(".tmp-")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(".tmp-") :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass  # another process cleaned it first, or the folder is read-only
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # (signal 0 is CTRL_C_EVENT there): leave the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _umask() -> int:

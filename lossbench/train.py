@@ -196,7 +196,7 @@ def evaluate(model: MLP, cfg: Config, x, y, labels, task: str, prefix: str) -> d
     """Mean loss (and accuracy) of `model` on a whole set, without gradients."""
     if len(x) == 0:
         return {f"{prefix}loss": None, f"{prefix}acc": None}
-    with torch.no_grad():
+    with torch.inference_mode():
         z = model(x)
         loss = mean_loss(cfg.loss.name, cfg.loss.kwargs, model.output)(z, y).item()
         acc = int(n_correct(z, labels, task)) / len(x) if task != "regression" else None
@@ -248,7 +248,7 @@ class LayerReader:
             ]
         )
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def read(self, pre_activations) -> torch.Tensor:
         """Gradient norms, weight norms and activation sums of every layer: [9, n_layers], no sync.
 
@@ -279,7 +279,7 @@ class LayerReader:
             )
         return torch.cat([norms[:3], act, norms[3:]])
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def finish(self, reading: torch.Tensor) -> dict:
         """The row's per-layer columns, adding the update-to-weight ratio of the step just taken."""
         moved = torch.stack(torch._foreach_norm(torch._foreach_sub(self.weights, self.before)))

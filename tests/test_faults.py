@@ -549,3 +549,21 @@ def test_sweep_killed_then_rerun_equals_an_uninterrupted_sweep(tmp_path, capsys)
     diverged = [r for r in final.values() if r.summary["status"] == "diverged"]
     assert sorted(m.get_xdata()[0] for m in marks) == sorted(r.summary["diverged_step"] for r in diverged)
     assert "diverged here" in ax.get_legend_handles_labels()[1]
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    """atomic_write leaves `.tmp-<pid>-*` behind when SIGKILLed; the next write into the folder
+    removes those of dead processes and keeps those of live ones (a concurrent writer's)."""
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)  # that process has exited and been reaped
+    stale = tmp_path / f".tmp-{dead_pid}-abc123"
+    live = tmp_path / f".tmp-{os.getppid()}-def456"
+    other = tmp_path / ".tmpnotours"
+    for f in (stale, live, other):
+        f.write_bytes(b"partial")
+    runs.atomic_write(str(tmp_path / "summary.json"), b"{}")
+    assert not stale.exists()
+    assert live.exists() and other.exists()
+    assert (tmp_path / "summary.json").read_bytes() == b"{}"
