@@ -179,7 +179,11 @@ def train(cfg: Config, log=None, progress: bool = False):
         "steps_done": (diverged_step if diverged_step is not None else step + 1) if n_steps else 0,
         "epochs": n_steps / per_epoch,
         "diverged_step": diverged_step,
-        **(final_pass(model, cfg, d, task) if status != "diverged" else {}),
+        **(
+            final_pass(model, cfg, d, task, last if last.get("step") == n_steps - 1 else None)
+            if status != "diverged"
+            else {}
+        ),
         "target_loss": cfg.train.target_loss,
         "steps_to_target": steps_to_target,
         "seconds_to_target": seconds_to_target,
@@ -306,12 +310,17 @@ class LayerReader:
         return {"step": step, "epoch": epoch, "loss": loss, "time": elapsed, "diverged": True}
 
 
-def final_pass(model: MLP, cfg: Config, d: dict, task: str) -> dict:
-    """Final metrics: a full pass over the train and validation sets with the final weights."""
-    return {
-        **evaluate(model, cfg, d["x"], d["y"], d["labels"], task, "final_train_"),
-        **evaluate(model, cfg, d["x_val"], d["y_val"], d["labels_val"], task, "final_val_"),
-    }
+def final_pass(model: MLP, cfg: Config, d: dict, task: str, last_row: dict | None = None) -> dict:
+    """Final metrics: a full pass over the train and validation sets with the final weights.
+
+    `last_row`, the row recorded after the last step, already holds the validation metrics of the
+    final weights (the same function on the same data): they are reused rather than recomputed.
+    """
+    if last_row is not None and "val_loss" in last_row:
+        val = {"final_val_loss": last_row["val_loss"], "final_val_acc": last_row["val_acc"]}
+    else:
+        val = evaluate(model, cfg, d["x_val"], d["y_val"], d["labels_val"], task, "final_val_")
+    return {**evaluate(model, cfg, d["x"], d["y"], d["labels"], task, "final_train_"), **val}
 
 
 def hidden_ratio(row: dict) -> float | None:

@@ -150,7 +150,12 @@ def test_run_folder_holds_config_metrics_summary(tiny, tmp_path):
     d = prepare(cfg)
     with torch.no_grad():
         full = torch.nn.functional.binary_cross_entropy_with_logits(model(d["x"]), d["y"]).item()
+        val = torch.nn.functional.binary_cross_entropy_with_logits(model(d["x_val"]), d["y_val"]).item()
+        val_acc = ((model(d["x_val"]) > 0) == (d["y_val"] > 0.5)).double().mean().item()
     assert summary["final_train_loss"] == pytest.approx(full, rel=1e-5)
+    # the validation metrics of the final weights: taken from the last row, equal to a full pass
+    assert summary["final_val_loss"] == pytest.approx(val, rel=1e-5) == run.metrics["val_loss"][-1]
+    assert summary["final_val_acc"] == pytest.approx(val_acc) == run.metrics["val_acc"][-1]
 
 
 def test_same_config_twice_gives_identical_metrics_and_is_reused(tiny, tmp_path):
