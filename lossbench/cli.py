@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(
             "\nlossbench: interrupted; what was recorded is kept, the run is marked interrupted "
-            "and will be redone next time",
+            "and will be redone next time (a finished run being replaced with --force stays as it was)",
             file=sys.stderr,
         )
         return 130

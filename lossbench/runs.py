@@ -77,6 +77,23 @@ def remove_stale_temporaries(folder: str) -> None:
                 pass  # another process cleaned it first, or the folder is read-only
 
 
+def remove_stale_staging(parent: str) -> None:
+    """Delete the hidden replacement folders (`.<run_id>.new-<pid>`) of forced reruns that died."""
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(".") and (".new-" in n or ".old-" in n)]
+    except OSError:
+        return
+    for name in names:
+        run_id, pid = name[1:].rpartition(".")[0], name.rsplit("-", 1)[-1]  # .<run_id>.new-<pid>
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        path, final = os.path.join(parent, name), os.path.join(parent, run_id)
+        if ".old-" in name and not os.path.exists(final):
+            os.replace(path, final)  # killed between the two renames of a swap: the old run returns
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _alive(pid: int) -> bool:
     if os.name == "nt":
         return True  # (signal 0 is CTRL_C_EVENT there): leave the file
@@ -135,16 +152,26 @@ def versions() -> dict:
 
 
 class RunWriter:
-    """Writes one run folder: config first, metrics rows as they come, summary last."""
+    """Writes one run folder: config first, metrics rows as they come, summary last.
+
+    Replacing a finished run (`--force`), it writes into a hidden sibling folder and swaps it in
+    only when the new run ends: an interrupted or failed replacement leaves the old run as it was.
+    """
 
     def __init__(self, folder: str, cfg: Config):
         self.folder = folder
-        if os.path.exists(folder):
-            shutil.rmtree(folder)  # an incomplete earlier attempt
-        os.makedirs(folder)
+        parent, name = os.path.split(folder)
+        remove_stale_staging(parent)
+        self.replacing = is_finished(folder)
+        self.path = os.path.join(parent, f".{name}.new-{os.getpid()}") if self.replacing else folder
+        if os.path.exists(self.path):
+            shutil.rmtree(self.path)  # an incomplete earlier attempt
+        os.makedirs(self.path)
         resolved = cfg.to_dict()
-        atomic_write(os.path.join(folder, "config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode())
-        self.metrics = open(os.path.join(folder, "metrics.jsonl"), "a")
+        atomic_write(
+            os.path.join(self.path, "config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode()
+        )
+        self.metrics = open(os.path.join(self.path, "metrics.jsonl"), "a")
 
     def log(self, row: dict) -> None:
         self.metrics.write(json.dumps(row, allow_nan=True) + "\n")
@@ -158,25 +185,46 @@ class RunWriter:
         import torch
 
         self.metrics.close()
+        if self.replacing and summary.get("status") == "interrupted":
+            self.discard()  # the finished run being replaced stays
+            return
         if model is not None:
             buf = io.BytesIO()
             torch.save(model.state_dict(), buf)
-            atomic_write(os.path.join(self.folder, "model.pt"), buf.getvalue())
+            atomic_write(os.path.join(self.path, "model.pt"), buf.getvalue())
         if view is not None:
             buf = io.BytesIO()
             np.savez_compressed(buf, **{k: np.asarray(v) for k, v in view.items()})
-            atomic_write(os.path.join(self.folder, "view.npz"), buf.getvalue())
+            atomic_write(os.path.join(self.path, "view.npz"), buf.getvalue())
         atomic_write(
-            os.path.join(self.folder, "summary.json"), json.dumps(summary, indent=2, allow_nan=True).encode()
+            os.path.join(self.path, "summary.json"), json.dumps(summary, indent=2, allow_nan=True).encode()
         )
+        if self.replacing:  # swap the whole new run in, then drop the old one
+            parent, name = os.path.split(self.folder)
+            old = os.path.join(parent, f".{name}.old-{os.getpid()}")
+            os.rename(self.folder, old)
+            os.rename(self.path, self.folder)
+            self.path = self.folder
+            shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        """Delete what this writer wrote: the whole folder, or only the replacement in progress."""
+        self.close()
+        if not (self.replacing and self.path == self.folder):
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def close(self) -> None:
-        """Close the metrics file after a failure; a failing flush was already reported."""
+        """Close the metrics file after a failure; a failing flush was already reported.
+
+        An unfinished replacement is deleted: the finished run it was to replace stays.
+        """
         if not self.metrics.closed:
             try:
                 self.metrics.close()
             except OSError:
                 pass
+        if self.replacing and self.path != self.folder:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _missing_folders(folder: str) -> list[str]:
@@ -240,10 +288,12 @@ def execute(
         view = predict_view(model, d) if summary["status"] != "diverged" else None
         writer.finish(summary, model if summary["status"] != "diverged" else None, view)
     except OSError as e:
-        # a full disk or a read-only folder: leave nothing half-written behind
+        # a full disk or a read-only folder: leave nothing half-written behind (a finished run
+        # that was being replaced stays)
         if writer is not None:
-            writer.close()
-        shutil.rmtree(folder, ignore_errors=True)
+            writer.discard()
+        elif not is_finished(folder):
+            shutil.rmtree(folder, ignore_errors=True)
         for path in created:
             try:
                 os.rmdir(path)  # only the folders this call created, and only when empty

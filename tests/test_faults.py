@@ -567,3 +567,66 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
     assert not stale.exists()
     assert live.exists() and other.exists()
     assert (tmp_path / "summary.json").read_bytes() == b"{}"
+
+
+# ----- --force replaces a finished run only once the new one is whole ------------------------------
+
+
+def test_forced_rerun_replaces_the_run_only_when_it_finishes(tmp_path, monkeypatch):
+    cfg = make_cfg()
+    root = str(tmp_path)
+    summary, folder, _ = execute(cfg, root)
+    before = {f: open(os.path.join(folder, f), "rb").read() for f in sorted(os.listdir(folder))}
+
+    # Ctrl-C during the forced rerun: the finished run stays byte for byte, nothing else is left
+    real_train = lossbench.train.train
+
+    def interrupted(cfg, log=None, progress=False):
+        log({"step": 0, "loss": 9.0})
+        out = real_train(cfg, log=None)
+        out[0]["status"] = "interrupted"
+        return out
+
+    monkeypatch.setattr(lossbench.train, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        execute(cfg, root, force=True)
+    assert {f: open(os.path.join(folder, f), "rb").read() for f in sorted(os.listdir(folder))} == before
+    assert os.listdir(os.path.dirname(folder)) == [os.path.basename(folder)]
+
+    # a failure in the middle (here a bug in training): the same
+    def broken(cfg, log=None, progress=False):
+        log({"step": 0, "loss": 9.0})
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(lossbench.train, "train", broken)
+    with pytest.raises(RuntimeError):
+        execute(cfg, root, force=True)
+    assert {f: open(os.path.join(folder, f), "rb").read() for f in sorted(os.listdir(folder))} == before
+    assert os.listdir(os.path.dirname(folder)) == [os.path.basename(folder)]
+
+    # a forced rerun that finishes replaces the whole folder
+    monkeypatch.setattr(lossbench.train, "train", real_train)
+    open(os.path.join(folder, "stray.txt"), "w").write("from the old run")
+    summary2, folder2, reused = execute(cfg, root, force=True)
+    assert folder2 == folder and not reused and summary2["status"] == "finished"
+    assert sorted(os.listdir(folder)) == sorted(before)  # the stray file went with the old run
+    assert summary2["run_id"] == os.path.basename(folder)
+    assert os.listdir(os.path.dirname(folder)) == [os.path.basename(folder)]
+
+
+def test_a_killed_forced_rerun_leaves_the_finished_run_and_its_leftovers_are_cleaned(tmp_path):
+    cfg = make_cfg()
+    summary, folder, _ = execute(cfg, str(tmp_path))
+    parent, run_id = os.path.split(folder)
+    dead = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        ).stdout
+    )
+    # killed while training the replacement: a hidden half-written folder
+    os.makedirs(os.path.join(parent, f".{run_id}.new-{dead}"))
+    # killed between the two renames of another run's swap: its old run sits hidden, its folder gone
+    shutil.copytree(folder, os.path.join(parent, f".other.old-{dead}"))
+    runs.RunWriter(os.path.join(parent, "third"), cfg).close()  # any new writer in the folder cleans up
+    assert sorted(os.listdir(parent)) == sorted([run_id, "other", "third"])
+    assert is_finished(os.path.join(parent, "other")) and is_finished(folder)
