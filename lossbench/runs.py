@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -151,6 +152,18 @@ def versions() -> dict:
     }
 
 
+def strict_json(value):
+    """`value` with every NaN and infinity replaced by None: JSON has no such numbers, so the run
+    files write them as null (which `load_metrics` reads back as NaN) and strict parsers read them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
 class RunWriter:
     """Writes one run folder: config first, metrics rows as they come, summary last.
 
@@ -174,7 +187,7 @@ class RunWriter:
         self.metrics = open(os.path.join(self.path, "metrics.jsonl"), "a")
 
     def log(self, row: dict) -> None:
-        self.metrics.write(json.dumps(row, allow_nan=True) + "\n")
+        self.metrics.write(json.dumps(strict_json(row), allow_nan=False) + "\n")
         self.metrics.flush()
 
     def finish(self, summary: dict, model=None, view: dict | None = None) -> None:
@@ -197,7 +210,8 @@ class RunWriter:
             np.savez_compressed(buf, **{k: np.asarray(v) for k, v in view.items()})
             atomic_write(os.path.join(self.path, "view.npz"), buf.getvalue())
         atomic_write(
-            os.path.join(self.path, "summary.json"), json.dumps(summary, indent=2, allow_nan=True).encode()
+            os.path.join(self.path, "summary.json"),
+            json.dumps(strict_json(summary), indent=2, allow_nan=False).encode(),
         )
         if self.replacing:  # swap the whole new run in, then drop the old one
             parent, name = os.path.split(self.folder)

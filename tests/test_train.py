@@ -6,6 +6,7 @@ import math
 import os
 import sys
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -179,6 +180,29 @@ def test_a_huge_learning_rate_diverges_and_keeps_what_was_recorded(tiny, tmp_pat
     run = load_run(folder)
     assert run.metrics["step"][-1] == summary["diverged_step"]
     assert summary["diverged_step"] < 9
+    assert not math.isfinite(run.metrics["loss"][-1]) or not np.isfinite(run.metrics["grad_w"][-1]).all()
+
+    # strict JSON throughout: a non-finite number is written as null, never as NaN or Infinity
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    for name in ("metrics.jsonl", "summary.json"):
+        text = open(os.path.join(folder, name)).read()
+        for line in text.splitlines() if name.endswith("jsonl") else [text]:
+            json.loads(line, parse_constant=refuse)
+    assert "null" in open(os.path.join(folder, "metrics.jsonl")).read().splitlines()[-1]
+
+
+def test_softmax_rows_write_null_and_read_back_nan(tmp_path):
+    """A softmax output has no 'dead' units or single derivative: NaN in memory, null on disk."""
+    raw = {"data": {"name": "blobs", "n_samples": 120}, "loss": "cross_entropy", "train": {"steps": 3}}
+    summary, folder, _ = execute(build(raw), str(tmp_path))
+    first = json.loads(open(os.path.join(folder, "metrics.jsonl")).readline())
+    assert first["act_dead"][-1] is None and first["act_deriv"][-1] is None
+    run = load_run(folder)
+    assert (
+        np.isnan(run.metrics["act_dead"][:, -1]).all() and np.isfinite(run.metrics["act_dead"][:, :-1]).all()
+    )
 
 
 def test_nielsen_neuron_matches_the_closed_form_recursion(tmp_path):
