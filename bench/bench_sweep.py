@@ -24,6 +24,7 @@ import tempfile
 import time
 
 import torch
+from bench_engine import bare_loop  # forward, loss, backward, step: nothing read or logged (this folder)
 
 from lossbench.batched import train_stacked
 from lossbench.config import build
@@ -65,25 +66,6 @@ def cpu_time(fn) -> float:
     start = time.process_time()
     fn()
     return time.process_time() - start
-
-
-def bare_loop(cfg) -> None:
-    """Forward, loss, backward, step: the same model, data and batches, nothing read or logged."""
-    torch.manual_seed(cfg.seed)
-    d = prepare(cfg)
-    x, y = d["x"], d["y"]
-    model = build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1))
-    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, foreach=False)
-    batch, per_epoch, n_steps = plan(cfg, len(x))
-    shuffle = torch.Generator().manual_seed(cfg.seed + 2)
-    for step in range(n_steps):
-        if step % per_epoch == 0:
-            order = torch.randperm(len(x), generator=shuffle)
-        idx = order[(step % per_epoch) * batch : (step % per_epoch + 1) * batch]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
 
 
 def lightning_loop(cfg, log_dir: str) -> None:

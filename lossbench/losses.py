@@ -142,7 +142,7 @@ def mean_loss(loss_name: str, kwargs: dict, output):
     """A function (logits z, prepared target y) -> the mean loss over every example and output.
 
     Through the loss's own `reduction="mean"` when it takes one (PyTorch fuses the mean), else the
-    mean of `per_example`: the same number either way. Built once per run, outside the loop.
+    mean of `per_example`: the same number either way. The training loop builds it once per run.
     """
     fn = losses[loss_name].fn
     on_logits = losses[loss_name].meta["on"] == "logits"

@@ -45,7 +45,7 @@ def run_dir(root: str, cfg: Config) -> str:
 def atomic_write(path: str, data: bytes) -> None:
     """Write `data` to `path` so that a reader sees either the old file or the whole new one."""
     folder = os.path.dirname(path) or "."
-    remove_stale_temporaries(folder)
+    remove_dead_leftovers(folder)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.getpid()}-")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a results folder is shared
@@ -60,39 +60,37 @@ def atomic_write(path: str, data: bytes) -> None:
         raise
 
 
-def remove_stale_temporaries(folder: str) -> None:
-    """Delete the temporary files of `atomic_write`s whose process died mid-write (killed).
+def remove_dead_leftovers(folder: str) -> None:
+    """Clean up after writers that were killed: each leftover is named after its process id.
 
-    Each temporary file is named after its writer's process id; those of live processes stay.
+    - `.tmp-<pid>-*`: an `atomic_write`'s temporary file, deleted;
+    - `.<run_id>.new-<pid>`: a forced rerun's replacement folder, deleted;
+    - `.<run_id>.old-<pid>`: a finished run caught between the two renames of a swap, put back
+      (deleted when the swap had finished).
+
+    Those of live processes (a concurrent writer's) stay.
     """
     try:
-        names = [n for n in os.listdir(folder) if n.startswith(".tmp-")]
+        names = [n for n in os.listdir(folder) if n.startswith(".tmp-") or ".new-" in n or ".old-" in n]
     except OSError:
         return
     for name in names:
-        pid = name[len(".tmp-") :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            try:
-                os.unlink(os.path.join(folder, name))
-            except OSError:
-                pass  # another process cleaned it first, or the folder is read-only
-
-
-def remove_stale_staging(parent: str) -> None:
-    """Delete the hidden replacement folders (`.<run_id>.new-<pid>`) of forced reruns that died."""
-    try:
-        names = [n for n in os.listdir(parent) if n.startswith(".") and (".new-" in n or ".old-" in n)]
-    except OSError:
-        return
-    for name in names:
-        run_id, pid = name[1:].rpartition(".")[0], name.rsplit("-", 1)[-1]  # .<run_id>.new-<pid>
+        if not name.startswith("."):
+            continue
+        temporary = name.startswith(".tmp-")
+        pid = name[len(".tmp-") :].split("-", 1)[0] if temporary else name.rsplit("-", 1)[-1]
         if not pid.isdigit() or _alive(int(pid)):
             continue
-        path, final = os.path.join(parent, name), os.path.join(parent, run_id)
-        if ".old-" in name and not os.path.exists(final):
-            os.replace(path, final)  # killed between the two renames of a swap: the old run returns
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+        path, final = os.path.join(folder, name), os.path.join(folder, name[1:].rpartition(".")[0])
+        try:
+            if temporary:
+                os.unlink(path)
+            elif ".old-" in name and not os.path.exists(final):
+                os.replace(path, final)
+            else:
+                shutil.rmtree(path)
+        except OSError:
+            pass  # another process cleaned it first, or the folder is read-only
 
 
 def _alive(pid: int) -> bool:
@@ -174,7 +172,7 @@ class RunWriter:
     def __init__(self, folder: str, cfg: Config):
         self.folder = folder
         parent, name = os.path.split(folder)
-        remove_stale_staging(parent)
+        remove_dead_leftovers(parent)
         self.replacing = is_finished(folder)
         self.path = os.path.join(parent, f".{name}.new-{os.getpid()}") if self.replacing else folder
         if os.path.exists(self.path):

@@ -235,7 +235,7 @@ class LayerReader:
         dead units (saturated on every example) and abs derivatives; `finish` divides them.
 
         Written for few tensor ops, because on a small net a reading is dozens of tiny ops, each
-        costing microseconds of dispatch: the std is two-pass by hand (torch.std is several times
+        costing microseconds of dispatch: the std is two-pass by hand (torch.std is up to 3 times
         slower at these sizes) and the divisions and square roots wait for Python floats.
         """
         a = fn(h)
