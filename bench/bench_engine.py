@@ -25,10 +25,10 @@ import time
 
 import torch
 
-from lossbench.config import build
-from lossbench.model import build_model
-from lossbench.runs import RunWriter
-from lossbench.train import plan, prepare, train
+from lossbench.config.validate import build, plan
+from lossbench.engine.model import build_model
+from lossbench.engine.train import prepare, train
+from lossbench.runs.store import RunWriter
 
 BUILTIN_LOSS = {
     "bce": torch.nn.functional.binary_cross_entropy_with_logits,

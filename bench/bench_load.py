@@ -129,7 +129,7 @@ def main() -> None:
         # loading the big sweep's folder the way `lossbench plot` does before drawing
         import torch  # noqa: F401  (imported before measuring, as plotting has it loaded anyway)
 
-        from lossbench.plots import group_runs, load_runs
+        from lossbench.viz.load import group_runs, load_runs
 
         folder = os.path.join(out, f"r{args.runs}", "load")
         n_files = sum(len(files) for _, _, files in os.walk(folder))

@@ -22,8 +22,9 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lossbench import plots  # noqa: E402
-from lossbench.train import LAYER_KEYS  # noqa: E402  (only the column names)
+from lossbench.engine.train import LAYER_KEYS
+from lossbench.viz import figures as plots
+from lossbench.viz import load as viz_load
 
 
 def write_run(folder: str, cfg: dict, n_rows: int, n_layers: int, rng) -> None:
@@ -62,7 +63,7 @@ def make_sweep(root: str, n_runs: int, n_rows: int, depth: int) -> str:
 
 def timed(path: str, out: str) -> float:
     start = time.perf_counter()
-    plots.save_figures(plots.group_runs(plots.load_runs([path])), out)
+    plots.save_figures(viz_load.group_runs(viz_load.load_runs([path])), out)
     return time.perf_counter() - start
 
 
@@ -77,7 +78,7 @@ def main() -> None:
         timed(os.path.join(sweep, "run0000"), os.path.join(root, "warmup"))  # imports, font cache
         one = timed(os.path.join(sweep, "run0000"), os.path.join(root, "one"))
         start = time.perf_counter()
-        n = len(plots.load_runs([sweep]))
+        n = len(viz_load.load_runs([sweep]))
         load = time.perf_counter() - start
         many = timed(sweep, os.path.join(root, "many"))
     print(f"1 run: {one:.2f} s   {n} runs ({n // 10} configs x 10 seeds, {args.rows} rows, "

@@ -2,7 +2,7 @@
 
 All timings in this process (and its worker processes for the grid), one torch thread each:
 
-1. 16 seeds of one depth-5, width-16 sigmoid MLP, batch 64: the stacked engine (`lossbench.batched`,
+1. 16 seeds of one depth-5, width-16 sigmoid MLP, batch 64: the stacked engine (`lossbench.engine.stacked`,
    recording every layer) against 16 runs of lossbench's plain loop (`train.train`, recording the
    same) and 16 bare PyTorch loops (forward, loss, backward, step, nothing read). CPU seconds
    (`time.process_time`), best of `--repeats`, so other load on the machine counts less.
@@ -26,11 +26,11 @@ import time
 import torch
 from bench_engine import bare_loop  # forward, loss, backward, step: nothing read or logged (this folder)
 
-from lossbench.batched import train_stacked
-from lossbench.config import build
-from lossbench.model import build_model
-from lossbench.sweep import expand, run_configs
-from lossbench.train import plan, prepare, train
+from lossbench.config.validate import build, plan
+from lossbench.engine.model import build_model
+from lossbench.engine.stacked import train_stacked
+from lossbench.engine.train import prepare, train
+from lossbench.runs.sweep import expand, run_configs
 
 SEEDS = {
     "name": "bench",

@@ -17,20 +17,20 @@ def run(config_or_path, out: str = "results", force: bool = False, threads: int 
 
     `threads`: torch threads (1 by default; None leaves torch's setting alone).
     """
-    from .runs import run as _run
+    from .runs.runner import run as _run
 
     return _run(config_or_path, out=out, force=force, threads=threads, **overrides)
 
 
 def load_run(path: str):
     """Read a run folder: `.config`, `.summary` (dicts) and `.metrics` (columns, per layer)."""
-    from .runs import load_run as _load_run
+    from .runs.store import load_run as _load_run
 
     return _load_run(path)
 
 
 def load_config(path: str, *overrides: str):
     """Validate a config file with `key=value` overrides; returns the resolved `Config`."""
-    from .config import load
+    from .config.validate import load
 
     return load(path, overrides)[0]

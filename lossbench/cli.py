@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 EPILOG = """examples:
@@ -27,11 +28,11 @@ COMMANDS = {
     "run": ("lossbench.cli", "cmd_run"),
     "validate": ("lossbench.cli", "cmd_validate"),
     "list": ("lossbench.cli", "cmd_list"),
-    "plot": ("lossbench.plots", "cmd_plot"),
-    "compare": ("lossbench.plots", "cmd_compare"),
-    "report": ("lossbench.report", "cmd_report"),
-    "export": ("lossbench.export", "cmd_export"),
-    "reproduce": ("lossbench.reproduce", "cmd_reproduce"),
+    "plot": ("lossbench.cli", "cmd_plot"),
+    "compare": ("lossbench.cli", "cmd_compare"),
+    "report": ("lossbench.cli", "cmd_report"),
+    "export": ("lossbench.cli", "cmd_export"),
+    "reproduce": ("lossbench.cli", "cmd_reproduce"),
 }
 
 
@@ -135,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         parser().print_help()
         return 2
     module, function = COMMANDS[args.command]
-    from .config import ConfigError
+    from .errors import UserError
 
     try:
         return getattr(importlib.import_module(module), function)(args) or 0
-    except ConfigError as e:
+    except UserError as e:
         print(f"lossbench: error: {e.render()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(args):
-    from .config import load
+    from .config.validate import load
 
     cfg, sweep, raw = load(args.config, args.overrides)
     return cfg, sweep, raw
@@ -163,7 +164,7 @@ def _load(args):
 def cmd_validate(args) -> int:
     cfg, sweep, raw = _load(args)
     if sweep:
-        from .sweep import expand
+        from .runs.sweep import expand
 
         members = expand(raw, args.config, allow_large=args.allow_large)
         print(f"{args.config}: valid sweep of {len(members)} runs")
@@ -184,21 +185,33 @@ def _print_config(cfg, sweep) -> None:
 
 
 def cmd_run(args) -> int:
-    from .config import ConfigError
-    from .runs import check_writable, execute
+    from .errors import UserError
+    from .runs.runner import execute
+    from .runs.store import check_writable
 
     cfg, sweep, raw = _load(args)
     if args.print_config:
         _print_config(cfg, sweep)
     check_writable(args.out)
     if sweep:
-        from .sweep import run_sweep
+        from .runs.sweep import run_sweep
 
-        return run_sweep(raw, args)
+        return run_sweep(
+            raw,
+            args.config,
+            args.out,
+            force=args.force,
+            workers=args.workers,
+            batch=not args.no_batch,
+            progress=not args.quiet,
+            backend=args.backend,
+            address=args.address,
+            allow_large=args.allow_large,
+        )
     import torch
 
     if args.threads < 1:
-        raise ConfigError([("--threads", f"must be at least 1, got {args.threads}")], "command line")
+        raise UserError([("--threads", f"must be at least 1, got {args.threads}")], "command line")
     torch.set_num_threads(args.threads)
     summary, folder, reused = execute(cfg, args.out, force=args.force, progress=not args.quiet)
     if reused:
@@ -247,11 +260,11 @@ def print_summary(summary: dict, folder: str) -> None:
 
 
 def cmd_list(args) -> int:
-    from .activations import activations
-    from .data import datasets
-    from .inits import inits
-    from .losses import losses
-    from .optim import optimizers, schedules
+    from .components.activations import activations
+    from .components.data import datasets
+    from .components.inits import inits
+    from .components.losses import losses
+    from .components.optim import optimizers, schedules
 
     kinds = {
         "loss": losses,
@@ -264,10 +277,10 @@ def cmd_list(args) -> int:
     if args.kind:
         key = args.kind.rstrip("s") if args.kind.rstrip("s") in kinds else args.kind
         if key not in kinds:
-            from .config import ConfigError
-            from .registry import did_you_mean
+            from .components.registry import did_you_mean
+            from .errors import UserError
 
-            raise ConfigError(
+            raise UserError(
                 [
                     (
                         "kind",
@@ -289,6 +302,80 @@ def cmd_list(args) -> int:
             args_text = f" ({', '.join(f'{k}={v}' for k, v in params.items())})" if params else ""
             print(f"  {name:<17}{entry.summary}{extra}{args_text}")
     return 0
+
+
+# ----- pictures, reports, exports, reproductions -------------------------------------------------
+
+
+def cmd_plot(args) -> int:
+    """Figures of each PATH, written to PATH/figures (or --out, one subfolder per PATH when several)."""
+    from .viz.figures import save_figures
+    from .viz.load import group_runs, load_runs
+
+    loaded = [(path, load_runs([path])) for path in args.paths]  # all inputs checked before writing
+    for path, runs in loaded:
+        if args.out is None:
+            out = os.path.join(path, "figures")
+        elif len(loaded) > 1:
+            out = os.path.join(args.out, os.path.basename(os.path.normpath(path)) or "results")
+        else:
+            out = args.out
+        for p in save_figures(group_runs(runs), out, args.format):
+            print(p)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """The runs of all PATHs overlaid in one set of figures, labelled by the keys that differ (or --by)."""
+    from .viz.figures import save_figures
+    from .viz.load import group_runs, load_runs
+
+    runs = load_runs(args.paths)
+    groups = group_runs(runs, by=args.by)
+    out = args.out or os.path.join("results", "compare")
+    for p in save_figures(groups, out, args.format):
+        print(p)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .viz.report import write_report
+
+    out = args.out or os.path.join(args.path, "report")
+    path = write_report(args.path, out)
+    print(path)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .errors import UserError
+    from .viz.export import export_tensorboard
+
+    if args.target != "tensorboard":  # argparse only offers tensorboard; a guard for direct callers
+        raise UserError([("target", f"unknown export target {args.target!r}; valid: tensorboard")], "export")
+    out = args.out or os.path.join(args.path, "tensorboard")
+    for folder in export_tensorboard(args.path, out):
+        print(folder)
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    """The `reproduce` command: 0 when every check passes (or is PARTIAL), 1 when any FAILs."""
+    from .reproduce import VERDICTS, print_table, reproduce
+
+    report = reproduce(
+        args.only, args.fast, args.out, echo=lambda m: print(m, file=sys.stderr), workers=args.workers
+    )
+    print_table(report)
+    n = [sum(c["verdict"] == v for e in report["experiments"] for c in e["checks"]) for v in VERDICTS]
+    print(
+        f"\n{len(report['experiments'])} experiments; checks: {n[0]} PASS, {n[1]} PARTIAL, {n[2]} FAIL; "
+        f"wall time {report['wall_time']:.1f} s; verdicts in {os.path.join(args.out, 'verdicts.md')}"
+    )
+    for e in report["experiments"]:
+        if e.get("error"):
+            print(f"\n{e['slug']} raised an error:\n{e['error']}", file=sys.stderr)
+    return 1 if n[2] else 0
 
 
 if __name__ == "__main__":

@@ -12,15 +12,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import shutil
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from .config import ConfigError
-from .registry import did_you_mean
+from .components.registry import did_you_mean
+from .errors import UserError
 
 VERDICTS = ("PASS", "PARTIAL", "FAIL")
 REQUIRED = ("CLAIM", "SOURCE", "EXPECTED", "run", "judge")
@@ -49,7 +48,7 @@ def discover(root: Path | None = None) -> dict[str, Path]:
     """{slug: path of experiment.py} for every `experiments/<slug>/experiment.py`, in article order."""
     root = root or experiments_dir()
     if not root.is_dir():
-        raise ConfigError(
+        raise UserError(
             [
                 (
                     "",
@@ -63,12 +62,12 @@ def discover(root: Path | None = None) -> dict[str, Path]:
     order = {slug: i for i, slug in enumerate(ARTICLE_ORDER)}
     found = dict(sorted(found.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
     if not found:
-        raise ConfigError([("", f"{root} holds no <slug>/experiment.py")], "reproduce")
+        raise UserError([("", f"{root} holds no <slug>/experiment.py")], "reproduce")
     return found
 
 
 def select(found: dict[str, Path], only: list[str] | None) -> dict[str, Path]:
-    """The experiments named in `only` (all when None); a ConfigError for an unknown slug."""
+    """The experiments named in `only` (all when None); a UserError for an unknown slug."""
     if not only:
         return found
     problems = [
@@ -77,7 +76,7 @@ def select(found: dict[str, Path], only: list[str] | None) -> dict[str, Path]:
         if slug not in found
     ]
     if problems:
-        raise ConfigError(problems, "reproduce")
+        raise UserError(problems, "reproduce")
     return {slug: found[slug] for slug in dict.fromkeys(only)}
 
 
@@ -143,14 +142,14 @@ def _failed(check: str, note: str) -> dict:
 
 
 def refuse_foreign(folder: Path) -> None:
-    """A ConfigError when `folder` holds files that reproduce did not write."""
+    """A UserError when `folder` holds files that reproduce did not write."""
     if folder.is_dir() and not (folder / MARKER).exists() and any(folder.iterdir()):
-        raise ConfigError(
+        raise UserError(
             [("--out", f"{folder} exists and was not written by reproduce; choose another --out")],
             "reproduce",
         )
     if folder.exists() and not folder.is_dir():
-        raise ConfigError(
+        raise UserError(
             [("--out", f"{folder} exists and is not a folder; choose another --out")], "reproduce"
         )
 
@@ -273,10 +272,10 @@ def reproduce(
 
     `workers` > 1 runs that many experiments at once, each in its own process.
     """
-    from .runs import atomic_write, check_writable, versions
+    from .runs.store import atomic_write, check_writable, versions
 
     if workers is not None and workers < 1:
-        raise ConfigError([("--workers", f"must be at least 1, got {workers}")], "reproduce")
+        raise UserError([("--workers", f"must be at least 1, got {workers}")], "reproduce")
     experiments = select(discover(), only)
     check_writable(out)
     root = Path(out)
@@ -339,20 +338,3 @@ def reproduce(
     atomic_write(str(root / "verdicts.json"), json.dumps(report, indent=2).encode())
     atomic_write(str(root / "verdicts.md"), render_markdown(report).encode())
     return report
-
-
-def cmd_reproduce(args) -> int:
-    """The `reproduce` command: 0 when every check passes (or is PARTIAL), 1 when any FAILs."""
-    report = reproduce(
-        args.only, args.fast, args.out, echo=lambda m: print(m, file=sys.stderr), workers=args.workers
-    )
-    print_table(report)
-    n = [sum(c["verdict"] == v for e in report["experiments"] for c in e["checks"]) for v in VERDICTS]
-    print(
-        f"\n{len(report['experiments'])} experiments; checks: {n[0]} PASS, {n[1]} PARTIAL, {n[2]} FAIL; "
-        f"wall time {report['wall_time']:.1f} s; verdicts in {os.path.join(args.out, 'verdicts.md')}"
-    )
-    for e in report["experiments"]:
-        if e.get("error"):
-            print(f"\n{e['slug']} raised an error:\n{e['error']}", file=sys.stderr)
-    return 1 if n[2] else 0

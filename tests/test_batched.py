@@ -1,6 +1,6 @@
 """The stacked engine records what the plain loop records, member by member.
 
-Reference: `lossbench.train.train`, the plain loop on one nn.Linear MLP with torch.optim. In float64
+Reference: `lossbench.engine.train.train`, the plain loop on one nn.Linear MLP with torch.optim. In float64
 the two agree to rounding (1e-9 relative).
 """
 
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from lossbench.batched import StackedOptimizer, group_key, run_stacked, train_stacked
-from lossbench.config import build
-from lossbench.runs import execute
-from lossbench.train import LAYER_KEYS, train
+from lossbench.config.validate import build
+from lossbench.engine.stacked import StackedOptimizer, group_key, run_stacked, train_stacked
+from lossbench.engine.train import LAYER_KEYS, train
+from lossbench.runs.runner import execute
 
 BASE = {
     "name": "stack",
@@ -133,7 +133,7 @@ def test_a_diverging_member_stops_alone():
 @pytest.mark.parametrize("optim", OPTIMIZERS, ids=lambda o: "-".join(f"{v}" for v in o.values()))
 def test_stacked_optimizer_equals_torch_optim_per_member(optim):
     """Random gradients, one learning rate per member: each slice moves as its own torch.optim."""
-    from lossbench.optim import optimizers
+    from lossbench.components.optim import optimizers
 
     g = torch.Generator().manual_seed(0)
     kwargs = {k: v for k, v in optim.items() if k != "name"}

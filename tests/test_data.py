@@ -6,8 +6,9 @@ import struct
 import pytest
 import torch
 
-from lossbench.config import ConfigError, build
-from lossbench.data import DataError, make, read_idx, split
+from lossbench.components.data import DataError, make, read_idx, split
+from lossbench.config.validate import build
+from lossbench.errors import UserError
 
 
 def _write_idx(path, array: torch.Tensor, compress=False):
@@ -32,7 +33,7 @@ def test_mnist_reads_local_idx_files(tmp_path, compress):
 
 
 def test_mnist_refuses_a_missing_folder_and_a_truncated_file(tmp_path):
-    with pytest.raises(ConfigError, match="never downloaded"):
+    with pytest.raises(UserError, match="never downloaded"):
         build({"data": {"name": "mnist", "path": str(tmp_path / "nope")}})
     _write_idx(tmp_path / "train-images-idx3-ubyte", torch.zeros(4, 28, 28))
     raw = (tmp_path / "train-images-idx3-ubyte").read_bytes()

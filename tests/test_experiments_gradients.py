@@ -132,14 +132,16 @@ def test_vanishing_logs_nielsens_cross_entropy_gradient(tmp_path):
     [y_j ln a_j + (1 - y_j) ln(1 - a_j)] on sigmoid outputs, computed here by hand in float64."""
     import torch
 
-    from lossbench import config, runs
-    from lossbench.model import build_model
-    from lossbench.train import prepare
+    from lossbench import config
+    from lossbench.engine.model import build_model
+    from lossbench.engine.train import prepare
+    from lossbench.runs import runner
+    from lossbench.runs import store as runs
 
     cfg, _, _ = config.load(
         os.path.join(ROOT, "experiments/vanishing_depth/nielsen.yaml"), ["model.depth=2", "data.n_samples=60"]
     )
-    _, folder, _ = runs.execute(cfg, str(tmp_path))
+    _, folder, _ = runner.execute(cfg, str(tmp_path))
     logged = runs.load_run(folder).metrics["grad_b"][0]
     torch.manual_seed(cfg.seed)
     d = prepare(cfg)
@@ -202,8 +204,8 @@ def test_plateaus_surface_matches_closed_form():
 
     module = load("plateaus")
     from lossbench import config
-    from lossbench.model import build_model
-    from lossbench.train import prepare
+    from lossbench.engine.model import build_model
+    from lossbench.engine.train import prepare
 
     cfg, _, _ = config.load(os.path.join(ROOT, "experiments/plateaus/tiny_net.yaml"), ["loss=mse"])
     zero = torch.zeros(1, 1, dtype=torch.float64)

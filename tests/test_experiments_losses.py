@@ -70,7 +70,7 @@ def test_outliers_line_fits_match_least_squares_on_the_same_data(results):
     """The MSE fit from lossbench's runs equals numpy's least-squares line on each seed's data."""
     import torch
 
-    from lossbench.data import make
+    from lossbench.components.data import make
 
     _, measured, _, _ = results["outliers"]
     for seed, intercept, slope in zip(measured["seeds"], measured["line_mse"], measured["line_mse_slope"]):
@@ -129,7 +129,7 @@ def test_mae_jumping_judge_fails_when_the_jumping_is_absent(results):
 
 def test_hinge_margin_reads_real_runs(results):
     _, measured, _, folder = results["hinge_margin"]
-    from lossbench.runs import load_run
+    from lossbench.runs.store import load_run
 
     runs = [load_run(str(p)) for p in sorted((folder / "bce").iterdir())]
     assert len(runs) == 5 and sorted(r.config["seed"] for r in runs) == [0, 1, 2, 3, 4]

@@ -28,11 +28,12 @@ import tqdm  # noqa: F401  (imported before forking/dropping privileges, as trai
 import yaml
 from conftest import ROOT, TINY
 
-import lossbench.train  # noqa: F401
-from lossbench import runs
+import lossbench.engine.train  # noqa: F401
 from lossbench.cli import main
-from lossbench.config import load
-from lossbench.runs import execute, is_finished, load_run, read_summary
+from lossbench.config.validate import load
+from lossbench.runs import store as runs
+from lossbench.runs.runner import execute
+from lossbench.runs.store import is_finished, load_run, read_summary
 
 
 def make_cfg(**train):
@@ -542,7 +543,8 @@ def test_sweep_killed_then_rerun_equals_an_uninterrupted_sweep(tmp_path, capsys)
     assert not leftovers
 
     # the loss-curve figure marks each diverged run with an X at its divergence step
-    from lossbench.plots import fig_loss_curves, group_runs, load_runs
+    from lossbench.viz.figures import fig_loss_curves
+    from lossbench.viz.load import group_runs, load_runs
 
     ax = fig_loss_curves(group_runs(load_runs([os.path.join(root, "sw")]))).axes[0]
     marks = [line for line in ax.get_lines() if line.get_marker() == "X" and len(line.get_xdata()) == 1]
@@ -579,7 +581,7 @@ def test_forced_rerun_replaces_the_run_only_when_it_finishes(tmp_path, monkeypat
     before = {f: open(os.path.join(folder, f), "rb").read() for f in sorted(os.listdir(folder))}
 
     # Ctrl-C during the forced rerun: the finished run stays byte for byte, nothing else is left
-    real_train = lossbench.train.train
+    real_train = lossbench.engine.train.train
 
     def interrupted(cfg, log=None, progress=False):
         log({"step": 0, "loss": 9.0})
@@ -587,7 +589,7 @@ def test_forced_rerun_replaces_the_run_only_when_it_finishes(tmp_path, monkeypat
         out[0]["status"] = "interrupted"
         return out
 
-    monkeypatch.setattr(lossbench.train, "train", interrupted)
+    monkeypatch.setattr(lossbench.engine.train, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
         execute(cfg, root, force=True)
     assert {f: open(os.path.join(folder, f), "rb").read() for f in sorted(os.listdir(folder))} == before
@@ -598,14 +600,14 @@ def test_forced_rerun_replaces_the_run_only_when_it_finishes(tmp_path, monkeypat
         log({"step": 0, "loss": 9.0})
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(lossbench.train, "train", broken)
+    monkeypatch.setattr(lossbench.engine.train, "train", broken)
     with pytest.raises(RuntimeError):
         execute(cfg, root, force=True)
     assert {f: open(os.path.join(folder, f), "rb").read() for f in sorted(os.listdir(folder))} == before
     assert os.listdir(os.path.dirname(folder)) == [os.path.basename(folder)]
 
     # a forced rerun that finishes replaces the whole folder
-    monkeypatch.setattr(lossbench.train, "train", real_train)
+    monkeypatch.setattr(lossbench.engine.train, "train", real_train)
     open(os.path.join(folder, "stray.txt"), "w").write("from the old run")
     summary2, folder2, reused = execute(cfg, root, force=True)
     assert folder2 == folder and not reused and summary2["status"] == "finished"

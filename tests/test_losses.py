@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lossbench.config import ConfigError, build
-from lossbench.losses import loss_target, losses, mean_loss, per_example
+from lossbench.components.losses import loss_target, losses, mean_loss, per_example
+from lossbench.config.validate import build
+from lossbench.errors import UserError
 
 torch.manual_seed(0)
 Z = torch.randn(7, 3, dtype=torch.float64)
@@ -91,7 +92,7 @@ def test_every_loss_refuses_a_task_it_does_not_fit(name):
         if task in losses[name].meta["tasks"]:
             assert build(raw).loss.name == name
         else:
-            with pytest.raises(ConfigError, match=f"does not fit the {task} task"):
+            with pytest.raises(UserError, match=f"does not fit the {task} task"):
                 build(raw)
 
 
@@ -137,7 +138,7 @@ def test_fused_mean_equals_the_mean_of_per_example_losses_in_value_and_gradient(
 
 def test_a_loss_without_reduction_still_gets_its_mean(monkeypatch):
     """A user's loss need not take `reduction`: the loop then takes the mean of its per-example loss."""
-    from lossbench.registry import Registry
+    from lossbench.components.registry import Registry
 
     reg = Registry("loss")
 
@@ -145,7 +146,7 @@ def test_a_loss_without_reduction_still_gets_its_mean(monkeypatch):
     def cubic(prediction, target, *, scale: float = 1.0):
         return scale * (prediction - target).abs() ** 3
 
-    import lossbench.losses as module
+    from lossbench.components import losses as module
 
     monkeypatch.setattr(module, "losses", reg)
     f = mean_loss("cubic", {"scale": 2.0}, lambda v: v)

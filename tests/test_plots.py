@@ -17,13 +17,17 @@ import numpy as np
 import pytest
 from conftest import TINY, run_cli
 
-from lossbench import config, plots, runs
-from lossbench.config import ConfigError
+from lossbench import config
+from lossbench.errors import UserError
+from lossbench.runs import runner
+from lossbench.runs import store as runs
+from lossbench.viz import figures as plots
+from lossbench.viz import load as viz_load
 
 
 def _execute(raw: dict, root) -> str:
     cfg, _, _ = config.load(raw=raw)
-    return runs.execute(cfg, str(root))[1]
+    return runner.execute(cfg, str(root))[1]
 
 
 def _tiny(**changes) -> dict:
@@ -64,7 +68,7 @@ def lab(tmp_path_factory):
 
 
 def _groups(*paths, by=None):
-    return plots.group_runs(plots.load_runs(list(paths)), by=by)
+    return viz_load.group_runs(viz_load.load_runs(list(paths)), by=by)
 
 
 def _lines(ax, label=None):
@@ -281,31 +285,31 @@ def test_compare_overlays_folders_labelled_by_key(lab):
 
 
 def test_bad_input_is_a_config_error_naming_the_path_or_key(lab, tmp_path):
-    with pytest.raises(ConfigError, match="does not exist"):
-        plots.load_runs([str(tmp_path / "nope")])
+    with pytest.raises(UserError, match="does not exist"):
+        viz_load.load_runs([str(tmp_path / "nope")])
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ConfigError, match="holds no run folder") as e:
-        plots.load_runs([str(empty)])
+    with pytest.raises(UserError, match="holds no run folder") as e:
+        viz_load.load_runs([str(empty)])
     assert str(empty) in str(e.value)
     broken = tmp_path / "broken"
     shutil.copytree(lab["noval"], broken)
     (broken / "summary.json").write_text('{"status": "fin')
-    with pytest.raises(ConfigError, match="summary.json"):
-        plots.load_runs([str(broken)])
+    with pytest.raises(UserError, match="summary.json"):
+        viz_load.load_runs([str(broken)])
     (broken / "summary.json").unlink()
     (broken / "metrics.jsonl").unlink()
-    with pytest.raises(ConfigError, match="metrics.jsonl missing"):
-        plots.load_runs([str(tmp_path)])  # found inside a results folder, still named
+    with pytest.raises(UserError, match="metrics.jsonl missing"):
+        viz_load.load_runs([str(tmp_path)])  # found inside a results folder, still named
     (broken / "metrics.jsonl").write_text("")
-    with pytest.raises(ConfigError, match="no metrics rows"):
-        plots.load_runs([str(broken)])
-    with pytest.raises(ConfigError, match="'loss.nme'.*did you mean"):
+    with pytest.raises(UserError, match="no metrics rows"):
+        viz_load.load_runs([str(broken)])
+    with pytest.raises(UserError, match="'loss.nme'.*did you mean"):
         _groups(lab["line"], by=["loss.nme"])
     shutil.copytree(lab["line"], tmp_path / "cut")
     view = tmp_path / "cut" / "view.npz"
     view.write_bytes(view.read_bytes()[:100])
-    with pytest.raises(ConfigError, match="view.npz"):
+    with pytest.raises(UserError, match="view.npz"):
         plots.fig_task(_groups(str(tmp_path / "cut")))
 
 
@@ -319,9 +323,9 @@ def test_bad_input_exits_2_without_traceback(lab, tmp_path):
 
 def test_run_folders_are_found_below_a_reproduce_style_output(tmp_path, tiny):
     """reproduce writes <out>/<slug>/<name>/<run_id>: plot and report must find those runs."""
-    from lossbench.config import build
-    from lossbench.plots import find_run_folders
-    from lossbench.runs import execute
+    from lossbench.config.validate import build
+    from lossbench.runs.runner import execute
+    from lossbench.viz.load import find_run_folders
 
     _, folder, _ = execute(build(tiny), str(tmp_path / "reproduce" / "some_slug"))
     assert find_run_folders(str(tmp_path)) == [folder]

@@ -28,13 +28,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lossbench.activations import activations
 from lossbench.cli import main
-from lossbench.config import TOP_KEYS
-from lossbench.inits import inits
-from lossbench.losses import losses
-from lossbench.optim import schedules
-from lossbench.runs import is_finished, load_run
+from lossbench.components.activations import activations
+from lossbench.components.inits import inits
+from lossbench.components.losses import losses
+from lossbench.components.optim import schedules
+from lossbench.config.schema import TOP_KEYS
+from lossbench.runs.store import is_finished, load_run
 
 NAN, INF = float("nan"), float("inf")
 
@@ -152,8 +152,8 @@ def config_trees(draw):
 
 
 def sweep_expand(raw: dict, overrides: list[str]) -> list:
-    from lossbench.config import apply_overrides
-    from lossbench.sweep import expand
+    from lossbench.config.overrides import apply_overrides
+    from lossbench.runs.sweep import expand
 
     return expand(apply_overrides(raw, overrides), "test")
 

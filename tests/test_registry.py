@@ -5,13 +5,14 @@ import math
 import pytest
 import torch
 
-from lossbench.activations import activations, derivative, peak_derivative
 from lossbench.cli import main
-from lossbench.config import build
-from lossbench.data import datasets
-from lossbench.inits import inits
-from lossbench.optim import optimizers, schedules
-from lossbench.runs import execute, load_run
+from lossbench.components.activations import activations, derivative, peak_derivative
+from lossbench.components.data import datasets
+from lossbench.components.inits import inits
+from lossbench.components.optim import optimizers, schedules
+from lossbench.config.validate import build
+from lossbench.runs.runner import execute
+from lossbench.runs.store import load_run
 
 CONFIGURABLE_DATA = [n for n in datasets if n != "mnist"]  # mnist needs local files: test_data.py
 
@@ -144,7 +145,7 @@ def test_list_names_every_registered_entry(capsys):
 
 @pytest.mark.parametrize("name", [n for n in activations if "derivative" in activations[n].meta])
 def test_closed_form_derivative_matches_autograd(name):
-    from lossbench.activations import derivative_fn
+    from lossbench.components.activations import derivative_fn
 
     fn = activations[name].fn()
     z = torch.linspace(-6, 6, 121, dtype=torch.float64) + 0.013

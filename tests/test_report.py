@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 from conftest import TINY, run_cli
 
-from lossbench import config, report, runs
-from lossbench.config import ConfigError
+from lossbench import config
+from lossbench.errors import UserError
+from lossbench.runs import runner
+from lossbench.runs import store as runs
+from lossbench.viz import report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -29,12 +32,12 @@ def results(tmp_path_factory):
         raw = copy.deepcopy(TINY)
         raw.update(name="sweep", loss={"name": loss})
         raw["train"]["target_loss"] = 0.69
-        runs.execute(config.load(raw=raw)[0], str(root))
+        runner.execute(config.load(raw=raw)[0], str(root))
     raw = copy.deepcopy(TINY)
     raw.update(
         name="bad", model={"depth": 2, "width": 8, "activation": "relu"}, optim={"name": "sgd", "lr": 1e6}
     )
-    runs.execute(config.load(raw=raw)[0], str(root))
+    runner.execute(config.load(raw=raw)[0], str(root))
     return root
 
 
@@ -147,7 +150,7 @@ def test_tensorboard_export_holds_the_metrics(results, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from lossbench.export import export_tensorboard
+    from lossbench.viz.export import export_tensorboard
 
     folders = export_tensorboard(str(results / "sweep"), str(tmp_path))
     assert len(folders) == 2
@@ -164,9 +167,9 @@ def test_tensorboard_export_holds_the_metrics(results, tmp_path):
 
 
 def test_tensorboard_missing_is_a_clear_message(results, tmp_path, monkeypatch):
-    from lossbench.export import export_tensorboard
+    from lossbench.viz.export import export_tensorboard
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
-    with pytest.raises(ConfigError, match=r"tensorboard package is not installed.*pip install"):
+    with pytest.raises(UserError, match=r"tensorboard package is not installed.*pip install"):
         export_tensorboard(str(results / "sweep"), str(tmp_path / "tb"))
     assert not (tmp_path / "tb").exists()

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
+from lossbench import cli
 from lossbench import reproduce as rp
-from lossbench.config import ConfigError
+from lossbench.errors import UserError
 
 MINE = ["hinge_margin", "likelihood", "loss_gallery", "mae_jumping", "outliers"]
 
@@ -60,7 +61,7 @@ def test_discover_finds_the_repository_experiments():
 
 
 def test_missing_experiments_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="no experiments folder"):
+    with pytest.raises(UserError, match="no experiments folder"):
         rp.discover(tmp_path / "nowhere")
 
 
@@ -99,7 +100,7 @@ def test_cli_fast_run_writes_verdicts_and_figures(tmp_path):
 
 def test_a_failing_check_exits_1_and_says_fail(tmp_path, fake_experiments, capsys):
     fake_experiments(good=PASSING, bad=FAILING)
-    assert rp.cmd_reproduce(args(tmp_path / "rep")) == 1
+    assert cli.cmd_reproduce(args(tmp_path / "rep")) == 1
     report = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
     verdicts = {e["slug"]: e["verdict"] for e in report["experiments"]}
     assert verdicts == {"bad": "FAIL", "good": "PASS"}
@@ -112,14 +113,14 @@ def test_a_failing_check_exits_1_and_says_fail(tmp_path, fake_experiments, capsy
 
 def test_passing_and_partial_exit_0(tmp_path, fake_experiments):
     fake_experiments(good=PASSING, part=PARTIAL)
-    assert rp.cmd_reproduce(args(tmp_path / "rep")) == 0
+    assert cli.cmd_reproduce(args(tmp_path / "rep")) == 0
     report = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
     assert report["verdict"] == "PARTIAL"
 
 
 def test_an_experiment_that_raises_fails_alone(tmp_path, fake_experiments):
     fake_experiments(a_raises=RAISING, good=PASSING, malformed=MALFORMED)
-    assert rp.cmd_reproduce(args(tmp_path / "rep")) == 1
+    assert cli.cmd_reproduce(args(tmp_path / "rep")) == 1
     report = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
     e = {x["slug"]: x for x in report["experiments"]}
     assert e["a_raises"]["verdict"] == "FAIL" and "ValueError: boom" in e["a_raises"]["checks"][0]["note"]
@@ -129,7 +130,7 @@ def test_an_experiment_that_raises_fails_alone(tmp_path, fake_experiments):
 
 def test_missing_interface_names_is_a_fail_naming_them(tmp_path, fake_experiments):
     fake_experiments(incomplete="CLAIM = 'x'\n")
-    assert rp.cmd_reproduce(args(tmp_path / "rep")) == 1
+    assert cli.cmd_reproduce(args(tmp_path / "rep")) == 1
     note = json.loads((tmp_path / "rep" / "verdicts.json").read_text())["experiments"][0]["checks"][0]["note"]
     assert "SOURCE, EXPECTED, run, judge" in note
 
@@ -137,7 +138,7 @@ def test_missing_interface_names_is_a_fail_naming_them(tmp_path, fake_experiment
 def test_fast_flag_reaches_run(tmp_path, fake_experiments):
     fake_experiments(good=PASSING)
     for fast in (True, False):
-        rp.cmd_reproduce(args(tmp_path / "rep", fast=fast))
+        cli.cmd_reproduce(args(tmp_path / "rep", fast=fast))
         report = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
         assert report["experiments"][0]["measured"]["fast"] is fast
 
@@ -145,16 +146,16 @@ def test_fast_flag_reaches_run(tmp_path, fake_experiments):
 def test_rerun_replaces_its_own_folder_but_never_a_foreign_one(tmp_path, fake_experiments):
     fake_experiments(good=PASSING)
     out = tmp_path / "rep"
-    rp.cmd_reproduce(args(out))
+    cli.cmd_reproduce(args(out))
     (out / "good" / "stale.txt").write_text("from an earlier run")
-    rp.cmd_reproduce(args(out))
+    cli.cmd_reproduce(args(out))
     assert not (out / "good" / "stale.txt").exists() and (out / "good" / "fig.png").exists()
 
     foreign = tmp_path / "mine"
     (foreign / "good").mkdir(parents=True)
     (foreign / "good" / "notes.txt").write_text("keep me")
-    with pytest.raises(ConfigError, match="not written by reproduce"):
-        rp.cmd_reproduce(args(foreign))
+    with pytest.raises(UserError, match="not written by reproduce"):
+        cli.cmd_reproduce(args(foreign))
     assert (foreign / "good" / "notes.txt").read_text() == "keep me"
     assert not (foreign / "verdicts.json").exists()
 
@@ -163,8 +164,8 @@ def test_unwritable_out_is_refused(tmp_path, fake_experiments):
     fake_experiments(good=PASSING)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ConfigError, match="not a folder"):
-        rp.cmd_reproduce(args(blocker / "rep"))
+    with pytest.raises(UserError, match="not a folder"):
+        cli.cmd_reproduce(args(blocker / "rep"))
 
 
 def test_workers_run_experiments_in_processes_with_the_same_report(tmp_path, fake_experiments):
@@ -176,7 +177,7 @@ def test_workers_run_experiments_in_processes_with_the_same_report(tmp_path, fak
         assert [e["verdict"] for e in report["experiments"]] == ["FAIL", "FAIL", "PASS"]
     assert (tmp_path / "two" / "good" / "fig.png").is_file()
     assert "--workers 2" in b["command"]
-    with pytest.raises(ConfigError, match="at least 1"):
+    with pytest.raises(UserError, match="at least 1"):
         rp.reproduce(out=str(tmp_path / "three"), workers=0)
 
 

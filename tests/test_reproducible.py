@@ -19,8 +19,9 @@ import torch
 import yaml
 from conftest import TINY, run_cli
 
-from lossbench.config import build
-from lossbench.runs import execute, load_run
+from lossbench.config.validate import build
+from lossbench.runs.runner import execute
+from lossbench.runs.store import load_run
 
 SKIP = {"time", "wall_time", "seconds_to_target", "versions"}  # clocks, not results
 

@@ -11,10 +11,11 @@ import pytest
 import yaml
 from conftest import run_cli
 
-from lossbench import sweep as sweep_module
 from lossbench.cli import main
-from lossbench.config import ConfigError, apply_overrides
-from lossbench.sweep import expand, run_configs
+from lossbench.config.overrides import apply_overrides
+from lossbench.errors import UserError
+from lossbench.runs import sweep as sweep_module
+from lossbench.runs.sweep import expand, run_configs
 
 SWEEP = {
     "name": "sw",
@@ -91,7 +92,7 @@ def test_overrides_reach_sweep_keys(raw):
 )
 def test_bad_sweeps_are_refused_with_path_and_grid_point(raw, sweep, path, words):
     raw["sweep"] = sweep
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(UserError) as e:
         expand(raw, "test")
     paths = [p for p, _ in e.value.problems]
     assert path in paths, e.value.render()
@@ -102,7 +103,7 @@ def test_bad_sweeps_are_refused_with_path_and_grid_point(raw, sweep, path, words
 
 def test_a_grid_above_the_limit_needs_allow_large(raw, monkeypatch):
     monkeypatch.setattr(sweep_module, "SWEEP_LIMIT", 7)
-    with pytest.raises(ConfigError, match=r"8 runs \(2 x 2 x 2 seeds\).*--allow-large"):
+    with pytest.raises(UserError, match=r"8 runs \(2 x 2 x 2 seeds\).*--allow-large"):
         expand(raw, "test")
     assert len(expand(raw, "test", allow_large=True)) == 8
 
@@ -153,10 +154,10 @@ def test_cli_bad_sweep_exits_2(raw, write_config, capsys):
 
 
 def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monkeypatch):
-    import lossbench.batched
-    import lossbench.train
+    import lossbench.engine.stacked  # noqa: F401
+    import lossbench.engine.train  # noqa: F401
 
-    plain_train = lossbench.train.train
+    plain_train = lossbench.engine.train.train
 
     def flaky(cfg, *args, **kwargs):
         if cfg.seed == 11 and cfg.model.depth == 1:
@@ -166,8 +167,8 @@ def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monke
     def broken_stack(*args, **kwargs):
         raise RuntimeError("the stack fails")
 
-    monkeypatch.setattr(lossbench.train, "train", flaky)
-    monkeypatch.setattr(lossbench.batched, "train_stacked", broken_stack)
+    monkeypatch.setattr(lossbench.engine.train, "train", flaky)
+    monkeypatch.setattr(lossbench.engine.stacked, "train_stacked", broken_stack)
     cfgs = expand(raw, "test")
     results = run_configs(cfgs, str(tmp_path), workers=1)
     statuses = [s["status"] for s, _ in results]
@@ -175,7 +176,9 @@ def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monke
     failed = json.load(open(os.path.join(results[1][1], "summary.json")))
     assert failed["status"] == "failed" and "boom in member" in failed["error"]
 
-    monkeypatch.setattr(lossbench.train, "train", plain_train)  # fixed: a rerun computes only those two
+    monkeypatch.setattr(
+        lossbench.engine.train, "train", plain_train
+    )  # fixed: a rerun computes only those two
     records = sweep_module.execute_all(cfgs, str(tmp_path), workers=1)
     assert [r["reused"] for r in records] == [True, False, True, True] * 2
     assert all(r["summary"]["status"] == "finished" for r in records)

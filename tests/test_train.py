@@ -12,10 +12,11 @@ import torch
 import yaml
 from conftest import ROOT, run_cli
 
-from lossbench.config import build, load
-from lossbench.model import build_model
-from lossbench.runs import config_hash, execute, load_run
-from lossbench.train import prepare, train
+from lossbench.config.validate import build, load
+from lossbench.engine.model import build_model
+from lossbench.engine.train import prepare, train
+from lossbench.runs.runner import execute
+from lossbench.runs.store import config_hash, load_run
 
 
 def _cfg(tiny, **train):
@@ -75,8 +76,8 @@ def test_activation_statistics_of_every_layer_by_hand(activation, data, loss):
     ReLU has dead units after a bias shift, GELU's derivative comes from autograd, and a softmax
     output reports the fraction of confident (> 0.99) predictions.
     """
-    from lossbench.activations import activations, derivative, peak_derivative
-    from lossbench.train import LayerReader
+    from lossbench.components.activations import activations, derivative, peak_derivative
+    from lossbench.engine.train import LayerReader
 
     raw = {
         "data": {"name": data, "n_samples": 200},

@@ -14,8 +14,9 @@ import os
 
 import numpy as np
 
-from lossbench.config import load
-from lossbench.runs import execute, load_run
+from lossbench.config.validate import load
+from lossbench.runs.runner import execute
+from lossbench.runs.store import load_run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEEDS = [0, 1, 2, 3, 4]

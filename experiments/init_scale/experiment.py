@@ -17,9 +17,11 @@ import os
 
 import torch
 
-from lossbench import config, runs, sweep
-from lossbench.model import build_model
-from lossbench.train import prepare
+from lossbench import config
+from lossbench.engine.model import build_model
+from lossbench.engine.train import prepare
+from lossbench.runs import store as runs
+from lossbench.runs import sweep
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

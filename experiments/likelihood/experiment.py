@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from lossbench.losses import losses
+from lossbench.components.losses import losses
 
 SEEDS = [0, 1, 2, 3, 4]
 SIGMAS = [0.5, 1.0, 3.0]  # Gaussian standard deviations and Laplace scales tried

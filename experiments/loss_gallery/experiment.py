@@ -1,7 +1,7 @@
 """The loss gallery: each loss and its derivative, against the error or the margin.
 
 The claim is about formulas, so this experiment trains nothing: it evaluates lossbench's own
-registered loss functions (`lossbench.losses.losses`) on a grid and takes their derivatives with
+registered loss functions (`lossbench.components.losses.losses`) on a grid and takes their derivatives with
 autograd, then checks the shapes the article describes. Nothing here is random.
 """
 
@@ -13,7 +13,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses import losses
+from lossbench.components.losses import losses
 
 CLAIM = (
     "MAE's slope is the same size everywhere, Huber switches from quadratic to linear at delta, "

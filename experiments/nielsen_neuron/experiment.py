@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 import os
 
-from lossbench import config, runs, sweep
+from lossbench import config
+from lossbench.runs import store as runs
+from lossbench.runs import sweep
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

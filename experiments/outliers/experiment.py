@@ -12,8 +12,8 @@ import os
 
 import numpy as np
 
-from lossbench.config import load
-from lossbench.runs import execute
+from lossbench.config.validate import load
+from lossbench.runs.runner import execute
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOSSES = {"mse": "loss=mse", "mae": "loss=mae", "huber": "loss={name: huber, delta: 1.0}"}

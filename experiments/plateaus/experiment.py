@@ -24,9 +24,9 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from lossbench import config
-from lossbench.losses import per_example
-from lossbench.model import build_model
-from lossbench.train import prepare
+from lossbench.components.losses import per_example
+from lossbench.engine.model import build_model
+from lossbench.engine.train import prepare
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -17,7 +17,9 @@ import os
 
 import numpy as np
 
-from lossbench import config, runs, sweep
+from lossbench import config
+from lossbench.runs import store as runs
+from lossbench.runs import sweep
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -13,8 +13,10 @@ import html
 import os
 import time
 
-from . import plots
-from .runs import atomic_write, check_writable
+from ..config import flatten
+from ..runs.store import atomic_write, check_writable
+from . import figures as plots
+from . import load
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; padding: 0 1em; color: #222; }
@@ -76,16 +78,9 @@ COLUMNS = [
 ]
 
 
-def cmd_report(args) -> int:
-    out = args.out or os.path.join(args.path, "report")
-    path = write_report(args.path, out)
-    print(path)
-    return 0
-
-
 def write_report(path: str, out: str) -> str:
     """Build the report of the runs under `path` into `out/index.html`; returns that file's path."""
-    runs = plots.load_runs([path])  # every input checked before anything is written
+    runs = load.load_runs([path])  # every input checked before anything is written
     check_writable(out)
     page = build_page(path, runs, out)
     os.makedirs(out, exist_ok=True)
@@ -126,7 +121,7 @@ def build_page(path: str, runs: list, out: str) -> str:
 
 
 def _section(i: int, folder: str, runs: list, root: str, out: str) -> str:
-    groups = plots.group_runs(runs)
+    groups = load.group_runs(runs)
     parts = [f'<h2 id="s{i}">{_e(_rel(folder, root))}</h2>']
     for name, fig in plots.figures(groups):
         data = base64.b64encode(plots.render(fig, "png")).decode()
@@ -137,7 +132,7 @@ def _section(i: int, folder: str, runs: list, root: str, out: str) -> str:
     parts.append(_table(runs, out))
     common = _common(runs)
     if common:
-        lines = "\n".join(f"{k}: {plots._text(v)}" for k, v in common.items())
+        lines = "\n".join(f"{k}: {load._text(v)}" for k, v in common.items())
         parts.append(
             f"<details><summary>Config shared by all runs here</summary><pre>{_e(lines)}</pre></details>"
         )
@@ -146,7 +141,7 @@ def _section(i: int, folder: str, runs: list, root: str, out: str) -> str:
 
 def _table(runs: list, out: str) -> str:
     """Runs as rows: the config values that differ between them, then the summary's numbers."""
-    keys = plots.differing_keys([r.config for r in runs], drop=(), minimal=False)
+    keys = load.differing_keys([r.config for r in runs], drop=(), minimal=False)
     classification = any(_summary(r).get("task") != "regression" for r in runs)
     columns = [(k, t) for k, t in COLUMNS if classification or k != "final_val_acc"]
     head = (
@@ -157,13 +152,13 @@ def _table(runs: list, out: str) -> str:
     rows = []
     for r in runs:
         s = _summary(r)
-        flat = plots.flatten(r.config)
+        flat = flatten(r.config)
         status = s.get("status") or "incomplete"
         link = os.path.relpath(os.path.join(r.path, "config.yaml"), out)
         cells = [
             f'<td class="text"><a href="{_e(link)}">{_e(os.path.basename(os.path.normpath(r.path)))}</a></td>'
         ]
-        cells += [f'<td class="text">{_e(plots._text(flat.get(k, "-")))}</td>' for k in keys]
+        cells += [f'<td class="text">{_e(load._text(flat.get(k, "-")))}</td>' for k in keys]
         for key, _ in columns:
             value = status if key == "status" else s.get(key)
             cells.append(f"<td>{_e(_fmt(value))}</td>")
@@ -179,8 +174,8 @@ def _table(runs: list, out: str) -> str:
 
 
 def _common(runs: list) -> dict:
-    flats = [plots.flatten(r.config) for r in runs]
-    differ = set(plots.differing_keys([r.config for r in runs], drop=(), minimal=False))
+    flats = [flatten(r.config) for r in runs]
+    differ = set(load.differing_keys([r.config for r in runs], drop=(), minimal=False))
     return {k: v for k, v in flats[0].items() if k not in differ and all(k in f for f in flats)}
 
 

@@ -31,7 +31,11 @@ import traceback
 
 import yaml
 
-from .config import COMPONENT_KEYS, Config, ConfigError, build, check_value, flatten
+from ..config.overrides import COMPONENT_KEYS
+from ..config.schema import Config
+from ..config.validate import build, check_value
+from ..config.yaml_io import flatten
+from ..errors import UserError
 
 SWEEP_LIMIT = 5000
 """Largest grid run without `--allow-large`: a bigger one is more likely a typo than a plan."""
@@ -63,7 +67,7 @@ def _set(raw: dict, key: str, value) -> None:
         elif child is None:
             child = {}
         elif not isinstance(child, dict):
-            raise ConfigError([(f"sweep.{key}", f"{'.'.join(parts[: i + 1])} is {child!r}, not a mapping")])
+            raise UserError([(f"sweep.{key}", f"{'.'.join(parts[: i + 1])} is {child!r}, not a mapping")])
         else:
             child = dict(child)
         node[part] = child
@@ -149,18 +153,18 @@ def grid_size(raw: dict) -> int:
 def expand(raw: dict, source: str = "config", allow_large: bool = False) -> list[Config]:
     """Every member of a raw config's sweep as a validated `Config`, in grid order (seeds innermost).
 
-    Raises ConfigError naming the key path and the offending grid point for: a sweep that is not a
+    Raises UserError naming the key path and the offending grid point for: a sweep that is not a
     mapping of lists, an empty list, an unknown key, a wrong type, a combination no valid config
     allows, two grid points giving one config, or a grid above `SWEEP_LIMIT` runs (unless
     `allow_large`).
     """
-    from .runs import config_hash
+    from .store import config_hash
 
     if not isinstance(raw, dict):
-        raise ConfigError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
+        raise UserError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
     sweep = raw.get("sweep")
     if not isinstance(sweep, dict) or not sweep:
-        raise ConfigError(
+        raise UserError(
             [
                 (
                     "sweep",
@@ -174,11 +178,11 @@ def expand(raw: dict, source: str = "config", allow_large: bool = False) -> list
     problems: list[tuple[str, str]] = []
     axes, seeds = _axes(sweep, base, problems)
     if problems:
-        raise ConfigError(problems, source)
+        raise UserError(problems, source)
     n = math.prod(len(v) for _, v in axes) * len(seeds or [None])
     if n > SWEEP_LIMIT and not allow_large:
         sizes = " x ".join([str(len(v)) for _, v in axes] + ([f"{len(seeds)} seeds"] if seeds else []))
-        raise ConfigError(
+        raise UserError(
             [
                 (
                     "sweep",
@@ -202,7 +206,7 @@ def expand(raw: dict, source: str = "config", allow_large: bool = False) -> list
             for key, value in point:
                 _set(point_raw, key, value)
             cfg = build(point_raw, source, default_name)
-        except ConfigError as e:
+        except UserError as e:
             for path, msg in e.problems:
                 keys = [k for k, _ in point if _related(path, k)]
                 where = f"sweep.{path}" if keys and path == keys[0] else path
@@ -230,7 +234,7 @@ def expand(raw: dict, source: str = "config", allow_large: bool = False) -> list
     if len(found) > MAX_PROBLEMS:
         problems.append(("sweep", f"... and {len(found) - MAX_PROBLEMS} more problems"))
     if problems:
-        raise ConfigError(problems, source)
+        raise UserError(problems, source)
     return configs
 
 
@@ -281,7 +285,7 @@ def check_folder(folder: str, configs: list[Config], swept: list[str], source: s
                 saved = yaml.safe_load(f)
             olds.append(("a sweep of a different base config", saved["fixed"]))
         except (OSError, yaml.YAMLError, TypeError, KeyError):
-            raise ConfigError(
+            raise UserError(
                 [("", f"{path} is unreadable; delete it, or pass --force to replace it")], source
             ) from None
     elif os.path.isdir(folder):
@@ -298,11 +302,11 @@ def check_folder(folder: str, configs: list[Config], swept: list[str], source: s
         diffs = sorted(k for k in set(old) & set(new) if old[k] != new[k])
         if diffs:
             problems = [(k, f"is {new[k]!r} here but {old[k]!r} in {folder}") for k in diffs[:10]]
-            raise ConfigError([*problems, ("", fix.format(what=what))], source)
+            raise UserError([*problems, ("", fix.format(what=what))], source)
 
 
 def write_sweep_yaml(folder: str, raw: dict, configs: list[Config], swept: list[str]) -> None:
-    from .runs import atomic_write
+    from .store import atomic_write
 
     os.makedirs(folder, exist_ok=True)
     text = yaml.safe_dump(
@@ -323,7 +327,7 @@ def write_sweep_yaml(folder: str, raw: dict, configs: list[Config], swept: list[
 
 def plan_groups(configs: list[Config], workers: int, batch: bool = True) -> list[list[Config]]:
     """Tasks for the workers: stacks of members sharing a `group_key`, or single plain runs."""
-    from .batched import can_stack, group_key
+    from ..engine.stacked import can_stack, group_key
 
     if not batch:
         return [[c] for c in configs]
@@ -347,7 +351,7 @@ def plan_groups(configs: list[Config], workers: int, batch: bool = True) -> list
 
 def _failed(cfg: Config, root: str, error: BaseException | str) -> tuple[dict, str, str]:
     """Record a member that raised: its folder's summary.json says `failed` with the error."""
-    from .runs import atomic_write, run_dir
+    from .store import atomic_write, run_dir
 
     folder = run_dir(root, cfg)
     text = error if isinstance(error, str) else "".join(traceback.format_exception_only(type(error), error))
@@ -374,8 +378,8 @@ def run_group(cfgs: list[Config], root: str, threads: int | None = 1) -> list[tu
     """
     import torch
 
-    from .batched import run_stacked
-    from .runs import execute
+    from ..engine.stacked import run_stacked
+    from .runner import execute
 
     if threads:
         torch.set_num_threads(threads)
@@ -440,7 +444,7 @@ def _compute_ray(groups, root, workers, address, bar) -> list:
     try:
         import ray
     except ImportError:
-        raise ConfigError(
+        raise UserError(
             [("--backend", "ray is not installed: pip install 'lossbench[ray]', or use --backend local")],
             "sweep",
         ) from None
@@ -494,7 +498,7 @@ def execute_all(
     """
     from tqdm import tqdm
 
-    from .runs import is_finished, read_summary, run_dir
+    from .store import is_finished, read_summary, run_dir
 
     workers = workers or os.cpu_count() or 1
     records: list[dict | None] = [None] * len(configs)
@@ -612,26 +616,37 @@ def format_table(header: list[str], rows: list[list]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
 
 
-def run_sweep(raw: dict, args) -> int:
-    """`lossbench run` on a config with a `sweep:` block: validate, check the folder, run, tabulate."""
-    from .runs import atomic_write
+def run_sweep(
+    raw: dict,
+    source: str = "config",
+    out: str = "results",
+    *,
+    force: bool = False,
+    workers: int | None = None,
+    batch: bool = True,
+    progress: bool = True,
+    backend: str = "local",
+    address: str | None = None,
+    allow_large: bool = False,
+) -> int:
+    """Run a config with a `sweep:` block: validate, check the folder, run, tabulate; returns the exit code."""
+    from .store import atomic_write
 
-    source = getattr(args, "config", None) or "config"
-    configs = expand(raw, source, allow_large=getattr(args, "allow_large", False))
+    configs = expand(raw, source, allow_large=allow_large)
     swept = swept_keys(raw["sweep"])
-    folder = os.path.join(args.out, configs[0].name)
-    if not args.force:
+    folder = os.path.join(out, configs[0].name)
+    if not force:
         check_folder(folder, configs, swept, source)
     write_sweep_yaml(folder, raw, configs, swept)
     records = execute_all(
         configs,
-        args.out,
-        workers=args.workers,
-        batch=not args.no_batch,
-        progress=not args.quiet,
-        force=args.force,
-        backend=args.backend,
-        address=args.address,
+        out,
+        workers=workers,
+        batch=batch,
+        progress=progress,
+        force=force,
+        backend=backend,
+        address=address,
     )
     header, rows = table(configs, records, swept)
     atomic_write(os.path.join(folder, "sweep.csv"), csv_text(header, rows).encode())

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .activations import OUTPUTS, activations
-from .config import Config
-from .inits import inits
+from ..components.activations import OUTPUTS, activations
+from ..components.inits import inits
+from ..config.schema import Config
 
 
 class MLP(nn.Module):

@@ -7,7 +7,7 @@ back-propagated is the sum of the members' mean losses, so member m's gradient i
 its own run would get, and the optimizer updates are elementwise with a learning rate of shape
 [M, 1, 1].
 
-Every member records what `lossbench.train.train` records for its config, within floating-point
+Every member records what `lossbench.engine.train.train` records for its config, within floating-point
 tolerance (`tests/test_batched.py` shows it): the same data (`data.make` and `data.split` with its
 seed), the same init (`build_model` with `Generator(seed + 1)`), the same data order
 (`Generator(seed + 2)`, one `randperm` per epoch), the same rows on the same steps. The one
@@ -23,12 +23,13 @@ import time
 
 import torch
 
-from .activations import OUTPUTS, SATURATION, derivative_fn, peak_derivative
-from .config import Config
-from .losses import per_example
+from ..components.activations import OUTPUTS, SATURATION, derivative_fn, peak_derivative
+from ..components.losses import per_example
+from ..components.optim import schedules
+from ..config.schema import Config
+from ..config.validate import plan
 from .model import build_model, device_of
-from .optim import schedules
-from .train import LAYER_KEYS, hidden_ratio, plan, prepare
+from .train import LAYER_KEYS, hidden_ratio, prepare
 
 STACKABLE_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 PER_MEMBER = {"seed", "optim.lr", "model.init", "model.bias_init", "train.target_loss"}
@@ -421,7 +422,7 @@ def run_stacked(cfgs: list[Config], root: str) -> list[tuple[dict, str]]:
     Returns (summary, folder) per member. A KeyboardInterrupt is raised again after every folder
     records its member as interrupted.
     """
-    from .runs import RunWriter, run_dir, versions
+    from ..runs.store import RunWriter, run_dir, versions
     from .train import predict_view
 
     folders = [run_dir(root, c) for c in cfgs]

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from .config import Config, ConfigError
+from ..config.schema import Config
+from ..errors import UserError
 
 DONE = ("finished", "diverged")
 # libyaml's safe loader when PyYAML has it: same result, ~10x faster on a 1000-run sweep folder
@@ -139,7 +140,7 @@ def is_finished(folder: str, cfg: Config | None = None) -> bool:
 def versions() -> dict:
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "python": platform.python_version(),
@@ -250,7 +251,7 @@ def _missing_folders(folder: str) -> list[str]:
 
 
 def check_writable(root: str) -> None:
-    """Raise ConfigError when results cannot be written under `root` (read-only, not a folder)."""
+    """Raise UserError when results cannot be written under `root` (read-only, not a folder)."""
     probe_dir = root
     while not os.path.exists(probe_dir):
         parent = os.path.dirname(os.path.abspath(probe_dir))
@@ -258,9 +259,9 @@ def check_writable(root: str) -> None:
             break
         probe_dir = parent
     if not os.path.isdir(probe_dir):
-        raise ConfigError([("--out", f"{probe_dir} is not a folder")], "results")
+        raise UserError([("--out", f"{probe_dir} is not a folder")], "results")
     if not os.access(probe_dir, os.W_OK | os.X_OK):
-        raise ConfigError(
+        raise UserError(
             [
                 (
                     "--out",
@@ -270,56 +271,6 @@ def check_writable(root: str) -> None:
             ],
             "results",
         )
-
-
-def execute(
-    cfg: Config, root: str = "results", force: bool = False, progress: bool = False, folder: str | None = None
-) -> tuple[dict, str, bool]:
-    """Run `cfg` into its folder under `root` unless a finished run is there.
-
-    Returns (summary, folder, reused). A KeyboardInterrupt is raised again after the folder
-    records the run as interrupted.
-    """
-    from .train import predict_view, train
-
-    folder = folder or run_dir(root, cfg)
-    if not force and is_finished(folder, cfg):
-        return read_summary(folder), folder, True
-    created = _missing_folders(folder)
-    writer = None
-    try:
-        writer = RunWriter(folder, cfg)
-        summary, model, d = train(cfg, log=writer.log, progress=progress)
-        summary.update(
-            seed=cfg.seed,
-            name=cfg.name,
-            run_id=os.path.basename(folder),
-            device=str(next(model.parameters()).device),
-            versions=versions(),
-        )
-        view = predict_view(model, d) if summary["status"] != "diverged" else None
-        writer.finish(summary, model if summary["status"] != "diverged" else None, view)
-    except OSError as e:
-        # a full disk or a read-only folder: leave nothing half-written behind (a finished run
-        # that was being replaced stays)
-        if writer is not None:
-            writer.discard()
-        elif not is_finished(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-        for path in created:
-            try:
-                os.rmdir(path)  # only the folders this call created, and only when empty
-            except OSError:
-                pass
-        raise ConfigError(
-            [("results", f"cannot write {folder}: {e.strerror or e}; nothing was kept")], "results"
-        ) from None
-    finally:
-        if writer is not None:
-            writer.close()
-    if summary["status"] == "interrupted":
-        raise KeyboardInterrupt
-    return summary, folder, False
 
 
 @dataclass
@@ -337,7 +288,7 @@ class Run:
         return f"Run({self.path!r}, {status}, {n} rows)"
 
 
-class RunFolderError(ConfigError):
+class RunFolderError(UserError):
     pass
 
 
@@ -404,32 +355,3 @@ def load_run(path: str) -> Run:
         except (OSError, ValueError):
             raise RunFolderError([("summary.json", "is truncated or not JSON")], path) from None
     return Run(path, config, summary, load_metrics(os.path.join(path, "metrics.jsonl")))
-
-
-def run(
-    config_or_path, out: str = "results", force: bool = False, threads: int | None = 1, **overrides
-) -> Run:
-    """Notebook API: run a config (a path, a mapping or a Config) and return the loaded `Run`.
-
-    Overrides are given as keyword arguments with `__` for dots: `run("x.yaml", model__depth=4)`.
-    `threads` sets torch's thread count for the process (1 by default, as the CLI: small nets
-    train fastest on one thread; None leaves it as it is).
-    """
-    import torch
-
-    from . import config as config_module
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    items = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()]
-    if isinstance(config_or_path, Config):
-        cfg = config_or_path
-    elif isinstance(config_or_path, dict):
-        cfg, sweep, _ = config_module.load(raw=config_or_path, overrides=items)
-    else:
-        cfg, sweep, _ = config_module.load(str(config_or_path), overrides=items)
-    if not isinstance(config_or_path, Config) and sweep:
-        raise ConfigError([("sweep", "lossbench.run takes a single run; use lossbench.sweep")], "config")
-    check_writable(out)
-    _, folder, _ = execute(cfg, out, force=force)
-    return load_run(folder)

@@ -13,29 +13,18 @@ import os
 
 import yaml
 
-from .config import ConfigError
-from .plots import load_runs
-from .runs import check_writable
+from ..errors import UserError
+from ..runs.store import check_writable
+from .load import load_runs
 
 SKIP = {"step", "diverged"}
-
-
-def cmd_export(args) -> int:
-    if args.target != "tensorboard":  # argparse only offers tensorboard; a guard for direct callers
-        raise ConfigError(
-            [("target", f"unknown export target {args.target!r}; valid: tensorboard")], "export"
-        )
-    out = args.out or os.path.join(args.path, "tensorboard")
-    for folder in export_tensorboard(args.path, out):
-        print(folder)
-    return 0
 
 
 def _summary_writer():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ConfigError(
+        raise UserError(
             [
                 (
                     "tensorboard",

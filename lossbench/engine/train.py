@@ -14,12 +14,13 @@ import time
 
 import torch
 
-from . import data as data_module
-from .activations import OUTPUTS, SATURATION, derivative_fn, peak_derivative
-from .config import Config
-from .losses import BINARY, MULTICLASS, loss_target, mean_loss
+from ..components import data as data_module
+from ..components.activations import OUTPUTS, SATURATION, derivative_fn, peak_derivative
+from ..components.losses import BINARY, MULTICLASS, loss_target, mean_loss
+from ..components.optim import optimizers, schedules
+from ..config.schema import Config
+from ..config.validate import plan
 from .model import MLP, build_model, device_of, dtype_of
-from .optim import optimizers, schedules
 
 LAYER_KEYS = [
     "grad_w",
@@ -55,14 +56,6 @@ def prepare(cfg: Config):
         "y_val": target(y_va),
         "labels_val": y_va.to(device),
     }
-
-
-def plan(cfg: Config, n_train: int) -> tuple[int, int, int]:
-    """(batch size, steps per epoch, total steps)."""
-    batch = min(cfg.train.batch_size or n_train, n_train)
-    per_epoch = math.ceil(n_train / batch)
-    total = cfg.train.steps or cfg.train.epochs * per_epoch
-    return batch, per_epoch, total
 
 
 def n_correct(z, labels, task: str):

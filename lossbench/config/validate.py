@@ -8,370 +8,29 @@ schema. Configs only ever name things: nothing in a config is imported or execut
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from .registry import Registry, did_you_mean
-
-
-class ConfigError(Exception):
-    """Bad user input: one or more (key path, message) problems, shown together, exit code 2."""
-
-    def __init__(self, problems: list[tuple[str, str]], source: str = "config"):
-        self.problems = problems
-        self.source = source
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        n = len(self.problems)
-        head = f"{self.source}: {n} problem{'s' if n != 1 else ''}"
-        lines = [f"  {path}: {msg}" if path else f"  {msg}" for path, msg in self.problems]
-        return "\n".join([head, *lines])
-
-
-# ----- YAML -----------------------------------------------------------------------------------
-
-MAX_YAML_NODES = 100_000  # a config is a few dozen values; more means an alias bomb or a mistake
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader (no Python tags) that reads 1e-3 as a number and refuses duplicate keys."""
-
-
-# PyYAML follows YAML 1.1, where 1e-3 (no dot) is a string; read it as the float it looks like.
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
+from ..components.registry import Registry, did_you_mean
+from ..errors import UserError
+from .overrides import apply_overrides
+from .schema import (
+    ALPHA_IS_FREE,
+    DEVICE_CHOICES,
+    DTYPE_CHOICES,
+    MODEL_KEYS,
+    NAME_RE,
+    OUTPUT_CHOICES,
+    RULES,
+    STRING_CHOICES,
+    TOP_KEYS,
+    TRAIN_KEYS,
+    Component,
+    Config,
 )
-
-
-def _no_duplicates(loader, node, deep=False):
-    seen = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if isinstance(key, (str, int, float, bool)) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
-            )
-        if isinstance(key, (str, int, float, bool)):
-            seen[key] = key_node.start_mark.line
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
-
-
-def _expanded_size(node, memo) -> int:
-    """Number of values the node stands for once aliases are expanded (memoised, so it is fast)."""
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    memo[key] = 1  # guards against recursive structures
-    if isinstance(node, yaml.SequenceNode):
-        size = 1 + sum(_expanded_size(c, memo) for c in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
-    else:
-        size = 1
-    memo[key] = min(size, 10 * MAX_YAML_NODES)
-    return memo[key]
-
-
-def parse_yaml(text: str, source: str):
-    """Parse YAML text safely; a `ConfigError` naming the line on any problem."""
-    try:
-        loader = _Loader(text)  # checks every character at once
-    except yaml.reader.ReaderError as e:
-        line = text.count("\n", 0, e.position) + 1
-        what = f"character #x{e.character:04x} is not allowed in YAML (a control character?)"
-        raise ConfigError([("", f"invalid YAML at line {line}: {what}")], source) from None
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        if _expanded_size(node, {}) > MAX_YAML_NODES:
-            raise ConfigError(
-                [("", f"the YAML expands to more than {MAX_YAML_NODES} values (an alias bomb?)")],
-                source,
-            )
-        return loader.construct_document(node)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = getattr(e, "problem", None) or str(e)
-        if "could not determine a constructor" in str(e) or "could not determine a constructor" in what:
-            what = f"{what}; tags that build Python objects are not allowed in a config"
-        if "\t" in text and "found character '\\t'" in str(e):
-            what += " (tabs cannot indent YAML; use spaces)"
-        raise ConfigError([("", f"invalid YAML at {where}{what}")], source) from None
-    finally:
-        loader.dispose()
-
-
-def read_yaml_file(path: str):
-    """Read a config file; a `ConfigError` for a missing, unreadable, non-UTF-8 or invalid file."""
-    if not os.path.exists(path):
-        raise ConfigError([("", "file not found")], path)
-    if os.path.isdir(path):
-        raise ConfigError([("", "is a directory, not a config file")], path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise ConfigError([("", f"cannot read the file: {e.strerror}")], path) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            [("", f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); save it as UTF-8")],
-            path,
-        ) from None
-    return parse_yaml(text, path)
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-    """Nested mappings as dotted keys: {"model": {"depth": 2}} -> {"model.depth": 2}."""
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-# ----- overrides ------------------------------------------------------------------------------
-
-COMPONENT_KEYS = {
-    ("data",),
-    ("loss",),
-    ("optim",),
-    ("model", "activation"),
-    ("model", "init"),
-    ("model", "bias_init"),
-    ("optim", "schedule"),
-}
-
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """`raw` with `key.path=value` overrides applied (values parsed as YAML), as a new dict.
-
-    `sweep.<dotted key>=[...]` sets a sweep axis; overriding a swept key with a single value fixes
-    it (the axis is dropped) and with a list replaces the axis.
-    """
-    raw = copy.deepcopy(raw) if raw else {}
-    problems = []
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key or any(not part for part in key.split(".")):
-            problems.append((item, "an override must look like key.path=value, e.g. model.depth=4"))
-            continue
-        try:
-            value = parse_yaml(text, f"override {key}") if text.strip() else None
-        except ConfigError as e:
-            problems.append((key, e.problems[0][1]))
-            continue
-        sweep = raw.get("sweep") if isinstance(raw.get("sweep"), dict) else None
-        if key.startswith("sweep."):
-            raw.setdefault("sweep", {})
-            if not isinstance(raw["sweep"], dict):
-                problems.append((key, "sweep must be a mapping of dotted keys to lists"))
-                continue
-            raw["sweep"][key[len("sweep.") :]] = value
-            continue
-        if sweep is not None and key in sweep:
-            if isinstance(value, list):
-                sweep[key] = value
-                continue
-            del sweep[key]
-        node = raw
-        parts = key.split(".")
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if isinstance(child, str) and tuple(parts[: i + 1]) in COMPONENT_KEYS:
-                child = {"name": child}  # `loss.delta=2` on `loss: huber`
-            elif child is None:
-                child = {}
-            elif not isinstance(child, dict):
-                problems.append((key, f"{'.'.join(parts[: i + 1])} is {child!r}, not a mapping"))
-                break
-            node[part] = child
-            node = child
-        else:
-            node[parts[-1]] = value
-    if problems:
-        raise ConfigError(problems, "overrides")
-    return raw
-
-
-# ----- the config ------------------------------------------------------------------------------
-
-
-@dataclass
-class Component:
-    """A registered function chosen by name, with the keyword arguments it gets."""
-
-    name: str
-    kwargs: dict = field(default_factory=dict)
-
-    def to_yaml(self):
-        return {"name": self.name, **self.kwargs} if self.kwargs else self.name
-
-
-@dataclass
-class DataConfig:
-    name: str = "moons"
-    kwargs: dict = field(default_factory=dict)
-    val_fraction: float = 0.2
-
-
-@dataclass
-class ModelConfig:
-    depth: int = 2
-    width: int = 32
-    activation: Component = field(default_factory=lambda: Component("relu"))
-    init: Component = field(default_factory=lambda: Component("default"))
-    bias_init: Component = field(default_factory=lambda: Component("default"))
-    output: str = "auto"
-
-
-@dataclass
-class OptimConfig:
-    name: str = "sgd"
-    kwargs: dict = field(default_factory=dict)
-    schedule: Component = field(default_factory=lambda: Component("constant"))
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 20
-    steps: int | None = None
-    batch_size: int | None = 64
-    log_every: int = 50
-    eval_every: int | None = None
-    target_loss: float | None = None
-
-
-@dataclass
-class Config:
-    """A resolved, validated run configuration. `to_dict()` is what is saved and hashed."""
-
-    name: str = "run"
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str = "float32"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: Component = field(default_factory=lambda: Component("mse"))
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    task: str = "binary"  # derived from the data set; not a config key
-    n_inputs: int = 2
-    n_outputs: int = 1
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "seed": self.seed,
-            "device": self.device,
-            "dtype": self.dtype,
-            "data": {"name": self.data.name, "val_fraction": self.data.val_fraction, **self.data.kwargs},
-            "model": {
-                "depth": self.model.depth,
-                "width": self.model.width,
-                "activation": self.model.activation.to_yaml(),
-                "init": self.model.init.to_yaml(),
-                "bias_init": self.model.bias_init.to_yaml(),
-                "output": self.model.output,
-            },
-            "loss": {"name": self.loss.name, **self.loss.kwargs},
-            "optim": {
-                "name": self.optim.name,
-                **self.optim.kwargs,
-                "schedule": self.optim.schedule.to_yaml(),
-            },
-            "train": dict(vars(self.train)),
-        }
-
-    def __repr__(self) -> str:
-        m = self.model
-        return (
-            f"Config({self.name!r}: {self.data.name} {m.depth}x{m.width} {m.activation.name} "
-            f"{self.loss.name} {self.optim.name} lr={self.optim.kwargs.get('lr')})"
-        )
-
-
-TOP_KEYS = ["name", "seed", "device", "dtype", "data", "model", "loss", "optim", "train", "sweep"]
-MODEL_KEYS = {"depth": "int", "width": "int", "output": "str"}
-TRAIN_KEYS = {
-    "epochs": "int",
-    "steps": "int | None",
-    "batch_size": "int | None",
-    "log_every": "int",
-    "eval_every": "int | None",
-    "target_loss": "float | None",
-}
-OUTPUT_CHOICES = ["auto", "identity", "sigmoid", "softmax"]
-DEVICE_CHOICES = ["cpu", "cuda", "auto"]
-DTYPE_CHOICES = ["float32", "float64"]
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
-
-# Value rules by key name: (lowest, lowest allowed?, highest, highest allowed?)
-RULES = {
-    "lr": (0, False, None, None),
-    "delta": (0, False, None, None),
-    "margin": (0, False, None, None),
-    "eps": (0, False, None, None),
-    "gamma": (0, False, None, None),
-    "beta": (0, False, None, None),
-    "std": (0, True, None, None),
-    "noise": (0, True, None, None),
-    "decay": (0, True, None, None),
-    "momentum": (0, True, 1, False),
-    "dampening": (0, True, 1, True),
-    "alpha": (0, True, None, None),
-    "weight_decay": (0, True, None, None),
-    "label_smoothing": (0, True, 1, True),
-    "outlier_fraction": (0, True, 1, True),
-    "val_fraction": (0, True, 1, False),
-    "min_factor": (0, True, 1, True),
-    "factor": (0, False, 1, False),
-    "spread": (0, False, None, None),
-    "depth": (0, True, 200, True),
-    "width": (1, True, 100_000, True),
-    "epochs": (1, True, None, None),
-    "steps": (1, True, None, None),
-    "batch_size": (1, True, None, None),
-    "log_every": (1, True, None, None),
-    "eval_every": (1, True, None, None),
-    "step_size": (1, True, None, None),
-    "seed": (0, True, 2**63 - 1, True),
-    "n_samples": (1, True, None, None),
-    "n_classes": (1, True, 1000, True),
-    "n_features": (1, True, 100_000, True),
-    "side": (8, True, 256, True),
-    "turns": (0, False, None, None),
-    "periods": (0, False, None, None),
-}
-# String settings with a fixed set of values (torch.nn.init.calculate_gain's nonlinearities).
-STRING_CHOICES = {"nonlinearity": ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "selu"]}
-ALPHA_IS_FREE = {"elu"}  # elu's alpha may be any number; rmsprop's alpha is a decay in [0, 1]
+from .yaml_io import read_yaml_file
 
 
 def _type_name(annotation: str) -> str:
@@ -518,18 +177,18 @@ def _unknown_keys(path: str, section: dict, valid, problems: list) -> None:
 
 
 def build(raw, source: str = "config", default_name: str = "run") -> Config:
-    """Validate a raw config mapping (sweep block excluded) into a `Config`, or raise ConfigError."""
-    from .activations import activations
-    from .data import DataError, datasets, make
-    from .inits import inits
-    from .losses import default_output, losses
-    from .optim import optimizers, schedules
+    """Validate a raw config mapping (sweep block excluded) into a `Config`, or raise UserError."""
+    from ..components.activations import activations
+    from ..components.data import DataError, datasets, make
+    from ..components.inits import inits
+    from ..components.losses import default_output, losses
+    from ..components.optim import optimizers, schedules
 
     problems: list[tuple[str, str]] = []
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
+        raise UserError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
     _unknown_keys("", raw, TOP_KEYS, problems)
     cfg = Config(name=default_name)
 
@@ -688,8 +347,16 @@ def build(raw, source: str = "config", default_name: str = "run") -> Config:
                 )
             )
     if problems:
-        raise ConfigError(problems, source)
+        raise UserError(problems, source)
     return cfg
+
+
+def plan(cfg: Config, n_train: int) -> tuple[int, int, int]:
+    """(batch size, steps per epoch, total steps)."""
+    batch = min(cfg.train.batch_size or n_train, n_train)
+    per_epoch = math.ceil(n_train / batch)
+    total = cfg.train.steps or cfg.train.epochs * per_epoch
+    return batch, per_epoch, total
 
 
 def _check_device(cfg: Config, problems: list) -> None:
@@ -711,10 +378,9 @@ def _try_components(cfg: Config, dataset, problems: list) -> None:
     """
     import torch
 
-    from .activations import activations
-    from .inits import inits
-    from .optim import optimizers, schedules
-    from .train import plan
+    from ..components.activations import activations
+    from ..components.inits import inits
+    from ..components.optim import optimizers, schedules
 
     def attempt(path, what, fn, *args, **kwargs):
         try:
@@ -785,7 +451,7 @@ def load(path: str | None = None, overrides: list[str] = (), raw: dict | None = 
     if path is not None:
         raw = read_yaml_file(path)
     if raw is not None and not isinstance(raw, dict):  # `false` or `0` is not an empty config
-        raise ConfigError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
+        raise UserError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
     raw = apply_overrides(raw or {}, list(overrides))
     default_name = os.path.splitext(os.path.basename(path))[0] if path else "run"
     default_name = re.sub(r"[^A-Za-z0-9_.+-]", "_", default_name)

@@ -1,0 +1,129 @@
+"""Reading YAML safely: numbers as they look, no duplicate keys, no Python tags, no alias bombs."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import yaml
+
+from ..errors import UserError
+
+# ----- YAML -----------------------------------------------------------------------------------
+
+MAX_YAML_NODES = 100_000  # a config is a few dozen values; more means an alias bomb or a mistake
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader (no Python tags) that reads 1e-3 as a number and refuses duplicate keys."""
+
+
+# PyYAML follows YAML 1.1, where 1e-3 (no dot) is a string; read it as the float it looks like.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _no_duplicates(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, (str, int, float, bool)) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+            )
+        if isinstance(key, (str, int, float, bool)):
+            seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def _expanded_size(node, memo) -> int:
+    """Number of values the node stands for once aliases are expanded (memoised, so it is fast)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # guards against recursive structures
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(c, memo) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[key] = min(size, 10 * MAX_YAML_NODES)
+    return memo[key]
+
+
+def parse_yaml(text: str, source: str):
+    """Parse YAML text safely; a `UserError` naming the line on any problem."""
+    try:
+        loader = _Loader(text)  # checks every character at once
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        what = f"character #x{e.character:04x} is not allowed in YAML (a control character?)"
+        raise UserError([("", f"invalid YAML at line {line}: {what}")], source) from None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise UserError(
+                [("", f"the YAML expands to more than {MAX_YAML_NODES} values (an alias bomb?)")],
+                source,
+            )
+        return loader.construct_document(node)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = getattr(e, "problem", None) or str(e)
+        if "could not determine a constructor" in str(e) or "could not determine a constructor" in what:
+            what = f"{what}; tags that build Python objects are not allowed in a config"
+        if "\t" in text and "found character '\\t'" in str(e):
+            what += " (tabs cannot indent YAML; use spaces)"
+        raise UserError([("", f"invalid YAML at {where}{what}")], source) from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml_file(path: str):
+    """Read a config file; a `UserError` for a missing, unreadable, non-UTF-8 or invalid file."""
+    if not os.path.exists(path):
+        raise UserError([("", "file not found")], path)
+    if os.path.isdir(path):
+        raise UserError([("", "is a directory, not a config file")], path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise UserError([("", f"cannot read the file: {e.strerror}")], path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(
+            [("", f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); save it as UTF-8")],
+            path,
+        ) from None
+    return parse_yaml(text, path)
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested mappings as dotted keys: {"model": {"depth": 2}} -> {"model.depth": 2}."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

@@ -1,0 +1,100 @@
+"""Running one config into its folder: `execute` (reuse or train, then write) and the notebook `run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from ..config.schema import Config
+from ..errors import UserError
+from .store import (
+    Run,
+    RunWriter,
+    _missing_folders,
+    check_writable,
+    is_finished,
+    load_run,
+    read_summary,
+    run_dir,
+    versions,
+)
+
+
+def execute(
+    cfg: Config, root: str = "results", force: bool = False, progress: bool = False, folder: str | None = None
+) -> tuple[dict, str, bool]:
+    """Run `cfg` into its folder under `root` unless a finished run is there.
+
+    Returns (summary, folder, reused). A KeyboardInterrupt is raised again after the folder
+    records the run as interrupted.
+    """
+    from ..engine.train import predict_view, train
+
+    folder = folder or run_dir(root, cfg)
+    if not force and is_finished(folder, cfg):
+        return read_summary(folder), folder, True
+    created = _missing_folders(folder)
+    writer = None
+    try:
+        writer = RunWriter(folder, cfg)
+        summary, model, d = train(cfg, log=writer.log, progress=progress)
+        summary.update(
+            seed=cfg.seed,
+            name=cfg.name,
+            run_id=os.path.basename(folder),
+            device=str(next(model.parameters()).device),
+            versions=versions(),
+        )
+        view = predict_view(model, d) if summary["status"] != "diverged" else None
+        writer.finish(summary, model if summary["status"] != "diverged" else None, view)
+    except OSError as e:
+        # a full disk or a read-only folder: leave nothing half-written behind (a finished run
+        # that was being replaced stays)
+        if writer is not None:
+            writer.discard()
+        elif not is_finished(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+        for path in created:
+            try:
+                os.rmdir(path)  # only the folders this call created, and only when empty
+            except OSError:
+                pass
+        raise UserError(
+            [("results", f"cannot write {folder}: {e.strerror or e}; nothing was kept")], "results"
+        ) from None
+    finally:
+        if writer is not None:
+            writer.close()
+    if summary["status"] == "interrupted":
+        raise KeyboardInterrupt
+    return summary, folder, False
+
+
+def run(
+    config_or_path, out: str = "results", force: bool = False, threads: int | None = 1, **overrides
+) -> Run:
+    """Notebook API: run a config (a path, a mapping or a Config) and return the loaded `Run`.
+
+    Overrides are given as keyword arguments with `__` for dots: `run("x.yaml", model__depth=4)`.
+    `threads` sets torch's thread count for the process (1 by default, as the CLI: small nets
+    train fastest on one thread; None leaves it as it is).
+    """
+    import torch
+
+    from .. import config as config_module
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    items = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()]
+    if isinstance(config_or_path, Config):
+        cfg = config_or_path
+    elif isinstance(config_or_path, dict):
+        cfg, sweep, _ = config_module.load(raw=config_or_path, overrides=items)
+    else:
+        cfg, sweep, _ = config_module.load(str(config_or_path), overrides=items)
+    if not isinstance(config_or_path, Config) and sweep:
+        raise UserError([("sweep", "lossbench.run takes a single run; use lossbench.sweep")], "config")
+    check_writable(out)
+    _, folder, _ = execute(cfg, out, force=force)
+    return load_run(folder)
