@@ -10,17 +10,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shutil
 import sys
+import textwrap
 
 EPILOG = """examples:
   python -m lossbench run configs/quickstart.yaml
-  python -m lossbench run configs/quickstart.yaml model.depth=6 loss.name=mse
+  python -m lossbench run configs/quickstart.yaml model.depth=6 --force loss.name=mse
   python -m lossbench validate configs/quickstart.yaml --print-config
-  python -m lossbench list
+  python -m lossbench list data
   python -m lossbench plot results/quickstart
   python -m lossbench compare results/a results/b --by loss.name
   python -m lossbench report results
-  python -m lossbench reproduce --fast
+  python -m lossbench reproduce --fast --only outliers
+
+the lessons, step by step: docs/lessons.md; every command: python -m lossbench COMMAND --help
 """
 
 # command -> (module, function): the function takes the parsed arguments and returns an exit code
@@ -34,32 +38,67 @@ COMMANDS = {
     "export": ("lossbench.cli", "cmd_export"),
     "reproduce": ("lossbench.cli", "cmd_reproduce"),
 }
+LIST_KINDS = ("loss", "activation", "init", "optimizer", "schedule", "data")
+PATH_HELP = "a run folder, a sweep folder or a results folder (run folders are found up to 4 levels down)"
+
+
+def experiment_names() -> list[str]:
+    """The experiments `reproduce` can run (the folders of experiments/), found without importing them."""
+    from .errors import UserError
+    from .reproduce import discover
+
+    try:
+        return list(discover())
+    except UserError:
+        return []
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help laid out for a 100-column terminal, whatever the terminal says."""
+
+    def __init__(self, prog):
+        super().__init__(prog, width=min(100, shutil.get_terminal_size().columns), max_help_position=28)
+
+
+def _wrap(head: str, names: list[str]) -> str:
+    return textwrap.fill(", ".join(names), 100, initial_indent=head, subsequent_indent="  ") if names else ""
+
+
+def _add_config_args(sp) -> None:
+    sp.add_argument("config", help="a YAML config file, e.g. configs/quickstart.yaml")
+    sp.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="override config keys (values are YAML), anywhere after the config path: model.depth=6 "
+        "optim.lr=1e-3 loss=bce; changing a component's name (loss.name=bce) drops the keys the new "
+        "one does not take and says which",
+    )
+    sp.add_argument("--print-config", action="store_true", help="print the resolved config (every default)")
 
 
 def parser() -> argparse.ArgumentParser:
+    experiments = experiment_names()
     p = argparse.ArgumentParser(
         prog="lossbench",
         description="Train small nets from YAML configs and record what every layer's gradient does.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG + "\n" + _wrap("experiments (reproduce --only): ", experiments),
+        formatter_class=_Formatter,
     )
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    p.commands = {}
 
-    def config_args(sp):
-        sp.add_argument("config", help="a YAML config file")
-        sp.add_argument(
-            "overrides",
-            nargs="*",
-            metavar="KEY=VALUE",
-            help="override config keys, e.g. model.depth=6 optim.lr=1e-3",
+    def command(name, help_, **kw):
+        p.commands[name] = sub.add_parser(
+            name, help=help_, description=help_, formatter_class=_Formatter, **kw
         )
-        sp.add_argument("--print-config", action="store_true", help="print the resolved config")
+        return p.commands[name]
 
-    sp = sub.add_parser("run", help="train a config (or a sweep) into a results folder")
-    config_args(sp)
+    sp = command("run", "train a config (or a sweep) into a results folder")
+    _add_config_args(sp)
     sp.add_argument("--out", default="results", help="results root (default: results)")
-    sp.add_argument("--force", action="store_true", help="rerun even when a finished run exists")
+    sp.add_argument("--force", action="store_true", help="train again even when a finished run exists")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument(
         "--threads",
@@ -74,59 +113,92 @@ def parser() -> argparse.ArgumentParser:
         "--backend",
         choices=["local", "ray"],
         default="local",
-        help="where a sweep runs: local processes or a Ray cluster",
+        help="where a sweep runs: local processes (default) or a Ray cluster",
     )
     sp.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
     sp.add_argument(
         "--no-batch", action="store_true", help="train sweep members one by one instead of stacked"
     )
-    sp.add_argument("--allow-large", action="store_true", help="allow a sweep grid above the size limit")
+    sp.add_argument("--allow-large", action="store_true", help="allow a sweep grid above 5000 runs")
 
-    sp = sub.add_parser("validate", help="check a config without training")
-    config_args(sp)
-    sp.add_argument("--allow-large", action="store_true", help="allow a sweep grid above the size limit")
+    sp = command("validate", "check a config (every grid point of a sweep) without training")
+    _add_config_args(sp)
+    sp.add_argument("--allow-large", action="store_true", help="allow a sweep grid above 5000 runs")
 
-    sp = sub.add_parser("list", help="list the registered losses, activations, inits, ...")
+    sp = command("list", "list the registered losses, activations, inits, optimizers, schedules, data sets")
+    sp.add_argument("kind", nargs="?", help=f"only this kind: {', '.join(LIST_KINDS)}")
+
+    sp = command("plot", "draw the figures of run or sweep folders")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help=PATH_HELP)
+    sp.add_argument("--out", default=None, help="folder for the figures (default: PATH/figures)")
     sp.add_argument(
-        "kind", nargs="?", help="only this kind (loss, activation, init, optimizer, schedule, data)"
+        "--format", default="png", choices=["png", "svg", "pdf"], help="image format (default png)"
     )
 
-    sp = sub.add_parser("plot", help="draw the figures of run or sweep folders")
-    sp.add_argument("paths", nargs="+", metavar="PATH")
-    sp.add_argument("--out", default=None, help="folder for the figures (default: beside the results)")
-    sp.add_argument("--format", default="png", choices=["png", "svg", "pdf"])
-
-    sp = sub.add_parser("compare", help="overlay runs from several folders")
-    sp.add_argument("paths", nargs="+", metavar="PATH")
+    sp = command("compare", "overlay the runs of several folders in one set of figures")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help=PATH_HELP)
     sp.add_argument(
         "--by",
         nargs="+",
         default=None,
         metavar="KEY",
-        help="config keys for the legend (default: the keys that differ)",
+        help="config keys for the legend, e.g. loss.name (default: the keys that differ)",
     )
     sp.add_argument("--out", default=None, help="folder for the figures (default: results/compare)")
-    sp.add_argument("--format", default="png", choices=["png", "svg", "pdf"])
+    sp.add_argument(
+        "--format", default="png", choices=["png", "svg", "pdf"], help="image format (default png)"
+    )
 
-    sp = sub.add_parser("report", help="a static HTML page for a run, a sweep or a results folder")
-    sp.add_argument("path", metavar="PATH")
+    sp = command("report", "a static HTML page for a run, a sweep or a results folder")
+    sp.add_argument("path", metavar="PATH", help=PATH_HELP)
     sp.add_argument("--out", default=None, help="where to write the report (default: PATH/report)")
 
-    sp = sub.add_parser("export", help="export runs to another tool")
-    sp.add_argument("target", choices=["tensorboard"])
-    sp.add_argument("path", metavar="PATH")
+    sp = command("export", "export runs to another tool (TensorBoard)")
+    sp.add_argument("target", choices=["tensorboard"], help="the tool: tensorboard")
+    sp.add_argument("path", metavar="PATH", help=PATH_HELP)
     sp.add_argument("--out", default=None, help="log folder (default: PATH/tensorboard)")
 
-    sp = sub.add_parser("reproduce", help="rerun the article's experiments and judge each claim")
-    sp.add_argument("--only", nargs="+", default=None, metavar="SLUG")
-    sp.add_argument("--fast", action="store_true", help="smaller sizes, same claims (for tests)")
-    sp.add_argument("--out", default="results/reproduce", help="output folder")
-    sp.add_argument("--workers", type=int, default=None)
+    sp = command(
+        "reproduce",
+        "rerun the article's experiments and judge each claim",
+        epilog=_wrap("experiments: ", experiments) or None,
+    )
+    sp.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="run only these experiments" + (f": {', '.join(experiments)}" if experiments else ""),
+    )
+    sp.add_argument("--fast", action="store_true", help="smaller sizes, same claims (what the tests run)")
+    sp.add_argument("--out", default="results/reproduce", help="output folder (default: results/reproduce)")
+    sp.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="experiments run at once, each in its own process (default 1)",
+    )
     return p
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; `KEY=VALUE` overrides may come anywhere after the config path.
+
+    argparse ends a `nargs="*"` positional at the first flag, so `run x.yaml --force a=1` would leave
+    `a=1` unrecognised: words with a `=` that are not flags are collected as overrides instead.
+    """
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if getattr(args, "overrides", None) is not None:
+        args.overrides += [w for w in extra if "=" in w and not w.startswith("-")]
+        extra = [w for w in extra if not ("=" in w and not w.startswith("-"))]
+    if extra:
+        p.commands.get(args.command, p).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     if args.version:
         from . import __version__
 
@@ -260,48 +332,76 @@ def print_summary(summary: dict, folder: str) -> None:
 
 
 def cmd_list(args) -> int:
+    """Every registered component, one entry per name, wrapped to 100 columns."""
     from .components.activations import activations
     from .components.data import datasets
     from .components.inits import inits
     from .components.losses import losses
     from .components.optim import optimizers, schedules
 
-    kinds = {
-        "loss": losses,
-        "activation": activations,
-        "init": inits,
-        "optimizer": optimizers,
-        "schedule": schedules,
-        "data": datasets,
-    }
+    kinds = dict(
+        zip(LIST_KINDS, (losses, activations, init_registry := inits, optimizers, schedules, datasets))
+    )
+    del init_registry
+    plural = {"losses": "loss", "activations": "activation", "inits": "init", "optimizers": "optimizer"}
+    plural |= {"schedules": "schedule", "datasets": "data", "dataset": "data"}
     if args.kind:
-        key = args.kind.rstrip("s") if args.kind.rstrip("s") in kinds else args.kind
+        key = plural.get(args.kind, args.kind)
         if key not in kinds:
             from .components.registry import did_you_mean
             from .errors import UserError
 
+            hint = did_you_mean(args.kind, [*kinds, *plural])
             raise UserError(
-                [
-                    (
-                        "kind",
-                        f"unknown kind {args.kind!r}{did_you_mean(args.kind, kinds)}; "
-                        f"valid: {', '.join(kinds)}",
-                    )
-                ],
-                "list",
+                [("kind", f"unknown kind {args.kind!r}{hint}; valid: {', '.join(kinds)}")], "list"
             )
         kinds = {key: kinds[key]}
+    where = {"loss": "loss.name", "activation": "model.activation", "init": "model.init, model.bias_init"}
+    where |= {"optimizer": "optim.name", "schedule": "optim.schedule", "data": "data.name"}
     for kind, registry in kinds.items():
-        print(f"{kind}:")
+        print(f"{kind} ({where[kind]}):")
         for name in registry:
-            entry = registry[name]
-            extra = ""
-            if kind == "loss":
-                extra = f" [{', '.join(entry.meta['tasks'])}]"
-            params = entry.defaults()
-            args_text = f" ({', '.join(f'{k}={v}' for k, v in params.items())})" if params else ""
-            print(f"  {name:<17}{entry.summary}{extra}{args_text}")
+            print(_list_entry(kind, registry, name))
     return 0
+
+
+def _list_entry(kind: str, registry, name: str) -> str:
+    """One `list` entry: the name and summary, then what it fits, its keys and its other names."""
+    entry = registry[name]
+    facts = []
+    if kind == "loss":
+        facts.append(f"tasks: {', '.join(entry.meta['tasks'])}")
+    if kind == "data":
+        facts.append(_data_facts(name))
+    params = entry.defaults()
+    if params:
+        facts.append(f"keys: {', '.join(f'{k}={v}' for k, v in params.items())}")
+    if registry.others(name):
+        facts.append(f"also called: {', '.join(registry.others(name))}")
+    indent = " " * 19
+    lines = textwrap.wrap(
+        entry.summary, 100, initial_indent=f"  {name:<16} ", subsequent_indent=indent, break_on_hyphens=False
+    )
+    for fact in facts:
+        lines += textwrap.wrap(
+            fact, 100, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
+        )
+    return "\n".join(lines)
+
+
+def _data_facts(name: str) -> str:
+    """The task and sizes of data set `name` with its defaults, measured by building it (seed 0)."""
+    from .components.data import DataError, make
+
+    try:
+        d = make(name, {}, 0)
+    except (DataError, ImportError, OSError, ValueError) as e:
+        return f"not available here: {str(e).splitlines()[0][:120]}"
+    n_in, n_out = d.x.shape[1], d.n_outputs
+    return (
+        f"task: {d.task}; {len(d.x)} example{'s' * (len(d.x) != 1)}, {n_in} input{'s' * (n_in != 1)} -> "
+        f"{n_out} output{'s' * (n_out != 1)} (with the defaults)"
+    )
 
 
 # ----- pictures, reports, exports, reproductions -------------------------------------------------

@@ -127,3 +127,14 @@ OUTPUTS = {
     "softmax": functools.partial(torch.softmax, dim=-1),
 }
 """The output nonlinearities a model can end with (`model.output`)."""
+
+
+# other names people use for these (offered by "did you mean", not accepted: one thing, one name)
+activations.alias(
+    swish="silu",
+    logistic="sigmoid",
+    linear="identity",
+    none="identity",
+    lrelu="leaky_relu",
+    leakyrelu="leaky_relu",
+)

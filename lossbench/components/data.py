@@ -323,3 +323,16 @@ def split(data: Dataset, val_fraction: float, seed: int):
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))
     tr, va = order[n_val:], order[:n_val]
     return data.x[tr], data.y[tr], data.x[va], data.y[va]
+
+
+# other names people use for these (offered by "did you mean", not accepted: one thing, one name)
+datasets.alias(
+    two_moons="moons",
+    make_moons="moons",
+    make_circles="circles",
+    spiral="spirals",
+    make_blobs="blobs",
+    separable="linear_separable",
+    linear="line",
+    constant="constants",
+)

@@ -84,3 +84,19 @@ def kaiming_normal(tensor, fan_in, generator, *, a: float = 0.0, nonlinearity: s
 def orthogonal(tensor, fan_in, generator, *, gain: float = 1.0):
     """A (semi-)orthogonal matrix times `gain`: every singular value equal to gain."""
     return nn.init.orthogonal_(tensor, gain=gain, generator=generator)
+
+
+# other names people use for these (offered by "did you mean", not accepted: one thing, one name)
+inits.alias(
+    he="kaiming_normal",
+    he_normal="kaiming_normal",
+    he_uniform="kaiming_uniform",
+    kaiming="kaiming_normal",
+    glorot="xavier_uniform",
+    glorot_uniform="xavier_uniform",
+    glorot_normal="xavier_normal",
+    xavier="xavier_uniform",
+    lecun="lecun_normal",
+    pytorch="default",
+    zero="zeros",
+)

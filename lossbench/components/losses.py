@@ -159,3 +159,28 @@ def per_example(loss_name: str, kwargs: dict, z, output, y):
     entry = losses[loss_name]
     prediction = z if entry.meta["on"] == "logits" else output(z)
     return entry.fn(prediction, y, **kwargs)
+
+
+# other names people use for these (offered by "did you mean", not accepted: one thing, one name)
+losses.alias(
+    l1="mae",
+    l2="mse",
+    quadratic="mse",
+    squared_error="mse",
+    mean_squared_error="mse",
+    absolute_error="mae",
+    mean_absolute_error="mae",
+    smooth_l1="huber",
+    log_loss="bce",
+    logistic="bce",
+    logloss="bce",
+    binary_cross_entropy="bce",
+    bce_with_logits="bce",
+    crossentropy="cross_entropy",
+    categorical_cross_entropy="cross_entropy",
+    softmax_cross_entropy="cross_entropy",
+    ce="cross_entropy",
+    nll="cross_entropy",
+    svm="hinge",
+    multi_margin="hinge",
+)

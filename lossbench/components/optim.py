@@ -114,3 +114,12 @@ def cosine(t, n, *, min_factor: float = 0.0):
 def inverse_time(t, n, *, decay: float = 0.01):
     """lr / (1 + decay t): the classic decaying step that stops MAE's jumping."""
     return 1.0 / (1.0 + decay * t)
+
+
+# other names people use for these (offered by "did you mean", not accepted: one thing, one name)
+optimizers.alias(
+    gd="sgd",
+    gradient_descent="sgd",
+    adam_w="adamw",
+)
+schedules.alias(cosine_annealing="cosine", exp="exponential", step_lr="step", decay="inverse_time")

@@ -41,6 +41,35 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self.entries: dict[str, Entry] = {}
+        self.aliases: dict[str, str] = {}  # other names people use -> the registered name
+
+    def alias(self, **names: str) -> None:
+        """Record other common names for registered entries, e.g. `alias(swish="silu")`.
+
+        An alias is not accepted in a config (one thing, one name, so run ids stay stable); it is
+        what "did you mean" offers when someone writes it.
+        """
+        for other, name in names.items():
+            if name not in self.entries or other in self.entries:
+                raise ValueError(
+                    f"alias {other!r} -> {name!r}: needs a registered {self.kind} and a new name"
+                )
+            self.aliases[other] = name
+
+    def others(self, name: str) -> list[str]:
+        """The other names recorded for `name`."""
+        return [a for a, n in self.aliases.items() if n == name]
+
+    def hint(self, word) -> str:
+        """' (did you mean 'x'?)' for a misspelt name or another name of a registered one, else ''."""
+        if not isinstance(word, str):
+            return ""
+        normal = word.strip().lower().replace("-", "_").replace(" ", "_")
+        target = self.aliases.get(normal) or (normal if normal in self.entries else None)
+        if target and target != word:
+            why = "" if normal == target else f" {word!r} is another name for it"
+            return f" (did you mean {target!r}?{why})"
+        return did_you_mean(word, self.names())
 
     def register(self, fn: Callable | None = None, **meta):
         """Register `fn` under its own name; `meta` holds facts validation needs (tasks, ...)."""

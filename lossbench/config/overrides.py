@@ -20,12 +20,61 @@ COMPONENT_KEYS = {
 }
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+# keys of a component's section that belong to the section, not to the registered function
+SECTION_KEYS = {("data",): {"val_fraction"}, ("optim",): {"schedule"}}
+
+
+def _registry(path: tuple):
+    """The registry that names the components at config `path` (imported late: it loads torch)."""
+    from ..components.activations import activations
+    from ..components.data import datasets
+    from ..components.inits import inits
+    from ..components.losses import losses
+    from ..components.optim import optimizers, schedules
+
+    return {
+        ("data",): datasets,
+        ("loss",): losses,
+        ("optim",): optimizers,
+        ("model", "activation"): activations,
+        ("model", "init"): inits,
+        ("model", "bias_init"): inits,
+        ("optim", "schedule"): schedules,
+    }[path]
+
+
+def _drop_foreign_keys(path: tuple, node: dict, old_name, new_name, notes: list) -> None:
+    """After `<path>.name=<new_name>`: remove the old component's keys the new one does not take.
+
+    `loss.name=bce` on `loss: {name: mse, half: true}` would otherwise be refused for `half`; a
+    learner changing the name means "this component instead", so its settings go, with a note.
+    """
+    if old_name == new_name or not isinstance(new_name, str):
+        return
+    registry = _registry(path)
+    if new_name not in registry:
+        return  # validation names the unknown component and its choices
+    keep = {"name", *registry[new_name].params(), *SECTION_KEYS.get(path, ())}
+    dropped = [k for k in node if k not in keep]
+    for k in dropped:
+        del node[k]
+    if dropped:
+        where = ".".join(path)
+        notes.append(
+            f"{where}.name={new_name} drops {', '.join(f'{where}.{k}' for k in dropped)}: "
+            f"{registry.kind} {new_name!r} does not take {'it' if len(dropped) == 1 else 'them'}"
+            f" (it takes: {', '.join(registry[new_name].params()) or 'no keys'})"
+        )
+
+
+def apply_overrides(raw: dict, overrides: list[str], notes: list | None = None) -> dict:
     """`raw` with `key.path=value` overrides applied (values parsed as YAML), as a new dict.
 
     `sweep.<dotted key>=[...]` sets a sweep axis; overriding a swept key with a single value fixes
-    it (the axis is dropped) and with a list replaces the axis.
+    it (the axis is dropped) and with a list replaces the axis. A component's new name drops the
+    keys it does not take; `notes` (when given) receives one line saying which.
     """
+    notes = [] if notes is None else notes
     raw = copy.deepcopy(raw) if raw else {}
     problems = []
     for item in overrides:
@@ -66,7 +115,10 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node[part] = child
             node = child
         else:
+            old = node.get(parts[-1])
             node[parts[-1]] = value
+            if parts[-1] == "name" and tuple(parts[:-1]) in COMPONENT_KEYS:
+                _drop_foreign_keys(tuple(parts[:-1]), node, old, value, notes)
     if problems:
         raise UserError(problems, "overrides")
     return raw

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from typing import Any
 
 from ..components.registry import Registry, did_you_mean
@@ -119,7 +120,7 @@ def parse_component(
         return Component(default), {}
     name = raw.get("name", default)
     if not isinstance(name, str) or name not in registry:
-        hint = did_you_mean(name, registry.names()) if isinstance(name, str) else ""
+        hint = registry.hint(name)
         problems.append(
             (
                 f"{path}.name" if "name" in raw and not written_as_name else path,
@@ -290,7 +291,8 @@ def build(raw, source: str = "config", default_name: str = "run") -> Config:
                 (
                     "loss.name",
                     f"loss {cfg.loss.name!r} does not fit the {cfg.task} task of "
-                    f"data set {cfg.data.name!r}; losses for {cfg.task}: {', '.join(fits)}",
+                    f"data set {cfg.data.name!r}; losses for {cfg.task}: {', '.join(fits)}"
+                    + (" ('bce' is the cross-entropy for two classes)" if cfg.loss.name == "cross_entropy" and "bce" in fits else ""),
                 )
             )
         elif cfg.model.output in OUTPUT_CHOICES:
@@ -452,7 +454,10 @@ def load(path: str | None = None, overrides: list[str] = (), raw: dict | None = 
         raw = read_yaml_file(path)
     if raw is not None and not isinstance(raw, dict):  # `false` or `0` is not an empty config
         raise UserError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
-    raw = apply_overrides(raw or {}, list(overrides))
+    notes: list[str] = []
+    raw = apply_overrides(raw or {}, list(overrides), notes)
+    for note in notes:  # e.g. the keys `loss.name=bce` dropped from `loss: {name: mse, half: true}`
+        print(f"lossbench: note: {note}", file=sys.stderr)
     default_name = os.path.splitext(os.path.basename(path))[0] if path else "run"
     default_name = re.sub(r"[^A-Za-z0-9_.+-]", "_", default_name)
     default_name = re.sub(r"\.\.+", "_", default_name).lstrip("_.+-")[:100] or "run"  # a valid name

@@ -1,7 +1,9 @@
 """`python -m lossbench export tensorboard PATH`: the metrics of runs as TensorBoard scalars.
 
 For users who live in TensorBoard: each run folder under PATH becomes a log folder
-`OUT/<name>/<run_id>/` (default OUT: PATH/tensorboard) with every scalar metric at its step and every
+`OUT/<name>/<label> (<run_id>)/` (default OUT: PATH/tensorboard), named by the run's label (the config
+values that differ from its siblings, as in the figures' legends, plus its seed when seeds differ) so
+sigmoid and ReLU runs can be told apart in TensorBoard's run list; with every scalar metric at its step and every
 per-layer metric as `KEY/layer_N` (N = 1 next to the input), plus the resolved config as text. Needs
 the `tensorboard` package (extra `tensorboard`); read from the run folders alone.
 """
@@ -10,12 +12,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import yaml
 
 from ..errors import UserError
 from ..runs.store import check_writable
-from .load import load_runs
+from .load import group_runs, load_runs
 
 SKIP = {"step", "diverged"}
 
@@ -37,15 +40,28 @@ def _summary_writer():
     return SummaryWriter
 
 
+def run_labels(runs: list) -> list[tuple]:
+    """(run, label) for every run: its group's label (what differs from its siblings), and its seed
+    when the group holds several seeds; a label safe as one folder name."""
+    labelled = []
+    for group in group_runs(runs):
+        base = re.sub(r" \(\d+ seeds\)$", "", group.label)
+        for run in group.runs:
+            label = f"{base}, seed={run.config.get('seed')}" if len(group.runs) > 1 else base
+            labelled.append((run, re.sub(r"[^\w.,=+()\[\] -]", "_", label)[:150].strip() or "run"))
+    return labelled
+
+
 def export_tensorboard(path: str, out: str) -> list[str]:
     """Write one TensorBoard log folder per run under `path`; returns the folders."""
     runs = load_runs([path])
     summary_writer = _summary_writer()
     check_writable(out)
     folders = []
-    for run in runs:
+    for run, label in run_labels(runs):
         name = str(run.config.get("name") or "run")
-        folder = os.path.join(out, name, os.path.basename(os.path.normpath(run.path)))
+        run_id = os.path.basename(os.path.normpath(run.path))
+        folder = os.path.join(out, name, f"{label} ({run_id})" if label != name else run_id)
         writer = summary_writer(log_dir=folder)
         try:
             writer.add_text("config", "```\n" + yaml.safe_dump(run.config, sort_keys=False) + "```", 0)
