@@ -292,7 +292,11 @@ def build(raw, source: str = "config", default_name: str = "run") -> Config:
                     "loss.name",
                     f"loss {cfg.loss.name!r} does not fit the {cfg.task} task of "
                     f"data set {cfg.data.name!r}; losses for {cfg.task}: {', '.join(fits)}"
-                    + (" ('bce' is the cross-entropy for two classes)" if cfg.loss.name == "cross_entropy" and "bce" in fits else ""),
+                    + (
+                        " ('bce' is the cross-entropy for two classes)"
+                        if cfg.loss.name == "cross_entropy" and "bce" in fits
+                        else ""
+                    ),
                 )
             )
         elif cfg.model.output in OUTPUT_CHOICES:
