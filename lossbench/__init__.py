@@ -9,7 +9,16 @@ The heavy modules (torch) load on first use, so `python -m lossbench --help` ans
 
 __version__ = "0.1.0"
 
-__all__ = ["run", "load_run", "load_config", "__version__"]
+__all__ = [
+    "run",
+    "run_many",
+    "load_run",
+    "load_config",
+    "init_model",
+    "loss_fn",
+    "model_loss",
+    "__version__",
+]
 
 
 def run(config_or_path, out: str = "results", force: bool = False, threads: int | None = 1, **overrides):
@@ -34,3 +43,51 @@ def load_config(path: str, *overrides: str):
     from .config.validate import load
 
     return load(path, overrides)[0]
+
+
+def run_many(configs: list, out: str = "results", workers: int | None = 1) -> list:
+    """Train (or reuse) several Configs into run folders under `out`; returns their loaded `Run`s.
+
+    Configs that differ only in seed, learning rate, init or target are trained as one stack (the
+    same numbers as separate runs). A member that fails raises RuntimeError with its error.
+    """
+    from .runs.store import load_run as _load_run
+    from .runs.sweep import run_configs
+
+    runs = []
+    for summary, folder in run_configs(configs, out, workers=workers):
+        if (summary or {}).get("status") == "failed":
+            raise RuntimeError(f"{folder}: {summary.get('error')}")
+        runs.append(_load_run(folder))
+    return runs
+
+
+def init_model(cfg):
+    """(model, data) exactly as the trainer starts a run of `cfg`: the initial weights and the
+    training data (a dict of tensors: x, y, labels, x_val, ...), without training anything."""
+    import torch
+
+    from .engine.model import build_model
+    from .engine.train import prepare
+
+    torch.manual_seed(cfg.seed)
+    data = prepare(cfg)
+    return build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1)), data
+
+
+def loss_fn(name: str):
+    """The registered loss `name`: fn(prediction, target, reduction="none", **kwargs), elementwise.
+
+    `python -m lossbench list` shows every loss; classification losses take logits.
+    """
+    from .components.losses import losses
+
+    return losses[name].fn
+
+
+def model_loss(name: str, z, output, y, **kwargs):
+    """Per-example loss `name` of a model's logits `z` against prepared targets `y`, as the trainer
+    computes it (`output`, the model's output nonlinearity, applied for losses on the output)."""
+    from .components.losses import per_example
+
+    return per_example(name, kwargs, z, output, y)

@@ -9,14 +9,13 @@ data set and initial weights); a check passes only when it holds on every seed.
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 
-from lossbench.config.validate import load
-from lossbench.runs.runner import execute
-from lossbench.runs.store import load_run
+import lossbench
+from lossbench.verdicts import every_seed, is_number
+from lossbench.viz import new_figure, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEEDS = [0, 1, 2, 3, 4]
@@ -54,9 +53,11 @@ def run(out: str, fast: bool) -> dict:
         per.update(norm_decreases=[], norm_mid=[], norm_end=[])
         for seed in SEEDS:
             overrides = [f"loss={loss}", f"seed={seed}", f"name={loss}", f"data.n_samples={n_samples}"]
-            cfg, _, _ = load(os.path.join(HERE, "separable.yaml"), [*overrides, f"train.steps={steps}"])
-            summary, folder, _ = execute(cfg, out)
-            r = load_run(folder)
+            cfg = lossbench.load_config(
+                os.path.join(HERE, "separable.yaml"), *overrides, f"train.steps={steps}"
+            )
+            r = lossbench.run(cfg, out=out)
+            summary, folder = r.summary, r.path
             per["final_loss"].append(summary["final_train_loss"])
             per["min_margin"].append(_min_margin(folder))
             norm, row_loss, step = r.metrics["weight_norm"][:, 0], r.metrics["loss"], r.metrics["step"]
@@ -88,12 +89,8 @@ def _min_margin(folder: str) -> float:
 
 
 def _figure(views: dict, out: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig = new_figure(9, 3.8)
+    a, b = fig.subplots(1, 2)
     hinge = np.load(os.path.join(views[("hinge", 0)][0], "view.npz"))
     bce = np.load(os.path.join(views[("bce", 0)][0], "view.npz"))
     x, y = hinge["x"], hinge["y"].reshape(-1)
@@ -120,19 +117,11 @@ def _figure(views: dict, out: str) -> None:
         )
     b.set(title="weight norm while training (5 seeds)", xlabel="step", ylabel="||w||")
     b.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "hinge_margin.png"), dpi=80)
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "hinge_margin.png"), dpi=80)
 
 
-def _all(values, ok) -> bool:
-    return bool(values) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and ok(v) for v in values
-    )
-
-
-def _spread(values) -> str:
-    if not values or any(v is None for v in values):
+def _range(values) -> str:
+    if not values or not all(is_number(v) for v in values):
         return str(values)
     return f"{min(values):.4g} .. {max(values):.4g}"
 
@@ -173,20 +162,11 @@ def judge(measured: dict) -> list[dict]:
             bce.get("norm_decreases"),
             E["bce_norm_decreases"]["value"],
             lambda v: v == E["bce_norm_decreases"]["value"],
-            f"count of logged intervals without growth; norm {_spread(bce.get('norm_mid'))} at mid-run -> "
-            f"{_spread(bce.get('norm_end'))} at the end",
+            f"count of logged intervals without growth; norm {_range(bce.get('norm_mid'))} at mid-run -> "
+            f"{_range(bce.get('norm_end'))} at the end",
         ),
     ]
-    checks = []
-    for check, values, expected, ok, *note in rows:
-        good = _all(values, ok)
-        checks.append(
-            {
-                "check": check,
-                "measured": _spread(values) if good or values else values,
-                "expected": expected,
-                "verdict": "PASS" if good else "FAIL",
-                "note": (note[0] if note else "") if values else "not measured",
-            }
-        )
-    return checks
+    return [
+        every_seed(name, values, expected, ok, *(note or [""]), strict=True)
+        for name, values, expected, ok, *note in rows
+    ]

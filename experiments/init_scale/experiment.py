@@ -17,11 +17,9 @@ import os
 
 import torch
 
-from lossbench import config
-from lossbench.engine.model import build_model
-from lossbench.engine.train import prepare
-from lossbench.runs import store as runs
-from lossbench.runs import sweep
+import lossbench
+from lossbench.verdicts import every_seed, fmt, lookup
+from lossbench.viz import new_figure, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -77,7 +75,7 @@ HE_INITS = ["default", "xavier_uniform", "kaiming_normal"]
 
 def _configs(path: str, overrides: list[str]) -> list:
     """One validated config, copied once per seed (only the seed differs)."""
-    cfg, _, _ = config.load(os.path.join(HERE, path), overrides)
+    cfg = lossbench.load_config(os.path.join(HERE, path), *overrides)
     return [dataclasses.replace(cfg, seed=s) for s in range(N_SEEDS)]
 
 
@@ -87,9 +85,8 @@ def jacobian_singular_values(cfg, n_examples: int) -> float:
     Built with lossbench's `build_model` from the generator the trainer uses (seed + 1), evaluated
     on the first `n_examples` of the run's own training data.
     """
-    torch.manual_seed(cfg.seed)
-    x = prepare(cfg)["x"][:n_examples]
-    model = build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1))
+    model, data = lossbench.init_model(cfg)
+    x = data["x"][:n_examples]
     keep: list = []
     with torch.no_grad():
         model(x, keep=keep)
@@ -117,11 +114,11 @@ def run(out: str, fast: bool) -> dict:
             ("he", init, c)
             for c in _configs("he_relu30.yaml", [f"name=he_{init}", f"model.init={init}", *width])
         ]
-    results = sweep.run_configs([c for _, _, c in plan], out, workers=1)
+    results = lossbench.run_many([c for _, _, c in plan], out)
     measured: dict = {"glorot": {}, "he": {}}
     curves: dict = {}
-    for (part, key, cfg), (_summary, folder) in zip(plan, results):
-        m = runs.load_run(folder).metrics
+    for (part, key, cfg), r in zip(plan, results):
+        m = r.metrics
         entry = measured[part].setdefault(key, {})
         if part == "glorot":
             go, gw = m["grad_out"][0], m["grad_w"][0]
@@ -139,12 +136,8 @@ def run(out: str, fast: bool) -> dict:
 
 
 def _figure(curves: dict, out: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=90)
+    fig = new_figure(9, 3.2)
+    axes = fig.subplots(1, 2)
     for (part, key), items in curves.items():
         if part == "glorot":
             go, gw = items[0]
@@ -162,46 +155,18 @@ def _figure(curves: dict, out: str) -> None:
         xlabel="hidden layer", ylabel="activation std / first layer's", yscale="log", title="ReLU, 30 hidden"
     )
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    os.makedirs(out, exist_ok=True)
-    fig.savefig(os.path.join(out, "init_scale.png"))
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "init_scale.png"))
 
 
 # ----- judging: pure, from `measured` and EXPECTED only ------------------------------------------
 
 
-def _fmt(values) -> str:
-    return "[" + ", ".join(f"{v:.3g}" for v in values) + "]"
-
-
 def _every(check: str, values, ok, expected: str, source: str) -> dict:
-    """PASS when `ok(v)` holds for every seed's value, PARTIAL for most, FAIL otherwise."""
-    try:
-        values = [float(v) for v in values]
-        good = [bool(ok(v)) and math.isfinite(v) for v in values]
-    except (TypeError, ValueError):
-        values, good = None, []
-    if not good:
-        return {
-            "check": check,
-            "measured": None,
-            "expected": expected,
-            "verdict": "FAIL",
-            "note": "not measured",
-        }
-    verdict = "PASS" if all(good) else "PARTIAL" if sum(good) * 2 > len(good) else "FAIL"
-    note = source if verdict == "PASS" else f"{sum(good)} of {len(good)} seeds; {source}"
-    return {"check": check, "measured": _fmt(values), "expected": expected, "verdict": verdict, "note": note}
-
-
-def _values(measured: dict, *keys):
-    try:
-        for key in keys:
-            measured = measured[key]
-        return measured
-    except (KeyError, TypeError):
-        return None
+    """Every seed's value against `ok` (the seeds' values listed), see lossbench.verdicts."""
+    result = every_seed(check, values, expected, ok, source)
+    if result["measured"] is not None:
+        result["measured"] = fmt(values)
+    return result
 
 
 def judge(measured: dict) -> list[dict]:
@@ -212,7 +177,7 @@ def judge(measured: dict) -> list[dict]:
         checks.append(
             _every(
                 f"tanh, {key} init: mean singular value of the layer Jacobians",
-                _values(measured, "glorot", key, "jacobian_mean_sv"),
+                lookup(measured, "glorot", key, "jacobian_mean_sv"),
                 lambda v, exp=exp: abs(v - exp["value"]) <= exp["tol"],
                 f"{exp['value']} +- {exp['tol']}",
                 exp["source"],
@@ -222,7 +187,7 @@ def judge(measured: dict) -> list[dict]:
     checks.append(
         _every(
             "tanh, default init: back-propagated gradient, first / last hidden layer",
-            _values(measured, "glorot", "default", "backprop_first_last"),
+            lookup(measured, "glorot", "default", "backprop_first_last"),
             lambda v: v < exp["max"],
             f"< {exp['max']}",
             exp["source"],
@@ -232,7 +197,7 @@ def judge(measured: dict) -> list[dict]:
     checks.append(
         _every(
             "tanh, default init: weight-gradient norm, first / last hidden layer",
-            _values(measured, "glorot", "default", "weight_grad_first_last"),
+            lookup(measured, "glorot", "default", "weight_grad_first_last"),
             lambda v: lo <= v <= hi,
             f"in [{lo}, {hi}] (flat)",
             E["weight_grads_flat_default"]["source"],
@@ -242,7 +207,7 @@ def judge(measured: dict) -> list[dict]:
     checks.append(
         _every(
             "tanh, xavier init: back-propagated gradient, first / last hidden layer",
-            _values(measured, "glorot", "xavier", "backprop_first_last"),
+            lookup(measured, "glorot", "xavier", "backprop_first_last"),
             lambda v: lo2 <= v <= hi2,
             f"in [{lo2}, {hi2}]",
             E["backprop_kept_xavier"]["source"],
@@ -254,7 +219,7 @@ def judge(measured: dict) -> list[dict]:
         checks.append(
             _every(
                 f"ReLU, 30 hidden, {init} init: activation std last / first hidden layer",
-                _values(measured, "he", init, "std_last_over_first"),
+                lookup(measured, "he", init, "std_last_over_first"),
                 lambda v, t=target: v > 0 and abs(math.log10(v / t)) <= math.log10(he["max_factor"]),
                 f"{target:g} within a factor {he['max_factor']:g}",
                 he["source"],

@@ -7,13 +7,14 @@ autograd, then checks the shapes the article describes. Nothing here is random.
 
 from __future__ import annotations
 
-import math
 import os
 
 import torch
 import torch.nn.functional as F
 
-from lossbench.components.losses import losses
+import lossbench
+from lossbench.verdicts import check
+from lossbench.viz import new_figure, save_figure
 
 CLAIM = (
     "MAE's slope is the same size everywhere, Huber switches from quadratic to linear at delta, "
@@ -66,7 +67,7 @@ EXPECTED = {
 def _grad(loss_name: str, prediction, target, **kwargs):
     """(loss, d loss / d prediction) of a registered loss, elementwise, by autograd."""
     p = prediction.clone().requires_grad_(True)
-    value = losses[loss_name].fn(p, target, **kwargs)
+    value = lossbench.loss_fn(loss_name)(p, target, **kwargs)
     (g,) = torch.autograd.grad(value.sum(), p)
     return value.detach(), g
 
@@ -136,12 +137,8 @@ def run(out: str, fast: bool) -> dict:
 
 
 def _figure(e, m, curves: dict, out: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6))
+    fig = new_figure(9, 6)
+    axes = fig.subplots(2, 2)
     labels = {"mse": "MSE  e^2", "mae": "MAE  |e|", "huber": "Huber, delta 1"}
     for name, label in labels.items():
         value, g = curves[name]
@@ -159,38 +156,19 @@ def _figure(e, m, curves: dict, out: str) -> None:
     for ax in axes.flat:
         ax.axhline(0, color="grey", lw=0.5)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "loss_gallery.png"), dpi=80)
-    plt.close(fig)
-
-
-def _verdict(ok) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def _num(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    save_figure(fig, os.path.join(out, "loss_gallery.png"), dpi=80)
 
 
 def judge(measured: dict) -> list[dict]:
     E, checks = EXPECTED, []
 
-    def add(check, key, expected, ok, note=""):
+    def add(name, key, expected, ok, note=""):
+        """`ok(value, delta)`, for a dict of values per Huber delta on every one of them."""
         value = measured.get(key)
         if isinstance(value, dict):
-            good = bool(value) and all(_num(v) for v in value.values())
-            verdict = _verdict(good and all(ok(v, k) for k, v in value.items()))
+            checks.append(check(name, value, expected, lambda v: all(ok(x, k) for k, x in v.items()), note))
         else:
-            verdict = _verdict(_num(value) and ok(value, None))
-        checks.append(
-            {
-                "check": check,
-                "measured": value,
-                "expected": expected,
-                "verdict": verdict,
-                "note": note if value is not None else "not measured",
-            }
-        )
+            checks.append(check(name, value, expected, lambda v: ok(v, None), note))
 
     add(
         "MAE: abs slope - 1, largest",

@@ -8,14 +8,13 @@ deterministic (constant init, one example, full batch), so one run per setting s
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 
-from lossbench.config.validate import load
-from lossbench.runs.runner import execute
-from lossbench.runs.store import load_run
+import lossbench
+from lossbench.verdicts import check
+from lossbench.viz import new_figure, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -73,9 +72,7 @@ def _abs_theta(run) -> np.ndarray:
 def run(out: str, fast: bool) -> dict:
     runs = {}
     for key, (config, overrides) in RUNS.items():
-        cfg, _, _ = load(os.path.join(HERE, config), overrides)
-        _, folder, _ = execute(cfg, out)
-        runs[key] = load_run(folder)
+        runs[key] = lossbench.run(lossbench.load_config(os.path.join(HERE, config), *overrides), out=out)
 
     measured = {}
     for key in ("mae_fixed", "mae_small"):
@@ -102,12 +99,8 @@ def run(out: str, fast: bool) -> dict:
 
 
 def _figure(runs: dict, out: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = new_figure(9, 3.4)
+    a, b = fig.subplots(1, 2)
     styles = {
         "mae_fixed": "MAE, lr 0.1",
         "mae_small": "MAE, lr 0.04",
@@ -129,27 +122,7 @@ def _figure(runs: dict, out: str) -> None:
     b.axhline(0.5, color="grey", lw=0.8, ls="--")
     b.set(xlabel="step", ylabel="|theta - target|", title="a large error at equal step (lr 0.1)")
     b.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "mae_jumping.png"), dpi=80)
-    plt.close(fig)
-
-
-def _check(name, value, expected, ok, note="") -> dict:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return {
-            "check": name,
-            "measured": value,
-            "expected": expected,
-            "verdict": "FAIL",
-            "note": "not measured",
-        }
-    return {
-        "check": name,
-        "measured": value,
-        "expected": expected,
-        "verdict": "PASS" if ok(value) else "FAIL",
-        "note": note,
-    }
+    save_figure(fig, os.path.join(out, "mae_jumping.png"), dpi=80)
 
 
 def judge(measured: dict) -> list[dict]:
@@ -158,7 +131,7 @@ def judge(measured: dict) -> list[dict]:
     checks = []
     for key, lr in (("mae_fixed", "0.1"), ("mae_small", "0.04")):
         checks.append(
-            _check(
+            check(
                 f"MAE lr {lr}: end amplitude / step",
                 m(f"{key}_amplitude_over_step"),
                 f"{amp['value']} +- {amp['tol']}",
@@ -168,7 +141,7 @@ def judge(measured: dict) -> list[dict]:
         )
     earlier, later = m("mae_fixed_earlier_tail_abs"), m("mae_fixed_tail_abs")
     checks.append(
-        _check(
+        check(
             "MAE lr 0.1: jumping does not die out",
             None if earlier is None or later is None else later / earlier,
             "1.0 (last 20 steps vs the 20 before)",
@@ -176,7 +149,7 @@ def judge(measured: dict) -> list[dict]:
         )
     )
     checks.append(
-        _check(
+        check(
             "MAE lr 0.1: gradient norm at the end",
             m("mae_fixed_tail_grad_min"),
             E["tail_grad"]["value"],
@@ -185,7 +158,7 @@ def judge(measured: dict) -> list[dict]:
         )
     )
     checks.append(
-        _check(
+        check(
             "decaying step: end amplitude / fixed step's",
             m("decay_vs_fixed"),
             f"<= {E['decay_vs_fixed']['max']}",
@@ -194,7 +167,7 @@ def judge(measured: dict) -> list[dict]:
         )
     )
     checks.append(
-        _check(
+        check(
             "decaying step: abs(theta_t) / lr_(t-1)",
             m("mae_decay_amplitude_over_step"),
             f"<= {E['decay_amplitude_over_step']['max']}",
@@ -203,7 +176,7 @@ def judge(measured: dict) -> list[dict]:
         )
     )
     checks.append(
-        _check(
+        check(
             "MSE lr 0.1: steps where abs(theta) grows",
             m("mse_increases"),
             E["mse_increases"]["value"],
@@ -212,7 +185,7 @@ def judge(measured: dict) -> list[dict]:
         )
     )
     checks.append(
-        _check(
+        check(
             "MSE lr 0.1: final abs(theta)",
             m("mse_final_abs"),
             f"<= {E['mse_final_abs']['max']:g}",
@@ -222,7 +195,7 @@ def judge(measured: dict) -> list[dict]:
     for key, name in (("mse_large", "MSE"), ("mae_large", "MAE")):
         e = E[f"{key[:3]}_steps_to_half"]
         checks.append(
-            _check(
+            check(
                 f"{name}: steps from 10.05 to 0.5 at lr 0.1",
                 m(f"{key}_steps_to_half"),
                 f"{e['value']} +- {e['tol']}",
@@ -232,11 +205,12 @@ def judge(measured: dict) -> list[dict]:
         )
     mse, mae = m("mse_large_steps_to_half"), m("mae_large_steps_to_half")
     checks.append(
-        _check(
+        check(
             "MSE closes a large error in fewer steps than MAE",
-            None if mse is None or mae is None else f"{mse} < {mae}",
+            [mse, mae],
             "MSE steps < MAE steps",
-            lambda v: mse < mae,
+            lambda v: v[0] < v[1],
+            shown=f"{mse} < {mae}",
         )
     )
     return checks

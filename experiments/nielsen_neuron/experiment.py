@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 import os
 
-from lossbench import config
-from lossbench.runs import store as runs
-from lossbench.runs import sweep
+import lossbench
+from lossbench.verdicts import check, expect, lookup
+from lossbench.viz import new_figure, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -85,10 +85,9 @@ def _final_output(summary: dict, loss: str) -> float:
 def run(out: str, fast: bool) -> dict:
     """Train the four neurons as two stacks (the same in fast mode: they take about a second in all)."""
     curves, measured = {}, {}
-    cfgs = [config.load(os.path.join(HERE, path), overrides)[0] for path, overrides in RUNS.values()]
-    results = sweep.run_configs(cfgs, out, workers=1)
-    for key, cfg, (summary, folder) in zip(RUNS, cfgs, results):
-        m = runs.load_run(folder).metrics
+    cfgs = [lossbench.load_config(os.path.join(HERE, path), *overrides) for path, overrides in RUNS.values()]
+    for key, cfg, r in zip(RUNS, cfgs, lossbench.run_many(cfgs, out)):
+        m, summary = r.metrics, r.summary
         a, deriv, grad_b = m["act_mean"][:, -1], m["act_deriv"][:, -1], m["grad_b"][:, -1]
         curves[key] = (m["epoch"], a, deriv)
         measured[key] = {
@@ -109,18 +108,14 @@ def run(out: str, fast: bool) -> dict:
 
 
 def _figure(curves: dict, out: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     labels = {
         "quad_06": "quadratic, (0.6, 0.9)",
         "quad_22": "quadratic, (2, 2)",
         "ce_22": "cross-entropy, (2, 2), lr 0.15",
         "ce_22_slow": "cross-entropy, (2, 2), lr 0.005",
     }
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3), dpi=90)
+    fig = new_figure(8, 3)
+    ax1, ax2 = fig.subplots(1, 2)
     for key, (epoch, a, deriv) in curves.items():
         ax1.plot(epoch, a, label=labels[key])
         if key.startswith("quad"):
@@ -130,45 +125,17 @@ def _figure(curves: dict, out: str) -> None:
     ax2.set(xlabel="epoch", ylabel="logged sigma'(z)", title="the factor in dC/dw (quadratic)", yscale="log")
     ax2.axhline(0.25, color="grey", lw=0.8, ls=":")
     ax2.legend(fontsize=7)
-    fig.tight_layout()
-    os.makedirs(out, exist_ok=True)
-    fig.savefig(os.path.join(out, "nielsen_neuron.png"))
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "nielsen_neuron.png"))
 
 
 # ----- judging: pure, from `measured` and EXPECTED only ------------------------------------------
 
 
-def _get(measured: dict, *keys):
-    for key in keys:
-        measured = measured[key]
-    if measured is None:
-        raise KeyError(keys[-1])
-    return measured
-
-
 def _check(name: str, measured: dict, keys: tuple, exp: dict, note: str) -> dict:
-    """One check: `measured[keys]` against a value with `tol` (absolute) or `rel_tol`."""
-    expected = f"{exp['value']:.4g} +- {exp['tol'] if 'tol' in exp else str(exp['rel_tol'] * 100) + '%'}"
-    try:
-        value = float(_get(measured, *keys))
-    except (KeyError, TypeError, ValueError):
-        return {
-            "check": name,
-            "measured": None,
-            "expected": expected,
-            "verdict": "FAIL",
-            "note": "not measured",
-        }
-    limit = exp["tol"] if "tol" in exp else exp["rel_tol"] * abs(exp["value"])
-    ok = math.isfinite(value) and abs(value - exp["value"]) <= limit
-    return {
-        "check": name,
-        "measured": round(value, 5),
-        "expected": expected,
-        "verdict": "PASS" if ok else "FAIL",
-        "note": f"{note} ({exp['source']})",
-    }
+    """`measured[keys]` against an EXPECTED entry (value with tol or rel_tol), its source in the note."""
+    expected, ok = expect(exp)
+    value = lookup(measured, *keys)
+    return check(name, value, expected, ok, f"{note} ({exp['source']})".strip(), shown=value)
 
 
 def judge(measured: dict) -> list[dict]:
@@ -191,21 +158,21 @@ def judge(measured: dict) -> list[dict]:
         _check("quadratic (2, 2): output at epoch 300", measured, ("quad_22", "end"), E["quad_22_end"], ""),
     ]
     exp = E["plateau"]
-    try:
-        drop_22 = _get(measured, "quad_22", "start") - _get(measured, "quad_22", "at_150")
-        drop_06 = _get(measured, "quad_06", "start") - _get(measured, "quad_06", "at_150")
-        ok = drop_22 < exp["max_drop_22"] and drop_06 > exp["min_drop_06"]
-        value = {"drop_from_2_2": round(drop_22, 4), "drop_from_0.6_0.9": round(drop_06, 4)}
-    except (KeyError, TypeError):
-        ok, value = False, None
-    checks.append(
-        {
-            "check": "plateau: output drop over epochs 0-150",
-            "measured": value,
-            "expected": f"(2, 2) < {exp['max_drop_22']}, (0.6, 0.9) > {exp['min_drop_06']}",
-            "verdict": "PASS" if ok else "FAIL",
-            "note": exp["source"],
+    points = [lookup(measured, k, when) for k in ("quad_22", "quad_06") for when in ("start", "at_150")]
+    value = None
+    if all(isinstance(p, (int, float)) for p in points):
+        value = {
+            "drop_from_2_2": round(points[0] - points[1], 4),
+            "drop_from_0.6_0.9": round(points[2] - points[3], 4),
         }
+    checks.append(
+        check(
+            "plateau: output drop over epochs 0-150",
+            value,
+            f"(2, 2) < {exp['max_drop_22']}, (0.6, 0.9) > {exp['min_drop_06']}",
+            lambda v: v["drop_from_2_2"] < exp["max_drop_22"] and v["drop_from_0.6_0.9"] > exp["min_drop_06"],
+            exp["source"],
+        )
     )
     checks += [
         _check(
@@ -224,19 +191,16 @@ def judge(measured: dict) -> list[dict]:
         ),
     ]
     exp = E["gradient_is_error_times_sigma_prime"]
-    try:
-        err = max(_get(measured, k, "max_rel_error_grad_vs_a_sigma_prime") for k in ("quad_06", "quad_22"))
-        ok = err <= exp["max_rel_error"]
-    except (KeyError, TypeError):
-        err, ok = None, False
+    errors = [lookup(measured, k, "max_rel_error_grad_vs_a_sigma_prime") for k in ("quad_06", "quad_22")]
     checks.append(
-        {
-            "check": "cause: logged bias gradient == (a - y) * logged sigma'(z), every epoch",
-            "measured": err,
-            "expected": f"relative error <= {exp['max_rel_error']}",
-            "verdict": "PASS" if ok else "FAIL",
-            "note": exp["source"],
-        }
+        check(
+            "cause: logged bias gradient == (a - y) * logged sigma'(z), every epoch",
+            errors,
+            f"relative error <= {exp['max_rel_error']}",
+            lambda v: max(v) <= exp["max_rel_error"],
+            exp["source"],
+            shown=max(errors) if None not in errors else None,
+        )
     )
     checks += [
         _check(

@@ -12,8 +12,9 @@ import os
 
 import numpy as np
 
-from lossbench.config.validate import load
-from lossbench.runs.runner import execute
+import lossbench
+from lossbench.verdicts import every_seed, not_measured, numbers
+from lossbench.viz import new_figure, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOSSES = {"mse": "loss=mse", "mae": "loss=mae", "huber": "loss={name: huber, delta: 1.0}"}
@@ -54,10 +55,12 @@ def run(out: str, fast: bool) -> dict:
             fits = []
             for seed in SEEDS:
                 overrides = [override, f"seed={seed}", f"name={part}_{loss}", f"train.steps={steps[part]}"]
-                cfg, _, _ = load(os.path.join(HERE, f"{part}.yaml"), overrides)
-                summary, folder, _ = execute(cfg, out)
-                if summary["status"] != "finished":
-                    raise RuntimeError(f"{folder} {summary['status']}")
+                r = lossbench.run(
+                    lossbench.load_config(os.path.join(HERE, f"{part}.yaml"), *overrides), out=out
+                )
+                folder = r.path
+                if r.summary["status"] != "finished":
+                    raise RuntimeError(f"{folder} {r.summary['status']}")
                 fits.append(_params(folder))
                 folders[(part, loss, seed)] = folder
             if part == "constant":
@@ -70,13 +73,9 @@ def run(out: str, fast: bool) -> dict:
 
 
 def _figure(folders: dict, measured: dict, out: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     colors = {"mse": "C3", "mae": "C0", "huber": "C2"}
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = new_figure(9, 3.4)
+    a, b = fig.subplots(1, 2)
     targets = [1, 2, 3, 4, 100]
     a.scatter(range(len(targets)), targets, color="k", zorder=3, label="targets")
     for loss, c in colors.items():
@@ -99,45 +98,38 @@ def _figure(folders: dict, measured: dict, out: str) -> None:
         b.plot(v["grid_x"], v["pred"][:, 0], color=c, label=f"{loss}: b = {measured[f'line_{loss}'][0]:.2f}")
     b.set(xlabel="x", ylabel="y", title="line fit, 10% outliers (seed 0)", ylim=(-3, 25))
     b.legend(fontsize=8, loc="center left")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "outliers.png"), dpi=80)
-    plt.close(fig)
-
-
-def _spread(values) -> str:
-    return f"{min(values):.4g} .. {max(values):.4g} (mean {np.mean(values):.4g})"
+    save_figure(fig, os.path.join(out, "outliers.png"), dpi=80)
 
 
 def judge(measured: dict) -> list[dict]:
     checks = []
     for key, e in EXPECTED.items():
-        values = measured.get(key)
         part, loss = key.split("_")
         what = "fitted constant" if part == "constant" else "fitted intercept"
-        check = {
-            "check": f"{loss} {what}",
-            "expected": f"{e['value']} +- {e['tol']}",
-            "note": f"every one of the seeds within the tolerance; {e['source']}",
-        }
-        if not values or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            checks.append({**check, "measured": values, "verdict": "FAIL", "note": "not measured"})
-            continue
-        ok = all(abs(v - e["value"]) <= e["tol"] for v in values)
-        checks.append({**check, "measured": _spread(values), "verdict": "PASS" if ok else "FAIL"})
+        checks.append(
+            every_seed(
+                f"{loss} {what}",
+                measured.get(key),
+                f"{e['value']} +- {e['tol']}",
+                lambda v, e=e: abs(v - e["value"]) <= e["tol"],
+                f"every one of the seeds within the tolerance; {e['source']}",
+                strict=True,
+            )
+        )
     # the point of Huber: on every seed it lies nearer the robust fit than the dragged one
-    mse, mae, huber = (measured.get(f"line_{k}") for k in ("mse", "mae", "huber"))
-    check = {"check": "huber nearer MAE than MSE (line)", "expected": "abs(huber - mae) < abs(huber - mse)"}
+    mse, mae, huber = (numbers(measured.get(f"line_{k}")) for k in ("mse", "mae", "huber"))
+    name, expected = "huber nearer MAE than MSE (line)", "abs(huber - mae) < abs(huber - mse)"
     if not (mse and mae and huber and len(mse) == len(mae) == len(huber)):
-        checks.append({**check, "measured": None, "verdict": "FAIL", "note": "not measured"})
+        checks.append(not_measured(name, expected))
     else:
         gaps = [(abs(h - a), abs(h - s)) for s, a, h in zip(mse, mae, huber)]
-        ok = all(near < far for near, far in gaps)
         worst = max(near / far if far else math.inf for near, far in gaps)
         checks.append(
             {
-                **check,
+                "check": name,
                 "measured": f"largest ratio {worst:.3g}",
-                "verdict": "PASS" if ok else "FAIL",
+                "expected": expected,
+                "verdict": "PASS" if all(near < far for near, far in gaps) else "FAIL",
                 "note": "on every seed; the ratio abs(huber - mae) / abs(huber - mse)",
             }
         )

@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
-from lossbench import config
-from lossbench.components.losses import per_example
-from lossbench.engine.model import build_model
-from lossbench.engine.train import prepare
+import lossbench
+from lossbench.verdicts import majority, not_measured, numbers
+from lossbench.viz import new_figure, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -55,10 +54,9 @@ N_SEEDS = 5
 
 def surface(cfg, loss_name: str, w1, w2):
     """Mean loss and gradient norm over the grid of (W1, W2) values, with the config's biases."""
-    torch.manual_seed(cfg.seed)
-    d = prepare(cfg)
+    model, d = lossbench.init_model(cfg)
+    model = model.double()
     x, y = d["x"].double(), d["y"].double()
-    model = build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1)).double()
     params = {k: v.detach() for k, v in model.named_parameters()}
 
     def loss_at(w):
@@ -66,7 +64,7 @@ def surface(cfg, loss_name: str, w1, w2):
         p["layers.0.weight"] = w[0].reshape(1, 1)
         p["layers.1.weight"] = w[1].reshape(1, 1)
         z = functional_call(model, p, (x,))
-        return per_example(loss_name, {}, z, model.output, y).mean()
+        return lossbench.model_loss(loss_name, z, model.output, y).mean()
 
     points = torch.stack([w1.reshape(-1), w2.reshape(-1)], 1).double()
     losses = vmap(loss_at)(points)
@@ -82,7 +80,7 @@ def run(out: str, fast: bool) -> dict:
     measured: dict = {"grid": n, "mse": [], "bce": [], "high_share": {"mse": [], "bce": []}}
     pictures = {}
     for loss_name in ("mse", "bce"):
-        cfg, _, _ = config.load(os.path.join(HERE, "tiny_net.yaml"), [f"loss={loss_name}"])
+        cfg = lossbench.load_config(os.path.join(HERE, "tiny_net.yaml"), f"loss={loss_name}")
         for seed in range(N_SEEDS):
             seeded = dataclasses.replace(cfg, seed=seed)  # only the seed differs
             loss, gnorm = surface(seeded, loss_name, w1, w2)
@@ -97,13 +95,9 @@ def run(out: str, fast: bool) -> dict:
 
 
 def _figure(pictures: dict, extent: float, out: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     titles = {"mse": "quadratic", "bce": "cross-entropy"}
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4), dpi=90)
+    fig = new_figure(8, 3.4)
+    axes = fig.subplots(1, 2)
     for ax, (name, (loss, plateau)) in zip(axes, pictures.items()):
         img = ax.imshow(loss, origin="lower", extent=(-extent, extent, -extent, extent), cmap="viridis")
         ax.contour(
@@ -116,10 +110,7 @@ def _figure(pictures: dict, extent: float, out: str) -> None:
         ax.set(xlabel="W1 (first layer)", ylabel="W2 (output layer)", title=f"{titles[name]}: loss / chance")
         fig.colorbar(img, ax=ax, fraction=0.046)
     fig.suptitle("red: high loss with nearly zero gradient (seed 0)", fontsize=9)
-    fig.tight_layout()
-    os.makedirs(out, exist_ok=True)
-    fig.savefig(os.path.join(out, "plateaus.png"))
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "plateaus.png"))
 
 
 # ----- judging: pure, from `measured` and EXPECTED only ------------------------------------------
@@ -128,23 +119,11 @@ def _figure(pictures: dict, extent: float, out: str) -> None:
 def judge(measured: dict) -> list[dict]:
     check = "share of high-loss points with a nearly zero gradient: quadratic > cross-entropy, every seed"
     expected = "quadratic share > cross-entropy share on each of the seeds"
-    try:
-        quad = [float(v) for v in measured["mse"]]
-        ce = [float(v) for v in measured["bce"]]
-        if not quad or len(quad) != len(ce):
-            raise ValueError
-    except (KeyError, TypeError, ValueError):
-        return [
-            {
-                "check": check,
-                "measured": None,
-                "expected": expected,
-                "verdict": "FAIL",
-                "note": "not measured",
-            }
-        ]
+    quad, ce = numbers(measured.get("mse")), numbers(measured.get("bce"))
+    if not quad or not ce or len(quad) != len(ce):
+        return [not_measured(check, expected)]
     wins = [q > c for q, c in zip(quad, ce)]
-    verdict = "PASS" if all(wins) else "PARTIAL" if sum(wins) * 2 > len(wins) else "FAIL"
+    verdict = majority(sum(wins), len(wins))
     return [
         {
             "check": check,

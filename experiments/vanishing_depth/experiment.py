@@ -17,9 +17,10 @@ import os
 
 import numpy as np
 
-from lossbench import config
-from lossbench.runs import store as runs
-from lossbench.runs import sweep
+import lossbench
+from lossbench.verdicts import majority
+from lossbench.verdicts import not_measured as _fail
+from lossbench.viz import new_figure, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -113,14 +114,14 @@ def run(out: str, fast: bool) -> dict:
     for variant, (overrides, depths) in _variants(fast).items():
         for depth in depths:
             name = f"name=vanishing_{variant}_d{depth}"
-            cfg, _, _ = config.load(os.path.join(HERE, BASE), [name, f"model.depth={depth}", *overrides])
+            cfg = lossbench.load_config(os.path.join(HERE, BASE), name, f"model.depth={depth}", *overrides)
             # only the seed differs between members, so one validated config serves all five
             plan += [(variant, depth, dataclasses.replace(cfg, seed=s)) for s in range(N_SEEDS)]
-    results = sweep.run_configs([c for _, _, c in plan], out, workers=1)
+    results = lossbench.run_many([c for _, _, c in plan], out)
     measured: dict = {}
     profiles: dict = {}
-    for (variant, depth, _cfg), (_summary, folder) in zip(plan, results):
-        m = runs.load_run(folder).metrics
+    for (variant, depth, _cfg), r in zip(plan, results):
+        m = r.metrics
         g = m["grad_b"]
         entry = measured.setdefault(variant, {}).setdefault(str(depth), {"grad_b": [], "ratios": []})
         entry["grad_b"].append([float(v) for v in g[0]])
@@ -144,12 +145,8 @@ def run(out: str, fast: bool) -> dict:
 
 
 def _figure(measured: dict, profiles: dict, out: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), dpi=90)
+    fig = new_figure(11, 3.2)
+    axes = fig.subplots(1, 3)
     ax = axes[0]
     for depth, entry in measured.get("sigmoid_ce", {}).items():
         hidden = entry["grad_b_mean"][:-1]
@@ -170,10 +167,7 @@ def _figure(measured: dict, profiles: dict, out: str) -> None:
             ax.plot(step, g[:, layer], label=f"hidden {layer + 1}")
     ax.set(xlabel="step (mini-batch 10)", ylabel="|grad b|", yscale="log", title="during training (seed 0)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    os.makedirs(out, exist_ok=True)
-    fig.savefig(os.path.join(out, "vanishing_depth.png"))
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "vanishing_depth.png"))
 
 
 # ----- judging: pure, from `measured` and EXPECTED only ------------------------------------------
@@ -181,10 +175,6 @@ def _figure(measured: dict, profiles: dict, out: str) -> None:
 
 def _fmt(values) -> str:
     return "[" + ", ".join(f"{v:.2f}" for v in values) + "]"
-
-
-def _fail(check: str, expected: str, note: str = "not measured") -> dict:
-    return {"check": check, "measured": None, "expected": expected, "verdict": "FAIL", "note": note}
 
 
 def _ratio_check(check: str, entry: dict | None, lo: float, hi: float, source: str) -> dict:
@@ -196,7 +186,7 @@ def _ratio_check(check: str, entry: dict | None, lo: float, hi: float, source: s
     except (KeyError, TypeError):
         return _fail(check, expected)
     inside = [lo <= v <= hi for v in means]
-    verdict = "PASS" if means and all(inside) else "PARTIAL" if sum(inside) * 2 >= len(inside) > 0 else "FAIL"
+    verdict = majority(sum(inside), len(inside))
     note = f"{spread}; {source}"
     if verdict == "PARTIAL":
         note = f"only {sum(inside)} of {len(inside)} layer pairs in range; " + note

@@ -531,3 +531,19 @@ def save_figures(groups: list[Group], out: str, fmt: str = "png") -> list[str]:
 
 
 # ----- commands --------------------------------------------------------------------------------------
+
+
+# ----- for figures drawn outside this module (the experiments) -------------------------------------
+
+
+def new_figure(width: float, height: float):
+    """A Figure on the Agg canvas (no pyplot state): draw on `fig.subplots(...)`, then `save_figure`."""
+    return _figure(width, height)
+
+
+def save_figure(fig, path: str, dpi: int = 100) -> str:
+    """Write one Figure to `path` (format from the suffix, atomically, readable by all)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    atomic_write(path, render(fig, os.path.splitext(path)[1].lstrip(".") or "png", dpi))
+    os.chmod(path, 0o644)  # atomic_write's temporary file is private (0600); figures are for sharing
+    return path

@@ -1,0 +1,186 @@
+"""Judging helpers shared by every experiment: one check, every-seed spread, not measured, PARTIAL.
+
+An experiment's `judge(measured)` compares what lossbench measured with an expectation stated with
+its source and returns one dict per check, `{"check", "measured", "expected", "verdict", "note"}`.
+These helpers build those dicts, so that three rules hold in every experiment alike:
+
+- a value that is missing, not a number or not finite is a FAIL whose note says "not measured"
+  (never a crash, never a pass): `not_measured`, and `check` / `every_seed` apply it themselves;
+- PARTIAL means "more than half, but not all" (of the seeds, layer pairs, ...): `majority`;
+- an expectation is a value with a tolerance, a bound or a range, written as a dict with its
+  source (`{"value": 22.0, "tol": 0.01, "source": "the mean of [1, 2, 3, 4, 100]"}`): `expect`.
+
+Nothing here imports torch or the rest of lossbench: judging is pure arithmetic on `measured`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+NOT_MEASURED = "not measured"
+VERDICTS = ("PASS", "PARTIAL", "FAIL")
+
+__all__ = [
+    "NOT_MEASURED",
+    "VERDICTS",
+    "check",
+    "every_seed",
+    "expect",
+    "fmt",
+    "is_number",
+    "lookup",
+    "majority",
+    "mean_sem",
+    "not_measured",
+    "numbers",
+    "spread",
+]
+
+
+def is_number(value: Any) -> bool:
+    """True for a finite int or float (a bool is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def numbers(values: Any) -> list[float] | None:
+    """`values` as a list of floats when it is a non-empty list of finite numbers, else None."""
+    if not isinstance(values, (list, tuple)) or not values or not all(is_number(v) for v in values):
+        return None
+    return [float(v) for v in values]
+
+
+def lookup(measured: Any, *keys: Any) -> Any:
+    """`measured[k1][k2]...`, or None when any level is missing or not a mapping/list."""
+    for key in keys:
+        try:
+            measured = measured[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return measured
+
+
+def majority(n_ok: int, n: int) -> str:
+    """PASS when all `n` hold, PARTIAL when more than half do, FAIL otherwise (and when n is 0)."""
+    if n > 0 and n_ok == n:
+        return "PASS"
+    return "PARTIAL" if 2 * n_ok > n else "FAIL"
+
+
+def not_measured(name: str, expected: Any, why: str = NOT_MEASURED) -> dict:
+    """The FAIL of a check whose measurement is missing (the run did not produce it)."""
+    return {"check": name, "measured": None, "expected": expected, "verdict": "FAIL", "note": why}
+
+
+def _all_numbers(value: Any) -> bool:
+    if isinstance(value, dict):
+        return bool(value) and all(_all_numbers(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_all_numbers(v) for v in value)
+    return is_number(value)
+
+
+def check(
+    name: str,
+    value: Any,
+    expected: Any,
+    ok: Callable[[Any], bool] | bool,
+    note: str = "",
+    shown: Any = None,
+) -> dict:
+    """One check: PASS when `ok(value)` (or `ok` itself, a bool) holds, FAIL otherwise.
+
+    `value` is a number, or a list or dict of numbers; any missing or non-finite number makes the
+    check a FAIL "not measured" before `ok` is asked. `shown` is what the table prints as measured
+    (default: `value`).
+    """
+    if not _all_numbers(value):
+        return not_measured(name, expected)
+    try:
+        good = bool(ok(value)) if callable(ok) else bool(ok)
+    except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError):
+        return not_measured(name, expected, f"{NOT_MEASURED} (the measurement has the wrong form)")
+    return {
+        "check": name,
+        "measured": value if shown is None else shown,
+        "expected": expected,
+        "verdict": "PASS" if good else "FAIL",
+        "note": note,
+    }
+
+
+def expect(exp: dict) -> tuple[str, Callable[[float], bool]]:
+    """(text, predicate) of an expectation dict: `value` with `tol` or `rel_tol`, `max`, `min`,
+    `above` (strictly), `range` [lo, hi], or `value` alone (exact equality)."""
+    if "value" in exp and "tol" in exp:
+        v, tol = exp["value"], exp["tol"]
+        return f"{v:g} +- {tol:g}", lambda x: abs(x - v) <= tol
+    if "value" in exp and "rel_tol" in exp:
+        v, rel = exp["value"], exp["rel_tol"]
+        return f"{v:.4g} +- {rel * 100:g}%", lambda x: abs(x - v) <= rel * abs(v)
+    if "range" in exp:
+        lo, hi = exp["range"]
+        return f"in [{lo:g}, {hi:g}]", lambda x: lo <= x <= hi
+    if "max" in exp:
+        return f"<= {exp['max']:g}", lambda x: x <= exp["max"]
+    if "min" in exp:
+        return f">= {exp['min']:g}", lambda x: x >= exp["min"]
+    if "above" in exp:
+        return f"> {exp['above']:g}", lambda x: x > exp["above"]
+    if "value" in exp:
+        return f"{exp['value']:g}", lambda x: x == exp["value"]
+    raise ValueError(f"an expectation needs value/tol, rel_tol, range, max, min or above: {exp}")
+
+
+def fmt(values: Any, digits: int = 3) -> str:
+    """A list of numbers as "[a, b, c]" to `digits` significant digits."""
+    return "[" + ", ".join(f"{float(v):.{digits}g}" for v in values) + "]"
+
+
+def spread(values: list[float], digits: int = 4) -> str:
+    """ "min .. max (mean m)" of the seeds' values."""
+    mean = sum(values) / len(values)
+    return f"{min(values):.{digits}g} .. {max(values):.{digits}g} (mean {mean:.{digits}g})"
+
+
+def mean_sem(values: list[float]) -> tuple[float, float]:
+    """The mean and its standard error (sample sd / sqrt(n)); the error is inf for one value."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.inf
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def every_seed(
+    name: str,
+    values: Any,
+    expected: Any,
+    ok: Callable[[float], bool],
+    note: str = "",
+    digits: int = 4,
+    strict: bool = False,
+) -> dict:
+    """A check over seeds: PASS when `ok` holds on every seed, PARTIAL on more than half, else FAIL.
+
+    `strict`: no PARTIAL, for a claim that must hold on every seed (a fit, an exact zero). The table
+    shows the spread (min .. max, mean); the note says how many seeds held when not all.
+    """
+    vals = numbers(values)
+    if vals is None:
+        return not_measured(name, expected)
+    good = [bool(ok(v)) for v in vals]
+    verdict = majority(sum(good), len(good))
+    if strict and verdict == "PARTIAL":
+        verdict = "FAIL"
+    if verdict != "PASS":
+        note = f"{sum(good)} of {len(good)} seeds hold; {note}".rstrip("; ")
+    return {
+        "check": name,
+        "measured": spread(vals, digits),
+        "expected": expected,
+        "verdict": verdict,
+        "note": note,
+    }
