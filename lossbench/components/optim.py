@@ -17,6 +17,27 @@ from .registry import Registry
 optimizers = Registry("optimizer")
 schedules = Registry("schedule")
 
+EMPTY = "optimizer got an empty parameter list"
+"""What `torch.optim.Optimizer.__init__` raises for no parameters, after the subclass's checks."""
+
+
+def check_arguments(name: str, kwargs: dict) -> None:
+    """Run a torch.optim optimizer's own argument checks without building one.
+
+    Each torch.optim constructor checks its arguments (a negative `lr`, `nesterov` without
+    momentum, a beta outside [0, 1)) before the base class looks at the parameters, and an empty
+    parameter list stops it there. A real optimizer would import `torch._dynamo` on its first
+    method call (torch wraps them in `torch._disable_dynamo`), which costs about as much as importing
+    torch itself: validating a config has no reason to pay it.
+
+    Raises whatever the constructor raises for bad arguments.
+    """
+    try:
+        optimizers[name].fn([], **kwargs)
+    except ValueError as e:
+        if str(e) != EMPTY:
+            raise
+
 
 @optimizers.register
 def sgd(

@@ -386,7 +386,7 @@ def _try_components(cfg: Config, dataset, problems: list) -> None:
 
     from ..components.activations import activations
     from ..components.inits import inits
-    from ..components.optim import optimizers, schedules
+    from ..components.optim import check_arguments, schedules
 
     def attempt(path, what, fn, *args, **kwargs):
         try:
@@ -402,9 +402,8 @@ def _try_components(cfg: Config, dataset, problems: list) -> None:
     fn = attempt("model.activation", f"activation {act.name!r}", activations[act.name].fn, **act.kwargs)
     if fn is not None:
         attempt("model.activation", f"activation {act.name!r}", fn, torch.linspace(-3, 3, 7))
-    param = torch.zeros(1, requires_grad=True)
-    optim = cfg.optim
-    attempt("optim", f"optimizer {optim.name!r}", optimizers[optim.name].fn, [param], **optim.kwargs)
+    optim = cfg.optim  # its checks only: a built optimizer would import torch._dynamo (slow)
+    attempt("optim", f"optimizer {optim.name!r}", check_arguments, optim.name, optim.kwargs)
     if dataset is None:
         return
     n_train = len(dataset.x) - int(len(dataset.x) * cfg.data.val_fraction)

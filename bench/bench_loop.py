@@ -1,0 +1,191 @@
+"""The edit-run-look loop: each command's wall time against its floor, as ratios (issue 13).
+
+Every row is a fresh `python -m lossbench ...` process (best wall time of `--repeats`), and every
+floor is measured in this same run: the bare `import torch` and `import matplotlib.pyplot`
+processes, and the bare training (the same configs trained in this process after the imports,
+writing nothing). Targets, on the 2-core machine:
+
+- a finished run reused: at most the torch import + 0.5 s;
+- `validate` of one config: at most the torch import + 0.5 s; of a 16-seed sweep: at most 1.5x one;
+- a 16-seed stacked sweep (depth 5, width 16): at most 3x (torch import + its training);
+- `plot` of one run: at most 1.5 s; of the 27-run `configs/sweep_activations.yaml`: at most 8 s;
+- `watch`: from saving the quickstart config to the page's refreshed figures: at most 2 s.
+
+    python bench/bench_loop.py              # about 3 minutes on a 2-core machine
+    python bench/bench_loop.py --repeats 1  # quicker, noisier
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+
+SEEDS = {  # bench_sweep.py's 16-seed case
+    "name": "bench_seeds",
+    "data": {"name": "moons", "n_samples": 1000},
+    "model": {"depth": 5, "width": 16, "activation": "sigmoid"},
+    "loss": "bce",
+    "optim": {"name": "sgd", "lr": 0.5, "momentum": 0.9},
+    "train": {"steps": 300, "batch_size": 64},
+    "sweep": {"seeds": 16},
+}
+
+
+def wall(args: list[str], repeats: int, setup=None) -> float:
+    """Best wall time of `repeats` runs of `python ARGS` (calling `setup()` before each)."""
+    best = float("inf")
+    for _ in range(repeats):
+        if setup:
+            setup()
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def lb(*args: str) -> list[str]:
+    return ["-m", "lossbench", *args]
+
+
+def bare_training(raw: dict, stacked: bool) -> float:
+    """Seconds to train the sweep's members in this process, imports done, nothing written."""
+    import torch
+
+    from lossbench.engine.stacked import train_stacked
+    from lossbench.engine.train import train
+    from lossbench.runs.sweep import expand
+
+    torch.set_num_threads(1)
+    configs = expand(raw)
+    start = time.perf_counter()
+    if stacked:
+        train_stacked(configs)
+    else:
+        for cfg in configs:
+            train(cfg)
+    return time.perf_counter() - start
+
+
+def watch_refresh(tmp: str, repeats: int) -> float | None:
+    """Seconds from saving the quickstart config to a new figure version on the watch page."""
+    config = os.path.join(tmp, "watch.yaml")
+    shutil.copy(os.path.join(ROOT, "configs", "quickstart.yaml"), config)
+    proc = subprocess.Popen(
+        [sys.executable, *lb("watch", config, "--out", os.path.join(tmp, "w"))],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        url = None
+        for line in proc.stdout:
+            if "http://127.0.0.1:" in line:
+                url = line[line.index("http://") :].split()[0]
+                break
+        if url is None:
+            return None
+
+        def state():
+            with urllib.request.urlopen(url.rstrip("/") + "/state.json", timeout=5) as r:
+                return json.load(r)
+
+        def wait_for(version):
+            while True:
+                s = state()
+                if s["version"] >= version and not s["busy"]:
+                    return s
+                time.sleep(0.01)
+
+        version = wait_for(1)["version"]
+        best = float("inf")
+        for i in range(repeats):
+            text = open(config).read().replace(f"seed: {i}", f"seed: {i + 1}")
+            start = time.perf_counter()
+            with open(config, "w") as f:
+                f.write(text)
+            version = wait_for(version + 1)["version"]
+            best = min(best, time.perf_counter() - start)
+        return best
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    n = ap.parse_args().repeats
+    tmp = tempfile.mkdtemp(prefix="bench_loop_")
+    out = os.path.join(tmp, "results")
+    seeds = os.path.join(tmp, "seeds.yaml")
+    with open(seeds, "w") as f:
+        yaml.safe_dump(SEEDS, f)
+    quick = os.path.join(ROOT, "configs", "quickstart.yaml")
+    sweep27 = os.path.join(ROOT, "configs", "sweep_activations.yaml")
+    try:
+        torch_s = wall(["-c", "import torch"], n)
+        mpl_s = wall(["-c", "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot"], n)
+        rows = []
+
+        def row(what, seconds, floor_name, floor, target, ok):
+            rows.append((what, seconds, floor_name, floor, seconds / floor, target, ok))
+            print(f"{what:<42} {seconds:6.2f} s", file=sys.stderr)
+
+        wall(lb("run", quick, "--out", out, "--quiet"), 1)  # train once; the rows reuse it
+        s = wall(lb("run", quick, "--out", out, "--quiet"), n)
+        row("run (a finished run reused)", s, "torch import", torch_s, "<= floor + 0.5 s", s <= torch_s + 0.5)
+        v1 = wall(lb("validate", quick), n)
+        row("validate one config", v1, "torch import", torch_s, "<= floor + 0.5 s", v1 <= torch_s + 0.5)
+        v16 = wall(lb("validate", seeds), n)
+        row("validate a 16-seed sweep", v16, "validate one", v1, "<= 1.5x", v16 <= 1.5 * v1)
+
+        raw = yaml.safe_load(open(seeds))
+        train_s = bare_training(raw, stacked=True)
+        clean = lambda: shutil.rmtree(out, ignore_errors=True)  # noqa: E731
+        s = wall(lb("run", seeds, "--out", out, "--quiet"), n, setup=clean)
+        floor = torch_s + train_s
+        row("run a 16-seed sweep, stacked", s, "torch + training", floor, "<= 3x", s <= 3 * floor)
+        plain_s = bare_training(raw, stacked=False)
+        s = wall(lb("run", seeds, "--out", out, "--quiet", "--no-batch"), 1, setup=clean)
+        row("the same, --no-batch", s, "torch + training", torch_s + plain_s, "(none)", None)
+
+        wall(lb("run", quick, "--out", out, "--quiet"), 1)
+        s = wall(lb("plot", os.path.join(out, "quickstart"), "--out", os.path.join(tmp, "f1")), n)
+        row("plot one run", s, "matplotlib import", mpl_s, "<= 1.5 s", s <= 1.5)
+        wall(lb("run", sweep27, "--out", out, "--quiet"), 1)
+        sweep_dir = os.path.join(out, "sweep_activations")
+        s = wall(lb("plot", sweep_dir, "--out", os.path.join(tmp, "f27")), n)
+        row("plot the 27-run sweep", s, "matplotlib import", mpl_s, "<= 8 s", s <= 8)
+        s = wall(lb("report", out, "--out", os.path.join(tmp, "report")), n)
+        row("report of the results folder", s, "matplotlib import", mpl_s, "(none)", None)
+        s = watch_refresh(tmp, n)
+        if s is not None:
+            row("watch: save to refreshed figures", s, "torch import", torch_s, "<= 2 s", s <= 2)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\nfloors: torch import {torch_s:.2f} s, matplotlib import {mpl_s:.2f} s (best of {n})\n")
+    print("| what | wall time | floor | ratio | target | met |")
+    print("|---|---|---|---|---|---|")
+    for what, s, floor_name, floor, ratio, target, ok in rows:
+        met = "-" if ok is None else ("yes" if ok else "**no**")
+        print(f"| {what} | {s:.2f} s | {floor_name} {floor:.2f} s | {ratio:.2f} | {target} | {met} |")
+
+
+if __name__ == "__main__":
+    main()
