@@ -373,9 +373,8 @@ def _list_entry(kind: str, registry, name: str) -> str:
         facts.append(f"tasks: {', '.join(entry.meta['tasks'])}")
     if kind == "data":
         facts.append(_data_facts(name))
-    params = entry.defaults()
-    if params:
-        facts.append(f"keys: {', '.join(f'{k}={v}' for k, v in params.items())}")
+    if entry.defaults():
+        facts.append(f"keys: {entry.keywords_text()}")
     if registry.others(name):
         facts.append(f"also called: {', '.join(registry.others(name))}")
     indent = " " * 19

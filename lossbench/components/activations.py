@@ -13,82 +13,86 @@ To add one: a function here with `@activations.register`, returning a callable o
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Gt
 
 from .registry import Registry
 
 activations = Registry("activation")
 
+Activation = Callable[[torch.Tensor], torch.Tensor]
 SATURATION = 0.05  # a unit is saturated when its derivative is below 5% of the peak derivative
 
 
 @activations.register(derivative=lambda z, a: a * (1 - a))
-def sigmoid():
+def sigmoid() -> Activation:
     """Logistic 1 / (1 + exp(-z)); derivative at most 1/4, so deep stacks vanish."""
     return torch.sigmoid
 
 
 @activations.register(derivative=lambda z, a: 1 - a * a)
-def tanh():
+def tanh() -> Activation:
     """Hyperbolic tangent; zero-centred, derivative at most 1."""
     return torch.tanh
 
 
 @activations.register(derivative=lambda z, a: torch.sign(a))  # 1 where z > 0, else 0: one op
-def relu():
+def relu() -> Activation:
     """max(0, z); derivative 0 or 1, so it does not shrink the gradient where active."""
     return F.relu
 
 
 @activations.register
-def leaky_relu(*, negative_slope: float = 0.01):
+def leaky_relu(*, negative_slope: float = 0.01) -> Activation:
     """max(z, negative_slope * z); a small slope keeps negative units alive."""
     return functools.partial(F.leaky_relu, negative_slope=negative_slope)
 
 
 @activations.register
-def elu(*, alpha: float = 1.0):
+def elu(*, alpha: float = 1.0) -> Activation:
     """z for z > 0, alpha (exp(z) - 1) otherwise; smooth, saturates at -alpha."""
     return functools.partial(F.elu, alpha=alpha)
 
 
 @activations.register
-def gelu():
+def gelu() -> Activation:
     """z * Phi(z), the Gaussian error linear unit (exact form)."""
     return F.gelu
 
 
 @activations.register
-def silu():
+def silu() -> Activation:
     """z * sigmoid(z) (swish); smooth and non-monotonic near zero."""
     return F.silu
 
 
 @activations.register
-def softsign():
+def softsign() -> Activation:
     """z / (1 + abs(z)); like tanh but saturating polynomially."""
     return F.softsign
 
 
 @activations.register
-def softplus(*, beta: float = 1.0):
+def softplus(*, beta: Annotated[float, Gt(0)] = 1.0) -> Activation:
     """log(1 + exp(beta z)) / beta, a smooth ReLU."""
     return functools.partial(F.softplus, beta=beta)
 
 
 @activations.register(derivative=lambda z, a: torch.ones_like(z))
-def identity():
+def identity() -> Activation:
     """z unchanged: a deep linear net."""
     return _identity
 
 
-def _identity(z):
+def _identity(z: torch.Tensor) -> torch.Tensor:
     return z
 
 
-def derivative(fn, z):
+def derivative(fn: Activation, z: torch.Tensor) -> torch.Tensor:
     """The elementwise derivative of activation `fn` at `z`, by autograd."""
     with torch.inference_mode(False), torch.enable_grad():  # callable from a reading in inference mode
         z = z.detach().clone().requires_grad_(True)  # (a clone outside inference mode can be differentiated)
@@ -96,7 +100,7 @@ def derivative(fn, z):
     return d
 
 
-def derivative_fn(name: str, kwargs: dict):
+def derivative_fn(name: str, kwargs: dict) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """`(z, a) -> fn'(z)` for activation `name`: its closed form when registered, else autograd.
 
     The closed forms (sigmoid, tanh, relu, identity) only save time; tests check them against

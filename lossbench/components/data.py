@@ -15,18 +15,30 @@ import math
 import os
 import struct
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import torch
+from annotated_types import Ge, Gt, Interval
 
+from ..errors import UserError
 from .losses import BINARY, MULTICLASS, REGRESSION
 from .registry import Registry
 
 datasets = Registry("data set")
 
+NSamples = Annotated[int, Ge(1)]
+Noise = Annotated[float, Ge(0)]
+NClasses = Annotated[int, Interval(ge=1, le=1000)]
+NFeatures = Annotated[int, Interval(ge=1, le=100_000)]
 
-class DataError(ValueError):
-    """A data set cannot be built from the given settings; the message says why."""
+
+class DataError(UserError):
+    """A data set cannot be built from the given settings: a user error, at key path `key`."""
+
+    def __init__(self, message: str, key: str = "data"):
+        super().__init__([(key, message)], "data")
 
 
 @dataclass
@@ -51,7 +63,7 @@ class Dataset:
         return f"Dataset({self.task}, n={len(self.x)}, d_in={self.x.shape[1]}, d_out={self.n_outputs})"
 
 
-def _binary(x, labels, **kw):
+def _binary(x: torch.Tensor, labels: torch.Tensor, **kw: Any) -> Dataset:
     return Dataset(x, labels.reshape(-1, 1).to(x.dtype), BINARY, **kw)
 
 
@@ -60,15 +72,15 @@ def _binary(x, labels, **kw):
 
 @datasets.register
 def line(
-    g,
+    g: torch.Generator,
     *,
-    n_samples: int = 200,
+    n_samples: NSamples = 200,
     slope: float = 2.0,
     intercept: float = 1.0,
-    noise: float = 0.1,
-    outlier_fraction: float = 0.0,
+    noise: Noise = 0.1,
+    outlier_fraction: Annotated[float, Interval(ge=0, le=1)] = 0.0,
     outlier_shift: float = 20.0,
-):
+) -> Dataset:
     """y = slope x + intercept + N(0, noise^2), x ~ U(-1, 1); a fraction of targets shifted (outliers)."""
     x = torch.rand(n_samples, 1, generator=g, dtype=torch.float64) * 2 - 1
     y = slope * x + intercept + noise * torch.randn(n_samples, 1, generator=g, dtype=torch.float64)
@@ -80,16 +92,22 @@ def line(
 
 
 @datasets.register(val_fraction=0.0)
-def constants(g, *, targets: list[float] = (1.0, 2.0, 3.0, 4.0, 100.0)):
+def constants(g: torch.Generator, *, targets: Sequence[float] = (1.0, 2.0, 3.0, 4.0, 100.0)) -> Dataset:
     """Fit one constant to the given targets (x = 0): MSE finds the mean, MAE the median."""
     if len(targets) == 0:
-        raise DataError("targets must hold at least one number")
+        raise DataError("must hold at least one number", "data.targets")
     y = torch.tensor([float(t) for t in targets], dtype=torch.float64).reshape(-1, 1)
     return Dataset(torch.zeros_like(y), y, REGRESSION)
 
 
 @datasets.register
-def sine(g, *, n_samples: int = 200, noise: float = 0.1, periods: float = 1.0):
+def sine(
+    g: torch.Generator,
+    *,
+    n_samples: NSamples = 200,
+    noise: Noise = 0.1,
+    periods: Annotated[float, Gt(0)] = 1.0,
+) -> Dataset:
     """y = sin(2 pi periods x) + N(0, noise^2), x ~ U(-1, 1)."""
     x = torch.rand(n_samples, 1, generator=g, dtype=torch.float64) * 2 - 1
     y = torch.sin(2 * math.pi * periods * x)
@@ -98,7 +116,7 @@ def sine(g, *, n_samples: int = 200, noise: float = 0.1, periods: float = 1.0):
 
 
 @datasets.register(val_fraction=0.0)
-def single(g, *, x: float = 1.0, y: float = 0.0):
+def single(g: torch.Generator, *, x: float = 1.0, y: float = 0.0) -> Dataset:
     """One example (Nielsen's single neuron: x = 1, y = 0); binary when y is 0 or 1."""
     xs = torch.tensor([[float(x)]], dtype=torch.float64)
     ys = torch.tensor([[float(y)]], dtype=torch.float64)
@@ -110,11 +128,17 @@ def single(g, *, x: float = 1.0, y: float = 0.0):
 
 @datasets.register
 def blobs(
-    g, *, n_samples: int = 600, n_classes: int = 3, n_features: int = 2, std: float = 0.5, spread: float = 3.0
-):
+    g: torch.Generator,
+    *,
+    n_samples: NSamples = 600,
+    n_classes: NClasses = 3,
+    n_features: NFeatures = 2,
+    std: Annotated[float, Ge(0)] = 0.5,
+    spread: Annotated[float, Gt(0)] = 3.0,
+) -> Dataset:
     """Gaussian blobs around random centres in [-spread, spread]^n_features."""
     if n_classes < 2:
-        raise DataError("n_classes must be at least 2")
+        raise DataError("must be at least 2", "data.n_classes")
     centres = (torch.rand(n_classes, n_features, generator=g, dtype=torch.float64) * 2 - 1) * spread
     labels = torch.arange(n_samples) % n_classes
     x = centres[labels] + std * torch.randn(n_samples, n_features, generator=g, dtype=torch.float64)
@@ -124,7 +148,13 @@ def blobs(
 
 
 @datasets.register
-def linear_separable(g, *, n_samples: int = 200, n_features: int = 2, margin: float = 0.3):
+def linear_separable(
+    g: torch.Generator,
+    *,
+    n_samples: NSamples = 200,
+    n_features: NFeatures = 2,
+    margin: Annotated[float, Gt(0)] = 0.3,
+) -> Dataset:
     """Two classes on either side of a random hyperplane through 0, with a gap of `margin`."""
     w = torch.randn(n_features, generator=g, dtype=torch.float64)
     w = w / w.norm()
@@ -137,7 +167,7 @@ def linear_separable(g, *, n_samples: int = 200, n_features: int = 2, margin: fl
 
 
 @datasets.register
-def moons(g, *, n_samples: int = 1000, noise: float = 0.1):
+def moons(g: torch.Generator, *, n_samples: NSamples = 1000, noise: Noise = 0.1) -> Dataset:
     """Two interleaving half circles (as scikit-learn's make_moons)."""
     n_out = n_samples // 2
     n_in = n_samples - n_out
@@ -151,7 +181,13 @@ def moons(g, *, n_samples: int = 1000, noise: float = 0.1):
 
 
 @datasets.register
-def circles(g, *, n_samples: int = 1000, noise: float = 0.05, factor: float = 0.5):
+def circles(
+    g: torch.Generator,
+    *,
+    n_samples: NSamples = 1000,
+    noise: Noise = 0.05,
+    factor: Annotated[float, Interval(gt=0, lt=1)] = 0.5,
+) -> Dataset:
     """A small circle inside a large one (as scikit-learn's make_circles)."""
     n_out = n_samples // 2
     n_in = n_samples - n_out
@@ -163,7 +199,7 @@ def circles(g, *, n_samples: int = 1000, noise: float = 0.05, factor: float = 0.
 
 
 @datasets.register
-def xor(g, *, n_samples: int = 800, noise: float = 0.3):
+def xor(g: torch.Generator, *, n_samples: NSamples = 800, noise: Noise = 0.3) -> Dataset:
     """Four clusters at (+-1, +-1); the class is the XOR of the signs. No linear model solves it."""
     corners = torch.randint(0, 2, (n_samples, 2), generator=g)
     x = (2.0 * corners - 1).double() + noise * torch.randn(n_samples, 2, generator=g, dtype=torch.float64)
@@ -171,10 +207,17 @@ def xor(g, *, n_samples: int = 800, noise: float = 0.3):
 
 
 @datasets.register
-def spirals(g, *, n_samples: int = 1000, n_classes: int = 2, noise: float = 0.1, turns: float = 1.5):
+def spirals(
+    g: torch.Generator,
+    *,
+    n_samples: NSamples = 1000,
+    n_classes: NClasses = 2,
+    noise: Noise = 0.1,
+    turns: Annotated[float, Gt(0)] = 1.5,
+) -> Dataset:
     """Interleaved spiral arms, one per class."""
     if n_classes < 2:
-        raise DataError("n_classes must be at least 2")
+        raise DataError("must be at least 2", "data.n_classes")
     labels = torch.arange(n_samples) % n_classes
     r = torch.rand(n_samples, generator=g, dtype=torch.float64)
     theta = 2 * math.pi * (turns * r + labels.double() / n_classes)
@@ -186,7 +229,13 @@ def spirals(g, *, n_samples: int = 1000, n_classes: int = 2, noise: float = 0.1,
 
 
 @datasets.register
-def mnist_like(g, *, n_samples: int = 1000, n_classes: int = 10, side: int = 28):
+def mnist_like(
+    g: torch.Generator,
+    *,
+    n_samples: NSamples = 1000,
+    n_classes: NClasses = 10,
+    side: Annotated[int, Interval(ge=8, le=256)] = 28,
+) -> Dataset:
     """Synthetic MNIST-like images: 784 pixels in [0, 1], mostly 0, a few thick strokes per class.
 
     Each class is a prototype of 3 random strokes; an example is its prototype shifted by up to 2
@@ -210,7 +259,7 @@ def mnist_like(g, *, n_samples: int = 1000, n_classes: int = 10, side: int = 28)
 # ----- real data ------------------------------------------------------------------------------
 
 
-def _sklearn(loader_name: str):
+def _sklearn(loader_name: str) -> Any:
     try:
         from sklearn import datasets as skd
     except ImportError:
@@ -220,7 +269,9 @@ def _sklearn(loader_name: str):
     return getattr(skd, loader_name)()
 
 
-def _subsample(g, x, y, n_samples):
+def _subsample(
+    g: torch.Generator, x: torch.Tensor, y: torch.Tensor, n_samples: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     if n_samples is None or n_samples >= len(x):
         return x, y
     keep = torch.randperm(len(x), generator=g)[:n_samples]
@@ -228,7 +279,7 @@ def _subsample(g, x, y, n_samples):
 
 
 @datasets.register
-def digits(g, *, n_samples: int | None = None):
+def digits(g: torch.Generator, *, n_samples: NSamples | None = None) -> Dataset:
     """scikit-learn's bundled 8x8 digits (1797 images, 10 classes), pixels scaled to [0, 1]."""
     d = _sklearn("load_digits")
     x = torch.tensor(d.data, dtype=torch.float64) / 16.0
@@ -238,7 +289,7 @@ def digits(g, *, n_samples: int | None = None):
 
 
 @datasets.register
-def breast_cancer(g):
+def breast_cancer(g: torch.Generator) -> Dataset:
     """scikit-learn's bundled Wisconsin breast cancer set (569 x 30, binary), standardised."""
     d = _sklearn("load_breast_cancer")
     x = torch.tensor(d.data, dtype=torch.float64)
@@ -247,7 +298,7 @@ def breast_cancer(g):
 
 
 @datasets.register
-def diabetes(g):
+def diabetes(g: torch.Generator) -> Dataset:
     """scikit-learn's bundled diabetes regression set (442 x 10), target standardised."""
     d = _sklearn("load_diabetes")
     x = torch.tensor(d.data, dtype=torch.float64)
@@ -280,10 +331,10 @@ def _find(folder: str, stem: str) -> str:
 
 
 @datasets.register
-def mnist(g, *, path: str = "data/mnist", n_samples: int | None = None):
+def mnist(g: torch.Generator, *, path: str = "data/mnist", n_samples: NSamples | None = None) -> Dataset:
     """MNIST from a local folder of the standard IDX files (train-images-idx3-ubyte[.gz], ...)."""
     if not os.path.isdir(path):
-        raise DataError(f"MNIST folder {path!r} does not exist; MNIST is never downloaded")
+        raise DataError(f"MNIST folder {path!r} does not exist; MNIST is never downloaded", "data.path")
     images = read_idx(_find(path, "train-images-idx3-ubyte"))
     labels = read_idx(_find(path, "train-labels-idx1-ubyte"))
     if len(images) != len(labels):
@@ -293,7 +344,9 @@ def mnist(g, *, path: str = "data/mnist", n_samples: int | None = None):
     return Dataset(x, y, MULTICLASS, n_classes=10)
 
 
-_recent: OrderedDict = OrderedDict()  # the last few data sets built, so validating then training builds once
+_recent: OrderedDict[tuple, Dataset] = (
+    OrderedDict()
+)  # the last few data sets built, so validating then training builds once
 
 
 def make(name: str, kwargs: dict, seed: int) -> Dataset:
@@ -316,7 +369,9 @@ def make(name: str, kwargs: dict, seed: int) -> Dataset:
     return dataset
 
 
-def split(data: Dataset, val_fraction: float, seed: int):
+def split(
+    data: Dataset, val_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A shuffled train/validation split: (x_train, y_train, x_val, y_val)."""
     n = len(data.x)
     n_val = int(n * val_fraction)

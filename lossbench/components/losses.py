@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Gt, Interval
 
 from .registry import Registry
 
@@ -28,7 +31,7 @@ losses = Registry("loss")
 REGRESSION, BINARY, MULTICLASS = "regression", "binary", "multiclass"
 
 
-def _broadcast(prediction, target):
+def _broadcast(prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Both at their common shape: the regression losses broadcast, as a formula would (a grid of
     parameter values against the targets), where torch's losses warn that shapes differ."""
     if prediction.shape == target.shape:
@@ -37,7 +40,9 @@ def _broadcast(prediction, target):
 
 
 @losses.register(tasks=(REGRESSION, BINARY, MULTICLASS), on="output")
-def mse(prediction, target, reduction="none", *, half: bool = False):
+def mse(
+    prediction: torch.Tensor, target: torch.Tensor, reduction: str = "none", *, half: bool = False
+) -> torch.Tensor:
     """Mean squared error (L2, quadratic): mean((y - y_hat)^2), or half of it with `half: true`.
 
     Formula: r^2 per output, r = y - y_hat; with `half`, r^2 / 2 (Nielsen's C = (y - a)^2 / 2;
@@ -50,7 +55,7 @@ def mse(prediction, target, reduction="none", *, half: bool = False):
 
 
 @losses.register(tasks=(REGRESSION, BINARY, MULTICLASS), on="output")
-def mae(prediction, target, reduction="none"):
+def mae(prediction: torch.Tensor, target: torch.Tensor, reduction: str = "none") -> torch.Tensor:
     """Mean absolute error (L1): mean(abs(y - y_hat)), in the target's own units.
 
     Gradient: sign(r), the same size near the minimum as far from it, so a fixed step makes the
@@ -60,7 +65,13 @@ def mae(prediction, target, reduction="none"):
 
 
 @losses.register(tasks=(REGRESSION, BINARY, MULTICLASS), on="output")
-def huber(prediction, target, reduction="none", *, delta: float = 1.0):
+def huber(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    reduction: str = "none",
+    *,
+    delta: Annotated[float, Gt(0)] = 1.0,
+) -> torch.Tensor:
     """Huber: 0.5 r^2 where abs(r) <= delta, else delta (abs(r) - 0.5 delta).
 
     MSE near zero, MAE beyond delta: gradient r inside, delta * sign(r) outside. Shapes: [..., d].
@@ -70,7 +81,9 @@ def huber(prediction, target, reduction="none", *, delta: float = 1.0):
 
 
 @losses.register(tasks=(BINARY, MULTICLASS), on="logits", output="sigmoid")
-def bce(logits, target, reduction="none", *, sum_outputs: bool = False):
+def bce(
+    logits: torch.Tensor, target: torch.Tensor, reduction: str = "none", *, sum_outputs: bool = False
+) -> torch.Tensor:
     """Binary cross-entropy (log loss) from logits: -[y log p + (1-y) log(1-p)], p = sigmoid(z).
 
     Gradient with respect to the logit: p - y, with no sigmoid'(z) factor, so a saturated wrong
@@ -84,7 +97,13 @@ def bce(logits, target, reduction="none", *, sum_outputs: bool = False):
 
 
 @losses.register(tasks=(MULTICLASS,), on="logits", output="softmax")
-def cross_entropy(logits, target, reduction="none", *, label_smoothing: float = 0.0):
+def cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    reduction: str = "none",
+    *,
+    label_smoothing: Annotated[float, Interval(ge=0, le=1)] = 0.0,
+) -> torch.Tensor:
     """Categorical cross-entropy from logits: -log softmax(z)[y].
 
     Gradient with respect to the logits: softmax(z) - onehot(y). Shapes: logits [..., C], target
@@ -100,7 +119,13 @@ def cross_entropy(logits, target, reduction="none", *, label_smoothing: float = 
 
 
 @losses.register(tasks=(BINARY, MULTICLASS), on="logits", output="identity")
-def hinge(logits, target, reduction="none", *, margin: float = 1.0):
+def hinge(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    reduction: str = "none",
+    *,
+    margin: Annotated[float, Gt(0)] = 1.0,
+) -> torch.Tensor:
     """Hinge (SVM) loss: max(0, margin - y z) with y in {-1, +1}; multi-class: Crammer-Singer sum.
 
     Class targets {0, 1} become {-1, +1}. Gradient: -y while y z < margin, exactly 0 beyond it, so
@@ -125,7 +150,9 @@ def default_output(loss_name: str, task: str) -> str:
     return {REGRESSION: "identity", BINARY: "sigmoid", MULTICLASS: "softmax"}[task]
 
 
-def loss_target(loss_name: str, y, task: str, n_outputs: int, dtype=torch.float32):
+def loss_target(
+    loss_name: str, y: torch.Tensor, task: str, n_outputs: int, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """The target in the form the loss wants: one-hot for an elementwise loss on classes."""
     entry = losses[loss_name]
     if task == MULTICLASS and (entry.meta["on"] == "output" or entry.meta.get("output") == "sigmoid"):
@@ -134,11 +161,13 @@ def loss_target(loss_name: str, y, task: str, n_outputs: int, dtype=torch.float3
 
 
 @functools.cache
-def _takes_reduction(fn) -> bool:
+def _takes_reduction(fn: Callable) -> bool:
     return "reduction" in inspect.signature(fn).parameters
 
 
-def mean_loss(loss_name: str, kwargs: dict, output):
+def mean_loss(
+    loss_name: str, kwargs: dict, output: Callable[[torch.Tensor], torch.Tensor]
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """A function (logits z, prepared target y) -> the mean loss over every example and output.
 
     Through the loss's own `reduction="mean"` when it takes one (PyTorch fuses the mean), else the
@@ -151,7 +180,13 @@ def mean_loss(loss_name: str, kwargs: dict, output):
     return lambda z, y: fn(z if on_logits else output(z), y, "mean", **kwargs)
 
 
-def per_example(loss_name: str, kwargs: dict, z, output, y):
+def per_example(
+    loss_name: str,
+    kwargs: dict,
+    z: torch.Tensor,
+    output: Callable[[torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+) -> torch.Tensor:
     """The unreduced loss of `loss_name` for logits `z` and (prepared) targets `y`.
 
     `output` is the model's output nonlinearity; it is applied only for losses on the output.

@@ -9,14 +9,23 @@ number of steps `n`; the training loop sets `lr = base_lr * factor(t, n)` before
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
+from typing import Annotated
 
 import torch
+from annotated_types import Ge, Gt, Interval, Len
 
 from .registry import Registry
 
 optimizers = Registry("optimizer")
 schedules = Registry("schedule")
 
+LearningRate = Annotated[float, Gt(0)]
+Momentum = Annotated[float, Interval(ge=0, lt=1)]
+WeightDecay = Annotated[float, Ge(0)]
+Eps = Annotated[float, Gt(0)]
+Betas = Annotated[Sequence[Annotated[float, Interval(ge=0, lt=1)]], Len(2, 2)]
+"""Adam's two running-average decays, each in [0, 1)."""
 EMPTY = "optimizer got an empty parameter list"
 """What `torch.optim.Optimizer.__init__` raises for no parameters, after the subclass's checks."""
 
@@ -41,14 +50,14 @@ def check_arguments(name: str, kwargs: dict) -> None:
 
 @optimizers.register
 def sgd(
-    params,
+    params: Iterable[torch.Tensor],
     *,
-    lr: float = 0.1,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
+    lr: LearningRate = 0.1,
+    momentum: Momentum = 0.0,
+    weight_decay: WeightDecay = 0.0,
     nesterov: bool = False,
-    dampening: float = 0.0,
-):
+    dampening: Annotated[float, Interval(ge=0, le=1)] = 0.0,
+) -> torch.optim.Optimizer:
     """Stochastic gradient descent, optionally with (Nesterov) momentum: torch.optim.SGD."""
     return torch.optim.SGD(
         params,
@@ -63,13 +72,13 @@ def sgd(
 
 @optimizers.register
 def adam(
-    params,
+    params: Iterable[torch.Tensor],
     *,
-    lr: float = 1e-3,
-    betas: list[float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-):
+    lr: LearningRate = 1e-3,
+    betas: Betas = (0.9, 0.999),
+    eps: Eps = 1e-8,
+    weight_decay: WeightDecay = 0.0,
+) -> torch.optim.Optimizer:
     """Adam: per-parameter steps from running moments of the gradient: torch.optim.Adam."""
     return torch.optim.Adam(
         params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=False
@@ -78,13 +87,13 @@ def adam(
 
 @optimizers.register
 def adamw(
-    params,
+    params: Iterable[torch.Tensor],
     *,
-    lr: float = 1e-3,
-    betas: list[float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.01,
-):
+    lr: LearningRate = 1e-3,
+    betas: Betas = (0.9, 0.999),
+    eps: Eps = 1e-8,
+    weight_decay: WeightDecay = 0.01,
+) -> torch.optim.Optimizer:
     """AdamW: Adam with decoupled weight decay: torch.optim.AdamW."""
     return torch.optim.AdamW(
         params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=False
@@ -93,14 +102,14 @@ def adamw(
 
 @optimizers.register
 def rmsprop(
-    params,
+    params: Iterable[torch.Tensor],
     *,
-    lr: float = 1e-2,
-    alpha: float = 0.99,
-    eps: float = 1e-8,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
-):
+    lr: LearningRate = 1e-2,
+    alpha: Annotated[float, Interval(ge=0, le=1)] = 0.99,
+    eps: Eps = 1e-8,
+    momentum: Momentum = 0.0,
+    weight_decay: WeightDecay = 0.0,
+) -> torch.optim.Optimizer:
     """RMSprop: steps divided by a running RMS of the gradient: torch.optim.RMSprop."""
     return torch.optim.RMSprop(
         params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay, foreach=False
@@ -108,31 +117,33 @@ def rmsprop(
 
 
 @schedules.register
-def constant(t, n):
+def constant(t: int, n: int) -> float:
     """The same learning rate at every step."""
     return 1.0
 
 
 @schedules.register
-def step(t, n, *, step_size: int = 100, gamma: float = 0.1):
+def step(
+    t: int, n: int, *, step_size: Annotated[int, Ge(1)] = 100, gamma: Annotated[float, Gt(0)] = 0.1
+) -> float:
     """Multiply the rate by `gamma` every `step_size` steps."""
     return gamma ** (t // step_size)
 
 
 @schedules.register
-def exponential(t, n, *, gamma: float = 0.99):
+def exponential(t: int, n: int, *, gamma: Annotated[float, Gt(0)] = 0.99) -> float:
     """Multiply the rate by `gamma` every step."""
     return gamma**t
 
 
 @schedules.register
-def cosine(t, n, *, min_factor: float = 0.0):
+def cosine(t: int, n: int, *, min_factor: Annotated[float, Interval(ge=0, le=1)] = 0.0) -> float:
     """Cosine decay from the base rate to `min_factor` times it over the run."""
     return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * t / max(n, 1)))
 
 
 @schedules.register
-def inverse_time(t, n, *, decay: float = 0.01):
+def inverse_time(t: int, n: int, *, decay: Annotated[float, Ge(0)] = 0.01) -> float:
     """lr / (1 + decay t): the classic decaying step that stops MAE's jumping."""
     return 1.0 / (1.0 + decay * t)
 

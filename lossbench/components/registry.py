@@ -2,16 +2,24 @@
 
 A loss, activation, init, optimizer, schedule or data set is one decorated function in its module;
 the CLI listing, config validation and the generated tests find it here. The function's signature
-is the schema: its keyword-only arguments are what a config may set, with their defaults.
+is the schema: its keyword-only arguments are what a config may set, with their defaults, and each
+one's annotation says what is valid, right beside it: `delta: Annotated[float, Gt(0)]` (bounds from
+`annotated_types`), `nonlinearity: Literal["relu", "tanh"]`. Validation reads these and `lossbench
+list` shows them; nothing is keyed by a bare parameter name, so two functions never share a rule by
+accident.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal, Union
+
+import annotated_types as at
 
 
 @dataclass
@@ -30,6 +38,19 @@ class Entry:
 
     def defaults(self) -> dict[str, Any]:
         return {n: p.default for n, p in self.params().items() if p.default is not p.empty}
+
+    def hints(self) -> dict[str, Any]:
+        """Each keyword argument's annotation as an object (constraints included); Any if none."""
+        try:
+            found = typing.get_type_hints(self.fn, include_extras=True)
+        except (NameError, TypeError) as e:  # a name the annotation uses is not importable
+            raise TypeError(f"{self.name}: cannot read the annotations of its signature: {e}") from None
+        return {n: found.get(n, Any) for n in self.params()}
+
+    def keywords_text(self) -> str:
+        """'delta=1.0 [> 0], half=False': each keyword's default and what is valid (for `list`)."""
+        hints = self.hints()
+        return ", ".join(f"{k}={v}{_valid_text(hints[k])}" for k, v in self.defaults().items())
 
     def __repr__(self) -> str:
         return f"Entry({self.name!r}: {self.summary})"
@@ -105,3 +126,93 @@ def did_you_mean(word: str, choices) -> str:
     """' (did you mean 'x'?)' when a close match exists, else ''."""
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ----- reading annotations: the type, the choices and the bounds ----------------------------------
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What an annotation allows: a base type, whether null is allowed, and its constraints."""
+
+    base: Any
+    optional: bool = False
+    constraints: tuple = ()
+
+    @property
+    def choices(self) -> tuple | None:
+        """The allowed values of a `Literal[...]`, else None."""
+        return typing.get_args(self.base) if typing.get_origin(self.base) is Literal else None
+
+    @property
+    def item(self) -> Spec | None:
+        """The spec of a list's items (`list[Annotated[float, Ge(0)]]`), else None."""
+        if typing.get_origin(self.base) in (list, tuple, Sequence) and typing.get_args(self.base):
+            return spec(typing.get_args(self.base)[0])
+        return None
+
+
+def spec(annotation: Any) -> Spec:
+    """Unwrap `Annotated[...]` and `X | None` into a `Spec` (in any nesting order)."""
+    optional, constraints = False, []
+    while True:
+        if typing.get_origin(annotation) is Annotated:
+            annotation, *meta = typing.get_args(annotation)
+            constraints.extend(_flatten(meta))
+        elif typing.get_origin(annotation) in (Union, types.UnionType):
+            rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+            optional = optional or len(rest) < len(typing.get_args(annotation))
+            if len(rest) != 1:  # a choice of types: not checked here, the function decides
+                return Spec(Any, optional, tuple(constraints))
+            annotation = rest[0]
+        else:
+            return Spec(annotation, optional, tuple(constraints))
+
+
+def _flatten(meta: Iterable) -> Iterator:
+    for m in meta:
+        if isinstance(m, at.GroupedMetadata):  # Interval and Len are groups of single bounds
+            yield from _flatten(m)
+        else:
+            yield m
+
+
+def out_of_bounds(value: float, constraints: Iterable) -> bool:
+    """True when `value` breaks one of the numeric bounds (Gt, Ge, Lt, Le)."""
+    for c in constraints:
+        if (
+            (isinstance(c, at.Gt) and not value > c.gt)
+            or (isinstance(c, at.Ge) and not value >= c.ge)
+            or (isinstance(c, at.Lt) and not value < c.lt)
+            or (isinstance(c, at.Le) and not value <= c.le)
+        ):
+            return True
+    return False
+
+
+def bounds_text(constraints: Iterable) -> str:
+    """The numeric bounds as words: '>= 0 and < 1' ('' when there are none)."""
+    signs = {at.Gt: (">", "gt"), at.Ge: (">=", "ge"), at.Lt: ("<", "lt"), at.Le: ("<=", "le")}
+    parts = [f"{signs[type(c)][0]} {getattr(c, signs[type(c)][1])}" for c in constraints if type(c) in signs]
+    return " and ".join(parts)
+
+
+def length(constraints: Iterable) -> tuple[int | None, int | None]:
+    """(min, max) length from MinLen / MaxLen constraints."""
+    lo = next((c.min_length for c in constraints if isinstance(c, at.MinLen)), None)
+    hi = next((c.max_length for c in constraints if isinstance(c, at.MaxLen)), None)
+    return lo, hi
+
+
+def _valid_text(annotation: Any) -> str:
+    """' [> 0]', ' [relu|tanh]', ' [2 numbers, each >= 0 and < 1]'; '' when anything of its type goes."""
+    s = spec(annotation)
+    if s.choices is not None:
+        return f" [{'|'.join(str(c) for c in s.choices)}]"
+    if s.item is not None:
+        lo, hi = length(s.constraints)
+        each = bounds_text(s.item.constraints)
+        count = f"{lo} numbers" if lo is not None and lo == hi else "numbers"
+        return f" [{count}{', each ' + each if each else ''}]" if each or count != "numbers" else ""
+    bounds = bounds_text(s.constraints)
+    return f" [{bounds}]" if bounds else ""

@@ -1,11 +1,24 @@
-"""The config's shape: dataclasses with the defaults in code, the top-level keys and value rules."""
+"""The config's shape: dataclasses with the defaults in code and, on each field, what is valid.
+
+A field's annotation carries its constraints (`depth: Annotated[int, Interval(ge=0, le=200)]`),
+read by validation exactly as a registered function's keyword arguments are. A component's own
+keys are constrained on its function's signature in `lossbench.components`, not here.
+"""
 
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from annotated_types import Ge, Interval
 
 # ----- the config ------------------------------------------------------------------------------
+
+
+Seed = Annotated[int, Interval(ge=0, le=2**63 - 1)]
+Count = Annotated[int, Ge(1)]
 
 
 @dataclass
@@ -15,7 +28,7 @@ class Component:
     name: str
     kwargs: dict = field(default_factory=dict)
 
-    def to_yaml(self):
+    def to_yaml(self) -> str | dict:
         return {"name": self.name, **self.kwargs} if self.kwargs else self.name
 
 
@@ -23,13 +36,13 @@ class Component:
 class DataConfig:
     name: str = "moons"
     kwargs: dict = field(default_factory=dict)
-    val_fraction: float = 0.2
+    val_fraction: Annotated[float, Interval(ge=0, lt=1)] = 0.2
 
 
 @dataclass
 class ModelConfig:
-    depth: int = 2
-    width: int = 32
+    depth: Annotated[int, Interval(ge=0, le=200)] = 2
+    width: Annotated[int, Interval(ge=1, le=100_000)] = 32
     activation: Component = field(default_factory=lambda: Component("relu"))
     init: Component = field(default_factory=lambda: Component("default"))
     bias_init: Component = field(default_factory=lambda: Component("default"))
@@ -45,11 +58,11 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 20
-    steps: int | None = None
-    batch_size: int | None = 64
-    log_every: int = 50
-    eval_every: int | None = None
+    epochs: Count = 20
+    steps: Count | None = None
+    batch_size: Count | None = 64
+    log_every: Count = 50
+    eval_every: Count | None = None
     target_loss: float | None = None
 
 
@@ -58,7 +71,7 @@ class Config:
     """A resolved, validated run configuration. `to_dict()` is what is saved and hashed."""
 
     name: str = "run"
-    seed: int = 0
+    seed: Seed = 0
     device: str = "cpu"
     dtype: str = "float32"
     data: DataConfig = field(default_factory=DataConfig)
@@ -103,57 +116,16 @@ class Config:
 
 
 TOP_KEYS = ["name", "seed", "device", "dtype", "data", "model", "loss", "optim", "train", "sweep"]
-MODEL_KEYS = {"depth": "int", "width": "int", "output": "str"}
-TRAIN_KEYS = {
-    "epochs": "int",
-    "steps": "int | None",
-    "batch_size": "int | None",
-    "log_every": "int",
-    "eval_every": "int | None",
-    "target_loss": "float | None",
-}
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+MODEL_KEYS = {k: t for k, t in _fields(ModelConfig).items() if t is not Component}
+"""The model's own keys (its components are parsed apart), with their annotations."""
+TRAIN_KEYS = _fields(TrainConfig)
 OUTPUT_CHOICES = ["auto", "identity", "sigmoid", "softmax"]
 DEVICE_CHOICES = ["cpu", "cuda", "auto"]
 DTYPE_CHOICES = ["float32", "float64"]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
-
-# Value rules by key name: (lowest, lowest allowed?, highest, highest allowed?)
-RULES = {
-    "lr": (0, False, None, None),
-    "delta": (0, False, None, None),
-    "margin": (0, False, None, None),
-    "eps": (0, False, None, None),
-    "gamma": (0, False, None, None),
-    "beta": (0, False, None, None),
-    "std": (0, True, None, None),
-    "noise": (0, True, None, None),
-    "decay": (0, True, None, None),
-    "momentum": (0, True, 1, False),
-    "dampening": (0, True, 1, True),
-    "alpha": (0, True, None, None),
-    "weight_decay": (0, True, None, None),
-    "label_smoothing": (0, True, 1, True),
-    "outlier_fraction": (0, True, 1, True),
-    "val_fraction": (0, True, 1, False),
-    "min_factor": (0, True, 1, True),
-    "factor": (0, False, 1, False),
-    "spread": (0, False, None, None),
-    "depth": (0, True, 200, True),
-    "width": (1, True, 100_000, True),
-    "epochs": (1, True, None, None),
-    "steps": (1, True, None, None),
-    "batch_size": (1, True, None, None),
-    "log_every": (1, True, None, None),
-    "eval_every": (1, True, None, None),
-    "step_size": (1, True, None, None),
-    "seed": (0, True, 2**63 - 1, True),
-    "n_samples": (1, True, None, None),
-    "n_classes": (1, True, 1000, True),
-    "n_features": (1, True, 100_000, True),
-    "side": (8, True, 256, True),
-    "turns": (0, False, None, None),
-    "periods": (0, False, None, None),
-}
-# String settings with a fixed set of values (torch.nn.init.calculate_gain's nonlinearities).
-STRING_CHOICES = {"nonlinearity": ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "selu"]}
-ALPHA_IS_FREE = {"elu"}  # elu's alpha may be any number; rmsprop's alpha is a decay in [0, 1]

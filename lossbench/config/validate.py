@@ -12,93 +12,100 @@ import math
 import os
 import re
 import sys
-from typing import Any
+import typing
+from typing import TYPE_CHECKING, Any
 
-from ..components.registry import Registry, did_you_mean
+from ..components.registry import Registry, Spec, bounds_text, did_you_mean, length, out_of_bounds, spec
 from ..errors import UserError
 from .overrides import apply_overrides
 from .schema import (
-    ALPHA_IS_FREE,
     DEVICE_CHOICES,
     DTYPE_CHOICES,
     MODEL_KEYS,
     NAME_RE,
     OUTPUT_CHOICES,
-    RULES,
-    STRING_CHOICES,
     TOP_KEYS,
     TRAIN_KEYS,
     Component,
     Config,
+    DataConfig,
+    Seed,
 )
 from .yaml_io import read_yaml_file
 
+if TYPE_CHECKING:  # torch loads on first use, not when the config package is imported
+    from ..components.data import Dataset
 
-def _type_name(annotation: str) -> str:
-    return {
-        "int": "an integer",
-        "float": "a number",
-        "bool": "true or false",
-        "str": "a string",
-        "list[float]": "a list of numbers",
-    }.get(annotation.replace(" | None", ""), annotation)
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
-def check_value(path: str, key: str, value, annotation: str, problems: list) -> Any:
-    """Check `value` against a simple annotation and the rule for `key`; returns the value to use."""
-    optional = annotation.endswith("| None")
-    base = annotation.replace(" | None", "").strip()
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_value(path: str, value: Any, annotation: Any, problems: list[tuple[str, str]]) -> Any:
+    """Check `value` against an annotation and the constraints it carries; returns the value to use.
+
+    The annotation is a parameter's or field's own (`Annotated[float, Gt(0)]`, `int | None`,
+    `Literal["relu", "tanh"]`, a list of numbers): numbers must be finite and within their
+    bounds; an int is accepted where a float is asked for. Other types are left to the function.
+    """
+    s = spec(annotation)
     if value is None:
-        if not optional:
-            problems.append((path, f"must be {_type_name(base)}, got null"))
+        if not s.optional:
+            problems.append((path, f"must be {_TYPE_NAMES.get(s.base, 'set')}, got null"))
         return value
-    ok = True
-    if base == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif base == "float":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok:
-            value = float(value)
-    elif base == "bool":
-        ok = isinstance(value, bool)
-    elif base == "str":
-        ok = isinstance(value, str)
-    elif base.startswith("list"):
-        ok = isinstance(value, (list, tuple)) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-        )
-        if ok:
-            value = [float(v) for v in value]
-            if not all(math.isfinite(v) for v in value):
-                problems.append((path, "every number must be finite"))
-    if not ok:
-        problems.append((path, f"must be {_type_name(base)}, got {value!r} ({type(value).__name__})"))
+    if s.choices is not None:
+        if value not in s.choices:
+            key, valid = path.rsplit(".", 1)[-1], [str(c) for c in s.choices]
+            problems.append(
+                (path, f"unknown {key} {value!r}{did_you_mean(value, valid)}; valid: {', '.join(valid)}")
+            )
         return value
+    if s.item is not None:
+        return _check_list(path, value, s, problems)
+    if s.base in _TYPE_NAMES:
+        ok = _is_number(value) if s.base is float else isinstance(value, s.base)
+        if s.base is int and isinstance(value, bool):
+            ok = False
+        if not ok:
+            problems.append((path, f"must be {_TYPE_NAMES[s.base]}, got {value!r} ({type(value).__name__})"))
+            return value
+    if s.base is float:
+        value = float(value)
     if isinstance(value, float) and not math.isfinite(value):
         problems.append((path, f"must be a finite number, got {value}"))
-        return value
-    choices = STRING_CHOICES.get(key)
-    if choices and value not in choices:
-        hint = did_you_mean(value, choices)
-        problems.append((path, f"unknown {key} {value!r}{hint}; valid: {', '.join(choices)}"))
-        return value
-    rule = RULES.get(key)
-    if rule and isinstance(value, (int, float)) and not isinstance(value, bool):
-        lo, lo_ok, hi, hi_ok = rule
-        bad_lo = lo is not None and (value < lo or (value == lo and not lo_ok))
-        bad_hi = hi is not None and (value > hi or (value == hi and not hi_ok))
-        if bad_lo or bad_hi:
-            lo_s = "" if lo is None else f"{'>=' if lo_ok else '>'} {lo}"
-            hi_s = "" if hi is None else f"{'<=' if hi_ok else '<'} {hi}"
-            problems.append((path, f"must be {' and '.join(s for s in (lo_s, hi_s) if s)}, got {value}"))
+    elif _is_number(value) and out_of_bounds(value, s.constraints):
+        problems.append((path, f"must be {bounds_text(s.constraints)}, got {value}"))
     return value
 
 
-def _annotation(param) -> str:
-    ann = param.annotation
-    if ann is param.empty:
-        return type(param.default).__name__ if param.default is not None else "str"
-    return ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+def _check_list(path: str, value: Any, s: Spec, problems: list[tuple[str, str]]) -> Any:
+    """A list of numbers: its length and each item within the item's bounds (Adam's betas)."""
+    item = s.item
+    lo, hi = length(s.constraints)
+    count = {1: "one", 2: "two", 3: "three"}.get(lo, str(lo)) if lo is not None and lo == hi else "a list of"
+    bounds = _interval(item.constraints) if item is not None else ""
+    wanted = f"{count} numbers{' in ' + bounds if bounds else ''}"
+    if not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value):
+        problems.append((path, f"must be {wanted}, got {value!r} ({type(value).__name__})"))
+        return value
+    value = [float(v) for v in value]
+    if not all(math.isfinite(v) for v in value):
+        problems.append((path, "every number must be finite"))
+    elif (lo is not None and len(value) < lo) or (hi is not None and len(value) > hi):
+        problems.append((path, f"must be {wanted}, got {value!r}"))
+    elif item is not None and any(out_of_bounds(v, item.constraints) for v in value):
+        problems.append((path, f"must be {wanted}, got {value!r}"))
+    return value
+
+
+def _interval(constraints: tuple) -> str:
+    """'[0, 1)' for Ge(0) and Lt(1); '' unless both ends are bounded."""
+    ends = {type(c).__name__.lower(): c for c in constraints}
+    low = f"[{ends['ge'].ge}" if "ge" in ends else f"({ends['gt'].gt}" if "gt" in ends else None
+    high = f"{ends['le'].le}]" if "le" in ends else f"{ends['lt'].lt})" if "lt" in ends else None
+    return f"{low}, {high}" if low and high else ""
 
 
 def parse_component(
@@ -130,6 +137,7 @@ def parse_component(
         return Component(default), {}
     entry = registry[name]
     params = entry.params()
+    hints = entry.hints()
     kwargs, extras = {}, {}
     for key, value in raw.items():
         if key == "name":
@@ -148,8 +156,7 @@ def parse_component(
                 )
             )
             continue
-        rule_key = key if not (key == "alpha" and name in ALPHA_IS_FREE) else "_free"
-        kwargs[key] = check_value(f"{path}.{key}", rule_key, value, _annotation(params[key]), problems)
+        kwargs[key] = check_value(f"{path}.{key}", value, hints[key], problems)
     for key, default_value in entry.defaults().items():
         if key not in kwargs:
             kwargs[key] = list(default_value) if isinstance(default_value, tuple) else default_value
@@ -204,7 +211,7 @@ def build(raw, source: str = "config", default_name: str = "run") -> Config:
         )
     else:
         cfg.name = name
-    cfg.seed = check_value("seed", "seed", raw.get("seed", 0), "int", problems)
+    cfg.seed = check_value("seed", raw.get("seed", 0), Seed, problems)
     for key, choices in (("device", DEVICE_CHOICES), ("dtype", DTYPE_CHOICES)):
         value = raw.get(key, getattr(cfg, key))
         if value not in choices and not (
@@ -224,7 +231,8 @@ def build(raw, source: str = "config", default_name: str = "run") -> Config:
     cfg.data.name, cfg.data.kwargs = data_comp.name, data_comp.kwargs
     entry = datasets[data_comp.name]
     val_fraction = data_extra.get("val_fraction", entry.meta.get("val_fraction", 0.2))
-    cfg.data.val_fraction = check_value("data.val_fraction", "val_fraction", val_fraction, "float", problems)
+    val_annotation = typing.get_type_hints(DataConfig, include_extras=True)["val_fraction"]
+    cfg.data.val_fraction = check_value("data.val_fraction", val_fraction, val_annotation, problems)
     dataset = None
     if not any(p.startswith("data") for p, _ in problems):
         estimate = _data_bytes(data_comp.kwargs)
@@ -241,7 +249,7 @@ def build(raw, source: str = "config", default_name: str = "run") -> Config:
                 seed = cfg.seed if isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool) else 0
                 dataset = make(data_comp.name, data_comp.kwargs, seed)  # training reuses it
             except DataError as e:
-                problems.append(("data", str(e)))
+                problems.extend(e.problems)
             except (ValueError, RuntimeError, TypeError) as e:
                 problems.append(("data", f"cannot build {data_comp.name!r}: {e}"))
     if dataset is not None:
@@ -255,7 +263,7 @@ def build(raw, source: str = "config", default_name: str = "run") -> Config:
     _unknown_keys("model", model_raw, [*MODEL_KEYS, "activation", "init", "bias_init"], problems)
     for key, ann in MODEL_KEYS.items():
         if key in model_raw:
-            setattr(cfg.model, key, check_value(f"model.{key}", key, model_raw[key], ann, problems))
+            setattr(cfg.model, key, check_value(f"model.{key}", model_raw[key], ann, problems))
     if cfg.model.output not in OUTPUT_CHOICES:
         problems.append(
             (
@@ -321,26 +329,18 @@ def build(raw, source: str = "config", default_name: str = "run") -> Config:
     cfg.optim.schedule, _ = parse_component(
         "optim.schedule", extra.get("schedule"), schedules, problems, "constant"
     )
-    betas = cfg.optim.kwargs.get("betas")
-    if betas is not None and (
-        not isinstance(betas, list)
-        or len(betas) != 2
-        or not all(isinstance(b, float) and 0 <= b < 1 for b in betas)
-    ):
-        problems.append(("optim.betas", f"must be two numbers in [0, 1), got {betas!r}"))
-    if cfg.optim.name == "rmsprop" and not 0 <= cfg.optim.kwargs.get("alpha", 0.99) <= 1:
-        problems.append(("optim.alpha", "must be in [0, 1] for rmsprop"))
 
     # train
     train_raw = _section(raw, "train", problems)
     _unknown_keys("train", train_raw, list(TRAIN_KEYS), problems)
     for key, ann in TRAIN_KEYS.items():
         if key in train_raw:
-            setattr(cfg.train, key, check_value(f"train.{key}", key, train_raw[key], ann, problems))
+            setattr(cfg.train, key, check_value(f"train.{key}", train_raw[key], ann, problems))
 
     if not problems:
         _check_device(cfg, problems)
         _try_components(cfg, dataset, problems)
+        _try_loss(cfg, dataset, problems)
     if not problems:
         estimate = memory_estimate(cfg, dataset)
         if estimate > memory_budget():
@@ -417,6 +417,41 @@ def _try_components(cfg: Config, dataset, problems: list) -> None:
         if not math.isfinite(factor * lr):
             problems.append(("optim.schedule", f"{what} gives a learning rate of {factor * lr} at step {t}"))
             break
+
+
+def _try_loss(cfg: Config, dataset: Dataset | None, problems: list[tuple[str, str]]) -> None:
+    """Call the chosen loss once, forward and backward, on four examples of the data set.
+
+    A setting only the loss itself refuses, or one that makes it non-finite from the very first
+    step (a `scale: 0` dividing the residual), is then reported here, before a run folder exists.
+    """
+    if dataset is None:
+        return
+    import torch
+
+    from ..components.activations import OUTPUTS
+    from ..components.losses import MULTICLASS, loss_target, mean_loss
+
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    y = dataset.y[:4] if cfg.task == MULTICLASS else dataset.y[:4].to(dtype)
+    y = loss_target(cfg.loss.name, y, cfg.task, cfg.n_outputs, dtype)
+    z = torch.linspace(-2, 2, len(y) * cfg.n_outputs, dtype=dtype).reshape(len(y), cfg.n_outputs)
+    z.requires_grad_(True)
+    what = f"loss {cfg.loss.name!r}"
+    try:
+        with torch.enable_grad():
+            loss = mean_loss(cfg.loss.name, cfg.loss.kwargs, OUTPUTS[cfg.model.output])(z, y)
+            loss.backward()
+    except (ValueError, RuntimeError, TypeError, OverflowError, ZeroDivisionError) as e:
+        problems.append(("loss", f"{what} cannot use these settings: {e}"))
+        return
+    if not (torch.isfinite(loss) and z.grad is not None and torch.isfinite(z.grad).all()):
+        problems.append(
+            (
+                "loss",
+                f"{what} is {loss.item()} (or its gradient is not finite) on four examples of the data set",
+            )
+        )
 
 
 def _data_bytes(kwargs: dict) -> int:

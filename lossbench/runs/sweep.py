@@ -32,7 +32,7 @@ import traceback
 import yaml
 
 from ..config.overrides import COMPONENT_KEYS
-from ..config.schema import Config
+from ..config.schema import Config, Seed
 from ..config.validate import build, check_value
 from ..config.yaml_io import flatten
 from ..errors import UserError
@@ -94,7 +94,7 @@ def _axes(sweep: dict, base: dict, problems: list) -> tuple[list, list | None]:
             elif isinstance(values, list) and values:
                 seeds = []
                 for v in values:
-                    seeds.append(check_value(path, "seed", v, "int", problems))
+                    seeds.append(check_value(path, v, Seed, problems))
                 if len(set(map(repr, seeds))) != len(seeds):
                     problems.append((path, f"lists a seed twice: {values}"))
             else:
