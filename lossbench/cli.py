@@ -21,6 +21,7 @@ EPILOG = """examples:
   python -m lossbench list data
   python -m lossbench plot results/quickstart
   python -m lossbench compare results/a results/b --by loss.name
+  python -m lossbench compare results/mae results/huber --metric val_mae
   python -m lossbench report results
   python -m lossbench reproduce --fast --only outliers
 
@@ -134,6 +135,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--format", default="png", choices=["png", "svg", "pdf"], help="image format (default png)"
     )
+    sp.add_argument(
+        "--metric",
+        default=None,
+        help="what loss curves, convergence and the sweep summary compare (e.g. val_mse, acc, loss); "
+        "default: the loss when every run trains the same one, else a metric all share",
+    )
 
     sp = command("compare", "overlay the runs of several folders in one set of figures")
     sp.add_argument("paths", nargs="+", metavar="PATH", help=PATH_HELP)
@@ -147,6 +154,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=None, help="folder for the figures (default: results/compare)")
     sp.add_argument(
         "--format", default="png", choices=["png", "svg", "pdf"], help="image format (default png)"
+    )
+    sp.add_argument(
+        "--metric",
+        default=None,
+        help="what loss curves, convergence and the sweep summary compare (e.g. val_mse, acc, loss); "
+        "default: the loss when every run trains the same one, else a metric all share",
     )
 
     sp = command("report", "a static HTML page for a run, a sweep or a results folder")
@@ -408,18 +421,20 @@ def _data_facts(name: str) -> str:
 
 def cmd_plot(args) -> int:
     """Figures of each PATH, written to PATH/figures (or --out, one subfolder per PATH when several)."""
-    from .viz.figures import save_figures
+    from .viz.figures import figure_jobs, save_figures
     from .viz.load import group_runs, load_runs
 
-    loaded = [(path, load_runs([path])) for path in args.paths]  # all inputs checked before writing
-    for path, runs in loaded:
+    loaded = [(path, group_runs(load_runs([path]))) for path in args.paths]  # all inputs checked first
+    for _, groups in loaded:
+        figure_jobs(groups, args.metric)  # an unknown --metric is refused before anything is written
+    for path, groups in loaded:
         if args.out is None:
             out = os.path.join(path, "figures")
         elif len(loaded) > 1:
             out = os.path.join(args.out, os.path.basename(os.path.normpath(path)) or "results")
         else:
             out = args.out
-        for p in save_figures(group_runs(runs), out, args.format):
+        for p in save_figures(groups, out, args.format, metric=args.metric):
             print(p)
     return 0
 
@@ -432,7 +447,7 @@ def cmd_compare(args) -> int:
     runs = load_runs(args.paths)
     groups = group_runs(runs, by=args.by)
     out = args.out or os.path.join("results", "compare")
-    for p in save_figures(groups, out, args.format):
+    for p in save_figures(groups, out, args.format, metric=args.metric):
         print(p)
     return 0
 

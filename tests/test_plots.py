@@ -97,11 +97,11 @@ def test_seeds_are_one_group_with_mean_and_band(lab):
     groups = _groups(os.path.dirname(lab["sweep"]["bce", 0]))
     assert sorted(len(g.runs) for g in groups) == [2, 2]
     # only loss.name was set differently: model.output and loss.margin follow it and stay out of the label
-    assert sorted(g.label for g in groups) == ["loss.name=bce (2 seeds)", "loss.name=hinge (2 seeds)"]
-    fig = plots.fig_loss_curves(groups)
+    assert sorted(g.label for g in groups) == ["loss=bce (2 seeds)", "loss=hinge (2 seeds)"]
+    fig = plots.fig_loss_curves(groups, metric="loss")
     ax = fig.axes[0]
     a, b = (runs.load_run(lab["sweep"]["bce", s]).metrics["loss"] for s in (0, 1))
-    (line,) = _lines(ax, "loss.name=bce (2 seeds)")
+    (line,) = _lines(ax, "loss=bce (2 seeds)")
     np.testing.assert_allclose(line.get_ydata(), (a + b) / 2)
     from matplotlib.colors import same_color
 
@@ -197,18 +197,33 @@ def test_gradient_profile_start_and_end_are_the_first_and_last_rows(lab):
 
 
 def test_activation_health_lines_and_guide(lab):
+    from lossbench.components.activations import SATURATION, peak_derivative
+
     folder = lab["sweep"]["bce", 1]
     run = runs.load_run(folder)
     fig = plots.fig_activation_health(_groups(folder))
-    sat_ax, dead_ax, ratio_ax = fig.axes[:3]
+    sat_ax, deriv_ax, dead_ax, ratio_ax = fig.axes[:4]
     n_layers = run.metrics["update_ratio"].shape[1]
-    for ax, key in [(sat_ax, "act_saturated"), (dead_ax, "act_dead"), (ratio_ax, "update_ratio")]:
+    assert f"{SATURATION:.0%}" in sat_ax.get_ylabel()  # the engine's threshold, not a typed-in one
+    peaks = [peak_derivative("tanh", {})] * (n_layers - 1) + [0.25]  # tanh hidden, sigmoid output
+    expected = {
+        sat_ax: run.metrics["act_saturated"],
+        deriv_ax: run.metrics["act_deriv"] / np.array(peaks),  # relative to the peak: continuous
+        dead_ax: run.metrics["act_dead"][:, :-1],  # hidden layers only: an output is never "dead"
+        ratio_ax: run.metrics["update_ratio"],
+    }
+    for ax, values in expected.items():
         lines = [ln for ln in ax.get_lines() if ln.get_label().startswith(("layer", "output"))]
-        assert len(lines) == n_layers
+        assert len(lines) == values.shape[1]
         for i, ln in enumerate(lines):
-            np.testing.assert_allclose(ln.get_ydata(), run.metrics[key][:, i])
+            np.testing.assert_allclose(ln.get_ydata(), values[:, i])
+        assert lines[-1].get_label() == (
+            "output layer (sigmoid)" if ax is not dead_ax else f"layer {n_layers - 1}"
+        )
     guide = _lines(ratio_ax, "1e-3 guide")
     assert guide and np.allclose(guide[0].get_ydata(), 1e-3) and ratio_ax.get_yscale() == "log"
+    legend = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert legend == {f"layer {i}" for i in range(1, n_layers)} | {"output layer (sigmoid)", "1e-3 guide"}
 
 
 # ----- task pictures ---------------------------------------------------------------------------------
@@ -249,7 +264,7 @@ def test_missing_optional_metrics_do_not_crash(lab, tmp_path):
     fig = plots.fig_loss_curves(_groups(lab["noval"]))
     assert len([ax for ax in fig.axes if ax.get_ylabel()]) == 1
     paths = plots.save_figures(_groups(lab["line"]), str(tmp_path / "line"))
-    assert {os.path.basename(p) for p in paths} >= {"loss_curves.png", "grad_heatmap_w.png", "task.png"}
+    assert {os.path.basename(p) for p in paths} == {"loss_curves.png", "linear.png", "task.png"}
     # a metrics file without any per-layer column (an older or foreign run): only the loss curves
     bare = tmp_path / "bare"
     shutil.copytree(lab["noval"], bare)
@@ -273,7 +288,11 @@ def test_plot_command_writes_figures_beside_the_results(lab, tmp_path):
     printed = r.stdout.split()
     assert printed and all(p.startswith(str(sweep / "figures")) and p.endswith(".svg") for p in printed)
     assert all(open(p).read(200).lstrip().startswith("<?xml") for p in printed)
-    assert len(printed) == len(plots.FIGURES)  # the sweep has everything: targets, layers, views
+    # the folder has everything but a sweep.yaml (no sweep summary) and a depth-0 model
+    assert {os.path.basename(p) for p in printed} == {f"{n}.svg" for n in plots.FIGURES} - {
+        "sweep_summary.svg",
+        "linear.svg",
+    }
 
 
 def test_compare_overlays_folders_labelled_by_key(lab):

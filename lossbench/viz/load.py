@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -95,48 +96,147 @@ def load_runs(paths: list[str]) -> list[Run]:
     return runs
 
 
-# ----- grouping runs that differ only in seed ---------------------------------------------------------
+# ----- label terms: a component is one term ----------------------------------------------------------
+
+COMPONENTS = ("data", "loss", "optim", "optim.schedule", "model.activation", "model.init", "model.bias_init")
+"""Config paths holding a named component: a name, or a mapping of `name` and its arguments."""
+
+UNSET = "unset"  # the text of a key a config does not have
+DERIVED = {"model.output"}  # resolved from the loss when the config leaves it out
 
 
-def differing_keys(
-    configs: list[dict], drop=("seed",), prefer: list[str] = (), minimal: bool = True
-) -> list[str]:
-    """Dotted config keys whose values are not the same in all configs (`name` only when nothing else).
+def _node(config: dict, path: str):
+    node = config
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
-    With `minimal`, of keys that split the configs the same way only one is kept (a `prefer`red,
-    swept one first): enough for a legend label.
-    """
-    flat = [flatten(c) for c in configs]
+
+def _name_of(node) -> str | None:
+    if isinstance(node, str):
+        return node
+    if isinstance(node, dict) and isinstance(node.get("name"), str):
+        return node["name"]
+    return None
+
+
+def _owner(key: str) -> str | None:
+    """The component whose setting `key` is (`optim` for optim.lr, `optim.schedule` for its gamma)."""
+    owners = [c for c in COMPONENTS if key.startswith(c + ".")]
+    return max(owners, key=len) if owners else None
+
+
+def terms(config: dict) -> dict:
+    """The config's keys for labels: plain keys flattened (`model.depth`), each component as its name
+    at its own path (`model.init` -> `normal`, whether written as a name or a mapping) and its
+    settings below it (`model.init.std`)."""
+    out = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for k, v in node.items():
+            key = f"{prefix}{k}"
+            if key in COMPONENTS and _name_of(v) is not None:
+                out[key] = _name_of(v)
+                if isinstance(v, dict):
+                    walk({a: b for a, b in v.items() if a != "name"}, key + ".")
+            elif isinstance(v, dict):
+                walk(v, key + ".")
+            else:
+                out[key] = v
+
+    walk(config, "")
+    return out
+
+
+def component_text(path: str, node) -> str:
+    """A component as one label term: its name and the arguments set away from their defaults,
+    `normal(std=2)`; `xavier_uniform`, not `-`, when all are defaults."""
+    name = _name_of(node)
+    if name is None:
+        return _text(node)
+    if not isinstance(node, dict):
+        return name
+    params = _params(path, name)
+    nested = {c[len(path) + 1 :] for c in COMPONENTS if c.startswith(path + ".")}
+    args = {
+        k: v
+        for k, v in node.items()
+        if k != "name" and k not in nested and (params is None or (k in params and params[k] != _text(v)))
+    }
+    return f"{name}({', '.join(f'{k}={_text(v)}' for k, v in args.items())})" if args else name
+
+
+def _params(path: str, name: str) -> dict | None:
+    """The registered component's arguments and the text of their defaults (None: no default);
+    None for a name the registry does not know (a foreign or newer run).
+
+    Imported here rather than at the top: the registries import torch, which only labels naming a
+    component's arguments need."""
+    from ..components import activations, data, inits, losses, optim
+
+    registry = {
+        "data": data.datasets,
+        "loss": losses.losses,
+        "optim": optim.optimizers,
+        "optim.schedule": optim.schedules,
+        "model.activation": activations.activations,
+        "model.init": inits.inits,
+        "model.bias_init": inits.inits,
+    }[path]
+    if name not in registry:
+        return None
+    defaults = registry[name].defaults()
+    return {k: (_text(defaults[k]) if k in defaults else None) for k in registry[name].params()}
+
+
+def value_text(config: dict, key: str) -> str:
+    """The text of `key` in a config: a component as one term, `P.name` as the component's name,
+    another key's value; `unset` when the config does not have it."""
+    if key in COMPONENTS:
+        node = _node(config, key)
+        return UNSET if node is None else component_text(key, node)
+    head, _, last = key.rpartition(".")
+    if last == "name" and head in COMPONENTS:
+        return _name_of(_node(config, head)) or UNSET
+    node = _node(config, key)
+    return UNSET if node is None else _text(node)
+
+
+def known_keys(configs: list[dict]) -> list[str]:
+    """Every key `value_text` can read from these configs (for --by and its "did you mean")."""
+    keys = {k for c in configs for k in [*flatten(c), *terms(c)]}
+    keys |= {f"{c}.name" for c in COMPONENTS if any(_node(cfg, c) is not None for cfg in configs)}
+    return sorted(keys)
+
+
+def differing_keys(configs: list[dict], drop=("seed",), prefer: list[str] = ()) -> list[str]:
+    """The keys whose values differ between configs, as label terms: a component whose name differs
+    is one key (its arguments are in its text), one whose arguments alone differ gives a key per
+    argument (`optim.lr`). `name` only when nothing else differs; `model.output` only when it does
+    not just follow another differing key (the loss). `prefer`red (swept) keys come first."""
+    all_terms = [terms(c) for c in configs]
     keys = []
-    for f in flat:
-        keys += [k for k in f if k not in keys and k not in drop]
-    differ = [k for k in keys if len({_text(f.get(k, "-")) for f in flat}) > 1]
+    for t in all_terms:
+        keys += [k for k in t if k not in keys and k not in drop]
+    texts = {k: [value_text(c, k) for c in configs] for k in keys}
+    differ = [k for k in keys if len(set(texts[k])) > 1]
+    renamed = {k for k in differ if k in COMPONENTS}
+    differ = [k for k in differ if _owner(k) not in renamed or k in COMPONENTS]
     if len(differ) > 1 and "name" in differ:
         differ.remove("name")
-    if not minimal:
-        return differ
-    # a key that splits the runs exactly as a preferred key does adds nothing to a label (model.output
-    # follows loss.name); prefer keys every run has, and set ones over derived ones
-    order = sorted(
-        differ,
-        key=lambda k: (k not in prefer, any(k not in f for f in flat), k in DERIVED, differ.index(k)),
-    )
-    kept, partitions = [], set()
-    for k in order:
-        part = _partition([_text(f.get(k, "-")) for f in flat])
-        if part not in partitions:
-            partitions.add(part)
-            kept.append(k)
-    return [k for k in differ if k in kept]
-
-
-DERIVED = {"model.output"}  # resolved from the loss when the config leaves it out
+    for k in [k for k in differ if k in DERIVED]:
+        if any(_partition(texts[k]) == _partition(texts[o]) for o in differ if o != k):
+            differ.remove(k)
+    first = [k for k in prefer if k in differ]
+    return first + [k for k in differ if k not in first]
 
 
 def _partition(values: list[str]) -> tuple:
     """Which items share a value, independent of the values themselves: ["a", "b", "a"] -> (0, 1, 0)."""
-    first = {}
-    return tuple(first.setdefault(v, len(first)) for v in values)
+    seen = {}
+    return tuple(seen.setdefault(v, len(seen)) for v in values)
 
 
 def _text(v) -> str:
@@ -145,6 +245,37 @@ def _text(v) -> str:
     if isinstance(v, (dict, list)):
         return json.dumps(v, sort_keys=True)
     return str(v)
+
+
+def _natural(text: str) -> tuple:
+    """A sort key that puts numbers in numeric order (2 before 10) and texts alphabetically."""
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
+
+
+# ----- grid order, from the sweep's table -------------------------------------------------------------
+
+
+def grid_positions(runs: list[Run]) -> dict[str, int]:
+    """Each run's place in its sweep's grid (the row order of the sweep folder's sweep.csv), by path.
+
+    Runs outside a sweep, or of a sweep that never finished its table, are not in it.
+    """
+    import csv
+
+    out = {}
+    parents = dict.fromkeys(os.path.dirname(os.path.normpath(r.path)) for r in runs)
+    for p, parent in enumerate(parents):
+        try:
+            with open(os.path.join(parent, "sweep.csv"), newline="") as f:
+                ids = [row[0] for row in csv.reader(f)][1:]
+        except (OSError, csv.Error, IndexError):
+            continue  # an order preference only: the groups are then sorted by their values
+        for i, run_id in enumerate(ids):
+            out[os.path.join(parent, run_id)] = p * 1_000_000 + i
+    return {r.path: out[os.path.normpath(r.path)] for r in runs if os.path.normpath(r.path) in out}
 
 
 @dataclass
@@ -209,13 +340,15 @@ class _quiet:
 
 
 def group_runs(runs: list[Run], by: list[str] | None = None) -> list[Group]:
-    """Groups of runs differing only in seed, labelled by the keys that differ (or the `by` keys).
+    """Groups of runs differing only in seed, labelled by the keys that differ (or the `by` keys),
+    in the sweep's grid order (else sorted by their values), each with a colour it keeps in every
+    figure drawn from these groups.
 
     Raises UserError when a `by` key is in no run's config.
     """
-    flat = [flatten(r.config) for r in runs]
+    configs = [r.config for r in runs]
     if by:
-        every = sorted({k for f in flat for k in f})
+        every = known_keys(configs)
         for key in by:
             if key not in every:
                 from ..components.registry import did_you_mean
@@ -224,33 +357,65 @@ def group_runs(runs: list[Run], by: list[str] | None = None) -> list[Group]:
                     [("--by", f"no run has the config key {key!r}{did_you_mean(key, every)}")], "compare"
                 )
     keyed: dict[str, list[int]] = {}
-    for i, f in enumerate(flat):
-        ident = json.dumps({k: _text(v) for k, v in f.items() if k != "seed"}, sort_keys=True)
+    for i, c in enumerate(configs):
+        ident = json.dumps({k: _text(v) for k, v in flatten(c).items() if k != "seed"}, sort_keys=True)
         keyed.setdefault(ident, []).append(i)
     members = list(keyed.values())
-    firsts = [runs[m[0]].config for m in members]
+    firsts = [configs[m[0]] for m in members]
     differ = differing_keys(firsts, prefer=swept_keys(runs))
     label_keys = list(by) if by else differ
-    labels = [_label(flat[m[0]], label_keys) for m in members]
-    if by and len(set(labels)) < len(labels):  # the --by keys alone do not tell groups apart
+    values = [{k: value_text(c, k) for k in label_keys} for c in firsts]
+    if by and len({tuple(v.values()) for v in values}) < len(values):  # --by alone does not tell them apart
         label_keys = list(by) + [k for k in differ if k not in by]
-        labels = [_label(flat[m[0]], label_keys) for m in members]
+        values = [{k: value_text(c, k) for k in label_keys} for c in firsts]
+    grid = grid_positions(runs)
+    order = sorted(
+        range(len(members)),
+        key=lambda j: (
+            min((grid.get(runs[i].path, math.inf) for i in members[j]), default=math.inf),
+            [_natural(values[j][k]) for k in label_keys],
+        ),
+    )
+    styles = _styles([values[j] for j in order], label_keys)
     groups = []
-    for j, (m, label) in enumerate(zip(members, labels)):
-        group_runs_ = [runs[i] for i in m]
-        seeds = len(group_runs_)
-        if seeds > 1:
-            label = f"{label} ({seeds} seeds)" if label else f"{seeds} seeds"
+    for (color, linestyle), j in zip(styles, order):
+        group_runs_ = [runs[i] for i in members[j]]
+        label = ", ".join(f"{k}={v}" for k, v in values[j].items())
+        if len(group_runs_) > 1:
+            label = f"{label} ({len(group_runs_)} seeds)" if label else f"{len(group_runs_)} seeds"
         groups.append(
             Group(
                 label=label or _default_label(group_runs_[0]),
                 runs=group_runs_,
-                values={k: flat[m[0]].get(k) for k in label_keys},
-                color=PALETTE[j % len(PALETTE)],
-                linestyle=LINESTYLES[(j // len(PALETTE)) % len(LINESTYLES)],
+                values=values[j],
+                color=color,
+                linestyle=linestyle,
             )
         )
     return groups
+
+
+def _styles(values: list[dict], keys: list[str]) -> list[tuple[str, str]]:
+    """(colour, line style) per group, in order. With two or more label keys, the first key's value
+    picks the hue and the second's a shade (light to dark) and a line style, so that "relu, depth 10"
+    reads as the dark, dotted member of the relu family; otherwise one palette colour each."""
+    from matplotlib.colors import to_hex, to_rgb
+
+    firsts = list(dict.fromkeys(v[keys[0]] for v in values)) if keys else []
+    seconds = list(dict.fromkeys(v[keys[1]] for v in values)) if len(keys) > 1 else []
+    if len(keys) < 2 or len(firsts) > len(PALETTE) or len(seconds) > 6:
+        return [
+            (PALETTE[j % len(PALETTE)], LINESTYLES[(j // len(PALETTE)) % len(LINESTYLES)])
+            for j in range(len(values))
+        ]
+    out = []
+    for v in values:
+        hue = np.array(to_rgb(PALETTE[firsts.index(v[keys[0]])]))
+        k = seconds.index(v[keys[1]])
+        t = k / max(len(seconds) - 1, 1)  # 0: the first value, lightest; 1: the last, darkest
+        shade = hue + (1 - hue) * 0.5 * (1 - t) if t < 0.5 else hue * (1 - 0.45 * (t - 0.5))
+        out.append((to_hex(np.clip(shade, 0, 1)), LINESTYLES[k % len(LINESTYLES)]))
+    return out
 
 
 def swept_keys(runs: list[Run]) -> list[str]:
@@ -266,10 +431,6 @@ def swept_keys(runs: list[Run]) -> list[str]:
             continue  # a label preference only: without it the labels are still right, only longer
         keys += [k for k in swept if isinstance(k, str) and k not in keys]
     return keys
-
-
-def _label(flat: dict, keys: list[str]) -> str:
-    return ", ".join(f"{k}={_text(flat.get(k, '-'))}" for k in keys)
 
 
 def _default_label(run: Run) -> str:

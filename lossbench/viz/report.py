@@ -70,6 +70,9 @@ COLUMNS = [
     ("final_train_loss", "train loss"),
     ("final_val_loss", "val loss"),
     ("final_val_acc", "val acc"),
+    ("final_val_nll", "val nll"),
+    ("final_val_mse", "val mse"),
+    ("final_val_mae", "val mae"),
     ("steps_to_target", "steps to target"),
     ("seconds_to_target", "s to target"),
     ("diverged_step", "diverged at step"),
@@ -129,7 +132,7 @@ def _section(i: int, folder: str, runs: list, root: str, out: str) -> str:
             f'<figure><img alt="{_e(name)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{_e(CAPTIONS.get(name, name))}</figcaption></figure>"
         )
-    parts.append(_table(runs, out))
+    parts.append(_table(groups, out))
     common = _common(runs)
     if common:
         lines = "\n".join(f"{k}: {load._text(v)}" for k, v in common.items())
@@ -139,26 +142,30 @@ def _section(i: int, folder: str, runs: list, root: str, out: str) -> str:
     return "\n".join(parts)
 
 
-def _table(runs: list, out: str) -> str:
-    """Runs as rows: the config values that differ between them, then the summary's numbers."""
-    keys = load.differing_keys([r.config for r in runs], drop=(), minimal=False)
-    classification = any(_summary(r).get("task") != "regression" for r in runs)
-    columns = [(k, t) for k, t in COLUMNS if classification or k != "final_val_acc"]
+def _table(groups: list, out: str) -> str:
+    """Runs as rows, in the groups' order (the sweep's grid order): the config values that differ
+    between them (a component as one column), then the summary's numbers."""
+    runs = [r for g in groups for r in sorted(g.runs, key=lambda r: str(r.config.get("seed")))]
+    keys = load.differing_keys([r.config for r in runs], drop=())
+    summaries = [_summary(r) for r in runs]
+    columns = [
+        (k, t)
+        for k, t in COLUMNS
+        if k in ("status", "steps_done") or any(s.get(k) is not None for s in summaries)
+    ]
     head = (
         '<th class="text">run</th>'
         + "".join(f'<th class="text">{_e(k)}</th>' for k in keys)
         + "".join(f"<th>{_e(t)}</th>" for _, t in columns)
     )
     rows = []
-    for r in runs:
-        s = _summary(r)
-        flat = flatten(r.config)
+    for r, s in zip(runs, summaries):
         status = s.get("status") or "incomplete"
         link = os.path.relpath(os.path.join(r.path, "config.yaml"), out)
         cells = [
             f'<td class="text"><a href="{_e(link)}">{_e(os.path.basename(os.path.normpath(r.path)))}</a></td>'
         ]
-        cells += [f'<td class="text">{_e(load._text(flat.get(k, "-")))}</td>' for k in keys]
+        cells += [f'<td class="text">{_e(load.value_text(r.config, k))}</td>' for k in keys]
         for key, _ in columns:
             value = status if key == "status" else s.get(key)
             cells.append(f"<td>{_e(_fmt(value))}</td>")
@@ -166,7 +173,7 @@ def _table(runs: list, out: str) -> str:
         rows.append(f'<tr class="{css}">' + "".join(cells) + "</tr>")
     note = (
         f'<p class="note">Columns after "run": the config keys whose values differ between these runs '
-        f"({len(keys)}); click a header to sort.</p>"
+        f"({len(keys)}); rows in the sweep's grid order; click a header to sort.</p>"
         if keys
         else ""
     )
@@ -175,8 +182,12 @@ def _table(runs: list, out: str) -> str:
 
 def _common(runs: list) -> dict:
     flats = [flatten(r.config) for r in runs]
-    differ = set(load.differing_keys([r.config for r in runs], drop=(), minimal=False))
-    return {k: v for k, v in flats[0].items() if k not in differ and all(k in f for f in flats)}
+    differ = load.differing_keys([r.config for r in runs], drop=())
+    return {
+        k: v
+        for k, v in flats[0].items()
+        if not any(k == d or k.startswith(d + ".") for d in differ) and all(k in f for f in flats)
+    }
 
 
 def _summary(run) -> dict:

@@ -1,0 +1,166 @@
+"""The sweep summary: the result a sweep is run for, against each swept key.
+
+For `configs/sweep_activations.yaml` one panel reads "gradient ratio against depth, one line per
+activation": the thing the sweep was run to see, which twenty-seven loss curves on one axis hide.
+Rows are results (the final validation metric, the first/last gradient ratio, steps to the target
+when one is set), columns the swept keys (their values in grid order on x), one line per value of
+the other swept keys; each point is the mean over seeds of the runs' summaries, the bar their
+min-max.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .canvas import _figure, _notes, _suptitle, _wants_log, _wrap
+from .curves import run_targets, target_metric
+from .load import PALETTE, Group, swept_keys, value_text
+from .metrics import HIGHER_IS_BETTER, METRICS, base, choose_metric, lacking_note, task_of
+
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def sweep_axes(groups: list[Group]) -> list[tuple[str, list[str]]]:
+    """(key, its values in grid order) for every swept key with two values or more: the sweep's own
+    keys (sweep.yaml), else the keys the groups' labels name."""
+    runs = [r for g in groups for r in g.runs]
+    keys = [k for k in swept_keys(runs) if k != "seed"] or list(groups[0].values)
+    out = []
+    for key in keys:
+        values = list(dict.fromkeys(value_text(g.runs[0].config, key) for g in groups))
+        if len(values) > 1:
+            out.append((key, values))
+    return out
+
+
+def results(groups: list[Group], metric: str | None = None) -> list[tuple[str, str, str]]:
+    """(axis label, "summary" or "target", summary key or target metric) of each result drawn: the
+    final validation metric, the gradient ratio, the steps to the target (when any run has one)."""
+    name = choose_metric(groups, metric)
+    if name == "loss" and task_of(groups) != "regression":
+        name = "acc"  # one loss throughout: accuracy is the result a classifier is judged by
+    summaries = [r.summary or {} for g in groups for r in g.runs]
+    split = "val" if any(s.get(f"final_val_{base(name)}") is not None for s in summaries) else "train"
+    final = f"final {'validation' if split == 'val' else 'train'} {METRICS.get(base(name), name)}"
+    out = [(final, "summary", f"final_{split}_{base(name)}")]
+    if any(s.get("grad_ratio_first_last") is not None for s in summaries):
+        label = "gradient into first / last hidden layer\nat step 0 (below 1: vanishing)"
+        out.append((label, "summary", "grad_ratio_first_last"))
+    target = target_metric(groups, metric)
+    if target is not None:
+        values = {t["value"] for g in groups for r in g.runs for t in run_targets(r) if t["metric"] == target}
+        value = f"{values.pop():g}" if len(values) == 1 else "its target"
+        sign = ">=" if base(target) in HIGHER_IS_BETTER else "<="
+        out.append((f"steps to {target} {sign} {value}", "target", target))
+    return out
+
+
+def result_value(run, kind: str, key: str) -> float | None:
+    """The run's value of one result: a summary number, or the steps to its target on `key`."""
+    if kind == "target":
+        t = next((t for t in run_targets(run) if t["metric"] == key), None)
+        v = None if t is None else t.get("steps_to")
+    else:
+        v = (run.summary or {}).get(key)
+    return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else None
+
+
+def _recorded(run, kind: str, key: str) -> bool:
+    """Whether the run's summary holds the result at all (a target never reached is recorded)."""
+    if kind == "target":
+        return any(t["metric"] == key for t in run_targets(run))
+    return key in (run.summary or {})
+
+
+def fig_sweep_summary(groups: list[Group], metric: str | None = None):
+    """Each result against each swept key, one line per value of the other swept keys (see the module
+    docstring). None for fewer than three configs outside a sweep, or when no key takes two values."""
+    runs = [r for g in groups for r in g.runs]
+    axes_keys = sweep_axes(groups)
+    from_sweep = any(k != "seed" for k in swept_keys(runs))
+    if not axes_keys or (not from_sweep and len(groups) < 3):
+        return None
+    rows = results(groups, metric)
+    cols = axes_keys[:4]
+    fig = _figure(4.8 * len(cols) + 0.8, 3.4 * len(rows) + 1.2)
+    axes = fig.subplots(len(rows), len(cols), squeeze=False)
+    notes = []
+    for r, (label, kind, key_) in enumerate(rows):
+        value = functools.partial(result_value, kind=kind, key=key_)
+        without = [run for run in runs if value(run) is None]
+        for c, (key, xs) in enumerate(cols):
+            _panel(axes[r, c], groups, key, xs, [k for k, _ in axes_keys if k != key], value)
+            axes[r, c].set_xlabel(key if r == len(rows) - 1 else "")
+            if c == 0:
+                axes[r, c].set_ylabel(label, fontsize="small")
+        if without:
+            notes.append(_why_missing(without, label, kind, key_))
+    seeds = max(len(g.runs) for g in groups)
+    spread = f" (points: mean over {seeds} seeds, bars: min-max)" if seeds > 1 else ""
+    what = ", ".join(label.split("\n")[0] for label, _, _ in rows)
+    _suptitle(fig, f"What the sweep found: {what}, against {' and '.join(k for k, _ in cols)}{spread}")
+    _notes(fig, notes)
+    return fig
+
+
+def _panel(ax, groups: list[Group], key: str, xs: list[str], others: list[str], value) -> None:
+    """One result against `key`: a line per combination of the `others` keys' values."""
+    lines: dict[tuple, dict[int, list[float]]] = {}
+    for g in groups:
+        config = g.runs[0].config
+        combo = tuple(value_text(config, o) for o in others)
+        at = lines.setdefault(combo, {}).setdefault(xs.index(value_text(config, key)), [])
+        at += [v for run in g.runs if (v := value(run)) is not None]
+    everything = [v for line in lines.values() for vs in line.values() for v in vs]
+    for j, (combo, points) in enumerate(lines.items()):
+        pos = sorted(p for p, vs in points.items() if vs)
+        if not pos:
+            continue
+        mean = np.array([np.mean(points[p]) for p in pos])
+        lo = mean - np.array([np.min(points[p]) for p in pos])
+        hi = np.array([np.max(points[p]) for p in pos]) - mean
+        colour = _line_colour(groups, others, combo, j, len(lines))
+        name = ", ".join(f"{o}={v}" for o, v in zip(others, combo)) or "all runs"
+        ax.errorbar(
+            pos,
+            mean,
+            yerr=[lo, hi],
+            color=colour,
+            marker=MARKERS[j % len(MARKERS)],
+            ms=6,
+            capsize=4,
+            lw=1.6,
+            label=name,
+        )
+    ax.set_xticks(range(len(xs)), [_wrap(x, 14) for x in xs], fontsize="small")
+    ax.set_xlim(-0.4, len(xs) - 0.6)
+    if _wants_log(everything):
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if lines and (len(lines) > 1 or others):
+        ax.legend(fontsize="x-small", title=None)
+
+
+def _why_missing(runs: list, label: str, kind: str, key: str) -> str:
+    """Why some runs have no point: diverged, never reached the target, or an older run that did not
+    record the value (those are named, with how to refresh them)."""
+    diverged = [r for r in runs if (r.summary or {}).get("status") == "diverged"]
+    older = [r for r in runs if r not in diverged and not _recorded(r, kind, key)]
+    parts = [f"{len(diverged)} diverged"] if diverged else []
+    if len(runs) - len(diverged) - len(older):
+        parts.append(f"{len(runs) - len(diverged) - len(older)} never reached it")
+    if older:
+        parts.append(lacking_note([r.path for r in older], "it", prefix=""))
+    return f"no point for {label.splitlines()[0]}: " + "; ".join(parts)
+
+
+def _line_colour(groups: list[Group], others: list[str], combo: tuple, j: int, n: int):
+    """A line per value of the groups' colour key wears that value's hue, as in every other figure;
+    lines per value of another key are greys (black to light), so that no hue means two things."""
+    keys = list(groups[0].values)
+    if len(others) == 1 and keys and others[0] == keys[0]:
+        hues = list(dict.fromkeys(value_text(g.runs[0].config, keys[0]) for g in groups))
+        return PALETTE[hues.index(combo[0]) % len(PALETTE)]
+    return str(0.65 * j / max(n - 1, 1))

@@ -1,0 +1,190 @@
+"""The task picture: a decision boundary or a fitted function, with the data (from view.npz)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..runs.store import Run, RunFolderError
+from .canvas import _figure, _grid, _legend, _notes, _page, _suptitle, _what, _wrap
+from .load import PALETTE, UNSET, Group, value_text
+from .metrics import lacking_note
+
+
+def load_view(run: Run) -> dict | None:
+    """The run's view.npz (task picture data) or None when it has none; a damaged one is an error."""
+    path = os.path.join(run.path, "view.npz")
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as e:  # zipfile/ValueError/EOFError: any unreadable archive
+        raise RunFolderError(
+            [("view.npz", f"is truncated or unreadable ({type(e).__name__})")], run.path
+        ) from None
+
+
+def fig_task(groups: list[Group], page: tuple[int, int] | None = None):
+    """The task picture per config (its first seed): the decision boundary with the data for 2-D
+    inputs, the fitted function with the data (outliers marked) for 1-D inputs, with the fitted line's
+    equation for a depth-0 model. None without views; a one-example data set (Nielsen's neuron) has
+    no picture here, its `linear` figure shows it."""
+    views = []
+    for g in groups:
+        view = next(((r, v) for r in g.runs if (v := load_view(r)) is not None), None)
+        if view is not None and len(view[1]["x"]) > 1:
+            views.append((g, *view))
+    if not views:
+        return None
+    rows, cols = _grid(len(views), [g for g, _, _ in views])
+    fig = _figure(4.4 * cols + 0.6, 4.0 * rows + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (g, run, view) in zip(axes, views):
+        if str(view["kind"]) == "curve":
+            _curve(ax, view, fitted_line(run))
+        else:
+            _boundary(ax, view)
+        ax.set_title(_wrap(g.label), fontsize="small")
+    for ax in axes[len(views) :]:
+        ax.set_visible(False)
+    kinds = {str(v["kind"]) for _, _, v in views}
+    what = "Decision boundary and data" if kinds == {"boundary"} else "Fitted function and data"
+    _suptitle(fig, f"{what}, {_what([g for g, _, _ in views])}{_page(page)}")
+    return fig
+
+
+def fitted_line(run: Run) -> str | None:
+    """'y = 2.02 x + 3.05' for a depth-0 model with one input and one identity output (its summary's
+    `linear` weights), else None."""
+    lin = (run.summary or {}).get("linear")
+    if not isinstance(lin, dict) or value_text(run.config, "model.output") not in ("identity", UNSET):
+        return None
+    w, b = np.asarray(lin.get("weight", []), float), np.asarray(lin.get("bias", []), float)
+    if w.shape != (1, 1) or b.shape != (1,):
+        return None
+    return f"y = {w[0, 0]:.3g} x {'-' if b[0] < 0 else '+'} {abs(b[0]):.3g}"
+
+
+def _curve(ax, view: dict, equation: str | None = None) -> None:
+    x, y = view["x"][:, 0], view["y"].reshape(len(view["x"]), -1)
+    marks = view.get("marks")
+    marks = np.zeros(len(x), bool) if marks is None else marks.astype(bool).reshape(-1)
+    ax.plot(x[~marks], y[~marks, 0], "o", color=PALETTE[0], ms=3, alpha=0.6, label="data")
+    if marks.any():
+        ax.plot(x[marks], y[marks, 0], "x", color=PALETTE[1], ms=7, mew=2, label="outliers")
+    pred = view["pred"].reshape(len(view["grid_x"]), -1)
+    for j in range(pred.shape[1]):
+        label = ("model: " + equation if equation else "model") if j == 0 else None
+        ax.plot(view["grid_x"], pred[:, j], color="black", lw=2, label=label)
+    ax.set_xlabel("input x")
+    ax.set_ylabel("target y / model output" if str(view["task"]) == "regression" else "label / P(class 1)")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+
+
+def _boundary(ax, view: dict) -> None:
+    from matplotlib.colors import ListedColormap
+
+    gx, gy, pred, x = view["grid_x"], view["grid_y"], view["pred"], view["x"]
+    task = str(view["task"])
+    y = view["y"].reshape(len(x), -1)[:, 0]
+    if task == "regression":
+        cs = ax.contourf(gx, gy, pred, levels=12, cmap="viridis", alpha=0.7)
+        ax.figure.colorbar(cs, ax=ax, label="model output")
+        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="viridis", s=10, edgecolors="black", linewidths=0.3)
+    else:
+        classes = np.unique(y).astype(int) if task != "binary" else np.array([0, 1])
+        n = max(int(classes.max()) + 1, int(np.nanmax(pred)) + 1 if task != "binary" else 2)
+        colours = [PALETTE[k % len(PALETTE)] for k in range(n)]
+        if task == "binary":  # pred is the logit: class 1 where it is positive
+            ax.contourf(gx, gy, (pred > 0).astype(float), levels=[-0.5, 0.5, 1.5], colors=colours, alpha=0.25)
+            ax.contour(gx, gy, pred, levels=[0], colors="black", linewidths=1.5)
+        else:
+            ax.contourf(gx, gy, pred, levels=np.arange(n + 1) - 0.5, colors=colours, alpha=0.25)
+        ax.scatter(
+            x[:, 0],
+            x[:, 1],
+            c=y.astype(int),
+            cmap=ListedColormap(colours),
+            vmin=-0.5,
+            vmax=n - 0.5,
+            s=10,
+            edgecolors="black",
+            linewidths=0.3,
+        )
+        for k in range(n):
+            ax.plot([], [], "o", color=colours[k], mec="black", mew=0.3, label=f"class {k}")
+        if task == "binary":
+            ax.plot([], [], color="black", label="decision boundary")
+        ax.legend(fontsize="x-small", loc="upper right")
+    ax.set_xlabel("input x1")
+    ax.set_ylabel("input x2")
+
+
+def _depth0(g: Group) -> bool:
+    w = g.stacked("weight_norm")
+    return w is not None and w.shape[-1] == 1
+
+
+def fig_linear(groups: list[Group]):
+    """Depth-0 models (one linear layer: a line fit, a logistic regression, Nielsen's single neuron)
+    over training: the model's output (for a one-example data set, the neuron's output a itself), the
+    weight norm (|w| for one input) and the gradients of the weights and the bias (log axis: a
+    saturated neuron's plateau is where they are tiny). The legend gives each config's final weights
+    and bias from its summary. None when no group is depth 0.
+    """
+    shown = [g for g in groups if _depth0(g)]
+    if not shown:
+        return None
+    fig = _figure(15, 4.6)
+    ax_out, ax_w, ax_g = fig.subplots(1, 3)
+    single = all(len(v["x"]) == 1 for g in shown for r in g.runs[:1] if (v := load_view(r)) is not None)
+    missing = []
+    for g in shown:
+        final = _final_parameters(g.runs[0])
+        if final is None:
+            missing.append(g.runs[0].path)
+        label = f"{g.label}: {final}" if final and g.label else final or g.label
+        for ax, key, style in [
+            (ax_out, "act_mean", "-"),
+            (ax_w, "weight_norm", "-"),
+            (ax_g, "grad_w", "-"),
+            (ax_g, "grad_b", ":"),
+        ]:
+            m = g.mean(key)
+            if m is None:
+                continue
+            steps, mean = m[0], m[1][:, 0]
+            ok = np.isfinite(mean) & ((mean > 0) if ax is ax_g else True)
+            ax.plot(
+                steps[ok], mean[ok], color=g.color, ls=style, lw=1.6, label=label if ax is ax_out else None
+            )
+    ax_out.set_ylabel("the neuron's output a" if single else "model output (mean over the logged batch)")
+    ax_out.set_title("Output over training")
+    ax_w.set_ylabel("weight norm ||W|| (|w| for one input)")
+    ax_w.set_title("Weights over training")
+    ax_g.set_yscale("log")
+    ax_g.set_ylabel("gradient norm")
+    ax_g.set_title("Gradients: solid ||dL/dW||, dotted ||dL/db||")
+    for ax in (ax_out, ax_w, ax_g):
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    _suptitle(fig, f"Depth-0 (linear) model over training, {_what(shown)}")
+    _legend(fig, ax_out, len(shown) + 3)
+    _notes(fig, [lacking_note(missing, "final weights in their summary", prefix="")])
+    return fig
+
+
+def _final_parameters(run: Run) -> str | None:
+    """'w = 2.02, b = 3.05' (or the matrices) from the summary's `linear`; None when not recorded."""
+    lin = (run.summary or {}).get("linear")
+    if not isinstance(lin, dict):
+        return None
+    w, b = np.asarray(lin.get("weight", []), float), np.asarray(lin.get("bias", []), float)
+    if w.size <= 4 and b.size <= 2:
+        ws = ", ".join(f"{v:.3g}" for v in w.ravel())
+        bs = ", ".join(f"{v:.3g}" for v in b.ravel())
+        return f"final w = {ws}, b = {bs}"
+    return f"final weights {w.shape[0]}x{w.shape[1]}, |W| = {np.linalg.norm(w):.3g}"
