@@ -155,7 +155,7 @@ def test_tensorboard_export_holds_the_metrics(results, tmp_path):
     folders = export_tensorboard(str(results / "sweep"), str(tmp_path))
     assert len(folders) == 2
     # named by what differs (the loss), with the run id beside it, so the runs can be told apart
-    assert sorted(os.path.basename(f).split(" (")[0] for f in folders) == ["loss.name=bce", "loss.name=hinge"]
+    assert sorted(os.path.basename(f).split(" (")[0] for f in folders) == ["loss=bce", "loss=hinge"]
     for folder in folders:
         run_id = os.path.basename(folder).split(" (")[1].rstrip(")")
         run = runs.load_run(str(results / "sweep" / run_id))

@@ -19,7 +19,7 @@ import io
 import os
 
 from ..runs.store import atomic_write, check_writable
-from .canvas import _wants_log  # noqa: F401 (tests use it from here)
+from .canvas import _figure, _wants_log  # noqa: F401 (tests use _wants_log from here)
 from .curves import fig_convergence, fig_loss_curves
 from .layers import fig_activation_health, fig_grad_heatmap, fig_grad_profile
 from .load import MAX_PANELS, Group
