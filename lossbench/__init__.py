@@ -7,6 +7,18 @@
 The heavy modules (torch) load on first use, so `python -m lossbench --help` answers at once.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for the annotations only: torch loads on first use
+    import torch
+
+    from .config.schema import Config
+    from .engine.model import MLP
+    from .runs.store import Run
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -21,7 +33,13 @@ __all__ = [
 ]
 
 
-def run(config_or_path, out: str = "results", force: bool = False, threads: int | None = 1, **overrides):
+def run(
+    config_or_path: str | dict | Config,
+    out: str = "results",
+    force: bool = False,
+    threads: int | None = 1,
+    **overrides: Any,
+) -> Run:
     """Train one config (a YAML path, a mapping or a Config); returns the loaded `Run`.
 
     `threads`: torch threads (1 by default; None leaves torch's setting alone).
@@ -31,21 +49,21 @@ def run(config_or_path, out: str = "results", force: bool = False, threads: int 
     return _run(config_or_path, out=out, force=force, threads=threads, **overrides)
 
 
-def load_run(path: str):
+def load_run(path: str) -> Run:
     """Read a run folder: `.config`, `.summary` (dicts) and `.metrics` (columns, per layer)."""
     from .runs.store import load_run as _load_run
 
     return _load_run(path)
 
 
-def load_config(path: str, *overrides: str):
+def load_config(path: str, *overrides: str) -> Config:
     """Validate a config file with `key=value` overrides; returns the resolved `Config`."""
     from .config.validate import load
 
     return load(path, overrides)[0]
 
 
-def run_many(configs: list, out: str = "results", workers: int | None = 1) -> list:
+def run_many(configs: list[Config], out: str = "results", workers: int | None = 1) -> list[Run]:
     """Train (or reuse) several Configs into run folders under `out`; returns their loaded `Run`s.
 
     Configs that differ only in seed, learning rate, init or target are trained as one stack (the
@@ -62,7 +80,7 @@ def run_many(configs: list, out: str = "results", workers: int | None = 1) -> li
     return runs
 
 
-def init_model(cfg):
+def init_model(cfg: Config) -> tuple[MLP, dict[str, Any]]:
     """(model, data) exactly as the trainer starts a run of `cfg`: the initial weights and the
     training data (a dict of tensors: x, y, labels, x_val, ...), without training anything."""
     import torch
@@ -75,7 +93,7 @@ def init_model(cfg):
     return build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1)), data
 
 
-def loss_fn(name: str):
+def loss_fn(name: str) -> Callable[..., torch.Tensor]:
     """The registered loss `name`: fn(prediction, target, reduction="none", **kwargs), elementwise.
 
     `python -m lossbench list` shows every loss; classification losses take logits.
@@ -85,7 +103,13 @@ def loss_fn(name: str):
     return losses[name].fn
 
 
-def model_loss(name: str, z, output, y, **kwargs):
+def model_loss(
+    name: str,
+    z: torch.Tensor,
+    output: Callable[[torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    **kwargs: Any,
+) -> torch.Tensor:
     """Per-example loss `name` of a model's logits `z` against prepared targets `y`, as the trainer
     computes it (`output`, the model's output nonlinearity, applied for losses on the output)."""
     from .components.losses import per_example

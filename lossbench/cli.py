@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import textwrap
+from typing import Any
 
 EPILOG = """examples:
   python -m lossbench run configs/quickstart.yaml
@@ -78,9 +79,17 @@ def _add_config_args(sp) -> None:
     sp.add_argument("--print-config", action="store_true", help="print the resolved config (every default)")
 
 
-def parser() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """The lossbench parser, holding each command's own parser (whose usage its errors show)."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}
+
+
+def parser() -> _Parser:
     experiments = experiment_names()
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="lossbench",
         description="Train small nets from YAML configs and record what every layer's gradient does.",
         epilog=EPILOG + "\n" + _wrap("experiments (reproduce --only): ", experiments),
@@ -88,7 +97,6 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    p.commands = {}
 
     def command(name, help_, **kw):
         p.commands[name] = sub.add_parser(
@@ -246,7 +254,7 @@ def _load(args):
     return cfg, sweep, raw
 
 
-def cmd_validate(args) -> int:
+def cmd_validate(args: argparse.Namespace) -> int:
     cfg, sweep, raw = _load(args)
     if sweep:
         from .runs.sweep import expand
@@ -269,7 +277,7 @@ def _print_config(cfg, sweep) -> None:
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     from .errors import UserError
     from .runs.runner import execute
     from .runs.store import check_writable
@@ -344,7 +352,7 @@ def print_summary(summary: dict, folder: str) -> None:
         print(f"  {k:<{width}}  {v}")
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     """Every registered component, one entry per name, wrapped to 100 columns."""
     from .components.activations import activations
     from .components.data import datasets
@@ -419,7 +427,7 @@ def _data_facts(name: str) -> str:
 # ----- pictures, reports, exports, reproductions -------------------------------------------------
 
 
-def cmd_plot(args) -> int:
+def cmd_plot(args: argparse.Namespace) -> int:
     """Figures of each PATH, written to PATH/figures (or --out, one subfolder per PATH when several)."""
     from .viz.figures import figure_jobs, save_figures
     from .viz.load import group_runs, load_runs
@@ -439,7 +447,7 @@ def cmd_plot(args) -> int:
     return 0
 
 
-def cmd_compare(args) -> int:
+def cmd_compare(args: argparse.Namespace) -> int:
     """The runs of all PATHs overlaid in one set of figures, labelled by the keys that differ (or --by)."""
     from .viz.figures import save_figures
     from .viz.load import group_runs, load_runs
@@ -452,7 +460,7 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def cmd_report(args) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     from .viz.report import write_report
 
     out = args.out or os.path.join(args.path, "report")
@@ -461,7 +469,7 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     from .errors import UserError
     from .viz.export import export_tensorboard
 
@@ -473,7 +481,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_reproduce(args) -> int:
+def cmd_reproduce(args: argparse.Namespace) -> int:
     """The `reproduce` command: 0 when every check passes (or is PARTIAL), 1 when any FAILs."""
     from .reproduce import VERDICTS, print_table, reproduce
 

@@ -16,7 +16,10 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
 
 from .components.registry import did_you_mean
 from .errors import UserError
@@ -80,10 +83,12 @@ def select(found: dict[str, Path], only: list[str] | None) -> dict[str, Path]:
     return {slug: found[slug] for slug in dict.fromkeys(only)}
 
 
-def load_experiment(slug: str, path: Path):
+def load_experiment(slug: str, path: Path) -> ModuleType:
     """Import `experiments/<slug>/experiment.py` by its path, as module `lossbench_experiments.<slug>`."""
     name = f"lossbench_experiments.{slug}"
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -93,7 +98,7 @@ def load_experiment(slug: str, path: Path):
     return module
 
 
-def jsonable(value):
+def jsonable(value: Any) -> Any:
     """`value` with numpy/torch scalars and arrays turned into plain Python, NaN and inf into None."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
@@ -171,7 +176,14 @@ def run_one(slug: str, path: Path, out: Path, fast: bool) -> dict:
     """Run and judge one experiment; an error in it becomes a FAIL with the error in the note."""
     folder = out / slug
     start = time.perf_counter()
-    record = {"slug": slug, "claim": "", "source": "", "measured": None, "checks": [], "figures": []}
+    record: dict[str, Any] = {
+        "slug": slug,
+        "claim": "",
+        "source": "",
+        "measured": None,
+        "checks": [],
+        "figures": [],
+    }
     try:
         module = load_experiment(slug, path)
         record["claim"], record["source"] = str(module.CLAIM), str(module.SOURCE)
@@ -188,7 +200,7 @@ def run_one(slug: str, path: Path, out: Path, fast: bool) -> dict:
     return record
 
 
-def fmt(value, width: int = 60) -> str:
+def fmt(value: Any, width: int = 60) -> str:
     """A short text for a measured or expected value (numbers to 4 significant digits)."""
     if isinstance(value, float):
         text = f"{value:.4g}"
@@ -240,7 +252,7 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_table(report: dict, stream=None) -> None:
+def print_table(report: dict, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     rows = [("experiment", "check", "measured", "expected", "verdict")]
     for e in report["experiments"]:
@@ -265,7 +277,7 @@ def reproduce(
     only: list[str] | None = None,
     fast: bool = False,
     out: str = "results/reproduce",
-    echo=print,
+    echo: Callable[[str], object] = print,
     workers: int | None = None,
 ) -> dict:
     """Run the chosen experiments into `out`, write verdicts.json and verdicts.md; return the report.
@@ -320,7 +332,7 @@ def reproduce(
         used = versions()  # while single-threaded: the thread count the experiments ran with
     finally:
         torch.set_num_threads(threads)
-    records = [records[slug] for slug in experiments]
+    ordered = [records[slug] for slug in experiments]
     argv = (
         ["python -m lossbench reproduce"]
         + (["--only", *only] if only else [])
@@ -331,9 +343,9 @@ def reproduce(
         "command": " ".join(argv),
         "fast": fast,
         "wall_time": time.perf_counter() - start,
-        "verdict": overall([{"verdict": r["verdict"]} for r in records]),
+        "verdict": overall([{"verdict": r["verdict"]} for r in ordered]),
         "versions": used,
-        "experiments": records,
+        "experiments": ordered,
     }
     atomic_write(str(root / "verdicts.json"), json.dumps(report, indent=2).encode())
     atomic_write(str(root / "verdicts.md"), render_markdown(report).encode())

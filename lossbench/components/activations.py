@@ -125,7 +125,7 @@ def peak_derivative(name: str, kwargs: dict) -> float:
     return _peak(name, tuple(sorted(kwargs.items())))
 
 
-OUTPUTS = {
+OUTPUTS: dict[str, Activation] = {
     "identity": _identity,
     "sigmoid": torch.sigmoid,
     "softmax": functools.partial(torch.softmax, dim=-1),

@@ -31,12 +31,13 @@ losses = Registry("loss")
 REGRESSION, BINARY, MULTICLASS = "regression", "binary", "multiclass"
 
 
-def _broadcast(prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _broadcast(prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Both at their common shape: the regression losses broadcast, as a formula would (a grid of
     parameter values against the targets), where torch's losses warn that shapes differ."""
     if prediction.shape == target.shape:
         return prediction, target
-    return torch.broadcast_tensors(prediction, target)
+    prediction, target = torch.broadcast_tensors(prediction, target)
+    return prediction, target
 
 
 @losses.register(tasks=(REGRESSION, BINARY, MULTICLASS), on="output")

@@ -81,7 +81,7 @@ def adam(
 ) -> torch.optim.Optimizer:
     """Adam: per-parameter steps from running moments of the gradient: torch.optim.Adam."""
     return torch.optim.Adam(
-        params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=False
+        params, lr=lr, betas=(betas[0], betas[1]), eps=eps, weight_decay=weight_decay, foreach=False
     )
 
 
@@ -96,7 +96,7 @@ def adamw(
 ) -> torch.optim.Optimizer:
     """AdamW: Adam with decoupled weight decay: torch.optim.AdamW."""
     return torch.optim.AdamW(
-        params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=False
+        params, lr=lr, betas=(betas[0], betas[1]), eps=eps, weight_decay=weight_decay, foreach=False
     )
 
 

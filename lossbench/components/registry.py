@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import operator
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -81,7 +82,7 @@ class Registry:
         """The other names recorded for `name`."""
         return [a for a, n in self.aliases.items() if n == name]
 
-    def hint(self, word) -> str:
+    def hint(self, word: object) -> str:
         """' (did you mean 'x'?)' for a misspelt name or another name of a registered one, else ''."""
         if not isinstance(word, str):
             return ""
@@ -92,7 +93,7 @@ class Registry:
             return f" (did you mean {target!r}?{why})"
         return did_you_mean(word, self.names())
 
-    def register(self, fn: Callable | None = None, **meta):
+    def register(self, fn: Callable | None = None, **meta: Any) -> Callable:
         """Register `fn` under its own name; `meta` holds facts validation needs (tasks, ...)."""
 
         def add(f: Callable) -> Callable:
@@ -112,7 +113,7 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return name in self.entries
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self.entries)
 
     def names(self) -> list[str]:
@@ -122,7 +123,7 @@ class Registry:
         return f"Registry({self.kind}: {', '.join(self.entries)})"
 
 
-def did_you_mean(word: str, choices) -> str:
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' when a close match exists, else ''."""
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -154,7 +155,7 @@ class Spec:
 
 def spec(annotation: Any) -> Spec:
     """Unwrap `Annotated[...]` and `X | None` into a `Spec` (in any nesting order)."""
-    optional, constraints = False, []
+    optional, constraints = False, list[Any]()
     while True:
         if typing.get_origin(annotation) is Annotated:
             annotation, *meta = typing.get_args(annotation)
@@ -177,24 +178,24 @@ def _flatten(meta: Iterable) -> Iterator:
             yield m
 
 
+_BOUNDS = {  # each numeric bound: its field, its test and its sign
+    at.Gt: ("gt", operator.gt, ">"),
+    at.Ge: ("ge", operator.ge, ">="),
+    at.Lt: ("lt", operator.lt, "<"),
+    at.Le: ("le", operator.le, "<="),
+}
+
+
 def out_of_bounds(value: float, constraints: Iterable) -> bool:
     """True when `value` breaks one of the numeric bounds (Gt, Ge, Lt, Le)."""
-    for c in constraints:
-        if (
-            (isinstance(c, at.Gt) and not value > c.gt)
-            or (isinstance(c, at.Ge) and not value >= c.ge)
-            or (isinstance(c, at.Lt) and not value < c.lt)
-            or (isinstance(c, at.Le) and not value <= c.le)
-        ):
-            return True
-    return False
+    bounds = [(_BOUNDS[type(c)], c) for c in constraints if type(c) in _BOUNDS]
+    return any(not test(value, getattr(c, field)) for (field, test, _), c in bounds)
 
 
 def bounds_text(constraints: Iterable) -> str:
     """The numeric bounds as words: '>= 0 and < 1' ('' when there are none)."""
-    signs = {at.Gt: (">", "gt"), at.Ge: (">=", "ge"), at.Lt: ("<", "lt"), at.Le: ("<=", "le")}
-    parts = [f"{signs[type(c)][0]} {getattr(c, signs[type(c)][1])}" for c in constraints if type(c) in signs]
-    return " and ".join(parts)
+    bounds = [(_BOUNDS[type(c)], c) for c in constraints if type(c) in _BOUNDS]
+    return " and ".join(f"{sign} {getattr(c, field)}" for (field, _, sign), c in bounds)
 
 
 def length(constraints: Iterable) -> tuple[int | None, int | None]:

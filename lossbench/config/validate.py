@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import typing
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..components.registry import Registry, Spec, bounds_text, did_you_mean, length, out_of_bounds, spec
@@ -109,7 +110,7 @@ def _interval(constraints: tuple) -> str:
 
 
 def parse_component(
-    path: str, raw, registry: Registry, problems: list, default: str, extra: dict | None = None
+    path: str, raw: Any, registry: Registry, problems: list, default: str, extra: dict | None = None
 ) -> tuple[Component, dict]:
     """A `Component` from `name` or `{name: ..., **kwargs}`, kwargs checked against the signature.
 
@@ -184,7 +185,7 @@ def _unknown_keys(path: str, section: dict, valid, problems: list) -> None:
             )
 
 
-def build(raw, source: str = "config", default_name: str = "run") -> Config:
+def build(raw: Any, source: str = "config", default_name: str = "run") -> Config:
     """Validate a raw config mapping (sweep block excluded) into a `Config`, or raise UserError."""
     from ..components.activations import activations
     from ..components.data import DataError, datasets, make
@@ -463,7 +464,7 @@ def _data_bytes(kwargs: dict) -> int:
         return 0
 
 
-def memory_estimate(cfg: Config, dataset) -> int:
+def memory_estimate(cfg: Config, dataset: Dataset | None) -> int:
     """Bytes a run needs, roughly: data, parameters with gradients and optimizer state, activations."""
     sizes = [cfg.n_inputs] + [cfg.model.width] * cfg.model.depth + [cfg.n_outputs]
     n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
@@ -481,11 +482,13 @@ def memory_budget() -> int:
         return 4 * 2**30
 
 
-def load(path: str | None = None, overrides: list[str] = (), raw: dict | None = None) -> tuple[Config, dict]:
+def load(
+    path: str | None = None, overrides: Sequence[str] = (), raw: dict | None = None
+) -> tuple[Config, dict, dict]:
     """Load and validate a config file (or a raw mapping) with overrides.
 
-    Returns the run `Config` and the sweep block (empty for a single run). The sweep block is
-    checked by `lossbench.sweep`.
+    Returns the run `Config`, the sweep block (empty for a single run; checked by
+    `lossbench.runs.sweep`) and the raw mapping with the overrides applied.
     """
     source = path or "config"
     if path is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 import yaml
 
@@ -65,7 +66,7 @@ def _expanded_size(node, memo) -> int:
     return memo[key]
 
 
-def parse_yaml(text: str, source: str):
+def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text safely; a `UserError` naming the line on any problem."""
     try:
         loader = _Loader(text)  # checks every character at once
@@ -96,7 +97,7 @@ def parse_yaml(text: str, source: str):
         loader.dispose()
 
 
-def read_yaml_file(path: str):
+def read_yaml_file(path: str) -> Any:
     """Read a config file; a `UserError` for a missing, unreadable, non-UTF-8 or invalid file."""
     if not os.path.exists(path):
         raise UserError([("", "file not found")], path)

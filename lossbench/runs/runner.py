@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from typing import Any
 
 from ..config.schema import Config
 from ..errors import UserError
@@ -32,8 +33,9 @@ def execute(
     from ..engine.train import predict_view, train
 
     folder = folder or run_dir(root, cfg)
-    if not force and is_finished(folder, cfg):
-        return read_summary(folder), folder, True
+    summary = None if force or not is_finished(folder, cfg) else read_summary(folder)
+    if summary is not None:
+        return summary, folder, True
     created = _missing_folders(folder)
     writer = None
     try:
@@ -72,7 +74,11 @@ def execute(
 
 
 def run(
-    config_or_path, out: str = "results", force: bool = False, threads: int | None = 1, **overrides
+    config_or_path: str | dict | Config,
+    out: str = "results",
+    force: bool = False,
+    threads: int | None = 1,
+    **overrides: Any,
 ) -> Run:
     """Notebook API: run a config (a path, a mapping or a Config) and return the loaded `Run`.
 

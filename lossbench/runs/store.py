@@ -21,11 +21,15 @@ import platform
 import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ..config.schema import Config
 from ..errors import UserError
+
+if TYPE_CHECKING:  # torch loads when a run is written, not when run folders are read
+    import torch
 
 DONE = ("finished", "diverged")
 # libyaml's safe loader when PyYAML has it: same result, ~10x faster on a 1000-run sweep folder
@@ -151,7 +155,7 @@ def versions() -> dict:
     }
 
 
-def strict_json(value):
+def strict_json(value: Any) -> Any:
     """`value` with every NaN and infinity replaced by None: JSON has no such numbers, so the run
     files write them as null (which `load_metrics` reads back as NaN) and strict parsers read them."""
     if isinstance(value, float):
@@ -189,7 +193,7 @@ class RunWriter:
         self.metrics.write(json.dumps(strict_json(row), allow_nan=False) + "\n")
         self.metrics.flush()
 
-    def finish(self, summary: dict, model=None, view: dict | None = None) -> None:
+    def finish(self, summary: dict, model: torch.nn.Module | None = None, view: dict | None = None) -> None:
         """Close the metrics, save the weights and the picture data, then the summary (last)."""
         import io
 
@@ -206,7 +210,7 @@ class RunWriter:
             atomic_write(os.path.join(self.path, "model.pt"), buf.getvalue())
         if view is not None:
             buf = io.BytesIO()
-            np.savez_compressed(buf, **{k: np.asarray(v) for k, v in view.items()})
+            np.savez_compressed(buf, allow_pickle=False, **{k: np.asarray(v) for k, v in view.items()})
             atomic_write(os.path.join(self.path, "view.npz"), buf.getvalue())
         atomic_write(
             os.path.join(self.path, "summary.json"),

@@ -28,6 +28,7 @@ import os
 import re
 import sys
 import traceback
+from typing import Any
 
 import yaml
 
@@ -198,7 +199,9 @@ def expand(raw: dict, source: str = "config", allow_large: bool = False) -> list
         default_name = (
             re.sub(r"[^A-Za-z0-9_.+-]", "_", os.path.splitext(os.path.basename(source))[0]) or "run"
         )
-    configs, seen, found = [], {}, {}
+    configs: list[Config] = []
+    seen: dict[str, list] = {}  # run id -> the grid point that gave it
+    found: dict[tuple[str, str], list] = {}  # (key path, message) -> the first grid point with it
     for values in itertools.product(*[v for _, v in axes]):
         point = list(zip([k for k, _ in axes], values))
         point_raw = copy.deepcopy(base)
@@ -243,7 +246,7 @@ def swept_keys(sweep: dict) -> list[str]:
     return ["seed" if k == "seeds" else k for k in sweep]
 
 
-def lookup(resolved: dict, key: str):
+def lookup(resolved: dict, key: str) -> Any:
     """The value at dotted `key` in a resolved config (`model.activation.name` of `relu` is relu)."""
     node = resolved
     for part in key.split("."):
@@ -349,13 +352,13 @@ def plan_groups(configs: list[Config], workers: int, batch: bool = True) -> list
     return sorted(groups, key=len, reverse=True)
 
 
-def _failed(cfg: Config, root: str, error: BaseException | str) -> tuple[dict, str, str]:
+def _failed(cfg: Config, root: str, error: BaseException | str) -> tuple[dict, str, str | None]:
     """Record a member that raised: its folder's summary.json says `failed` with the error."""
     from .store import atomic_write, run_dir
 
     folder = run_dir(root, cfg)
     text = error if isinstance(error, str) else "".join(traceback.format_exception_only(type(error), error))
-    summary = {
+    summary: dict[str, Any] = {
         "status": "failed",
         "error": text.strip(),
         "seed": cfg.seed,
@@ -390,7 +393,7 @@ def run_group(cfgs: list[Config], root: str, threads: int | None = 1) -> list[tu
             raise
         except Exception:  # one member's trouble must not take the stack down: retry them plainly
             pass
-    records = []
+    records: list[tuple[dict, str, str | None]] = []
     for cfg in cfgs:
         try:
             summary, folder, _ = execute(cfg, root, force=True)
@@ -532,7 +535,7 @@ def execute_all(
                     }
         finally:
             bar.close()
-    return records
+    return [r for r in records if r is not None]  # every slot is filled by now
 
 
 def run_configs(
