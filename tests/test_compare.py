@@ -1,0 +1,269 @@
+"""Comparisons that answer their question, on run folders written by hand (no training: fast).
+
+Each folder holds exactly the files a run writes (config.yaml, metrics.jsonl, summary.json, and
+sweep.yaml / sweep.csv for a sweep), with made-up but known numbers; every figure is read back from
+its artists and compared with those numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import yaml
+from conftest import run_cli
+
+from lossbench.viz import figures as plots
+from lossbench.viz import load as viz_load
+from lossbench.viz.summary import fig_sweep_summary
+
+LAYER_KEYS = ["grad_w", "grad_b", "grad_out", "act_mean", "act_std", "act_saturated", "act_dead", "act_deriv",
+              "weight_norm", "update_ratio"]  # fmt: skip
+
+
+def config(**changes) -> dict:
+    """A resolved-looking regression config; `changes` maps dotted keys to values."""
+    cfg = {
+        "name": "cmp",
+        "seed": 0,
+        "data": {"name": "sine", "val_fraction": 0.2, "n_samples": 200, "noise": 0.1, "periods": 1.0},
+        "model": {"depth": 2, "width": 8, "activation": "tanh", "init": "default", "bias_init": "default",
+                  "output": "identity"},  # fmt: skip
+        "loss": {"name": "mse", "half": False},
+        "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.0, "schedule": "constant"},
+        "train": {"epochs": 2, "batch_size": 32, "log_every": 1, "target_loss": None},
+    }
+    for dotted, value in changes.items():
+        node = cfg
+        *path, last = dotted.split(".")
+        for part in path:
+            node = node[part]
+        node[last] = value
+    return cfg
+
+
+def write_run(folder, cfg: dict, columns: dict, summary: dict | None, n_layers: int = 3) -> str:
+    """A run folder with metrics rows built from `columns` (name -> list of values per row)."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "config.yaml"), "w") as f:
+        yaml.safe_dump(cfg, f)
+    n = len(columns["loss"])
+    with open(os.path.join(folder, "metrics.jsonl"), "w") as f:
+        for i in range(n):
+            row = {"step": i * 10, "epoch": i / 2, "time": i * 0.01, **{k: v[i] for k, v in columns.items()}}
+            for k in LAYER_KEYS:
+                row.setdefault(k, [0.5 / (j + 1) for j in range(n_layers)])
+            f.write(json.dumps(row) + "\n")
+    if summary is not None:
+        with open(os.path.join(folder, "summary.json"), "w") as f:
+            json.dump({"status": "finished", "steps": n * 10, "steps_done": n * 10, "epochs": 2.0,
+                       "diverged_step": None, "wall_time": 1.0, **summary}, f)  # fmt: skip
+    return str(folder)
+
+
+CURVE = np.array([4.0, 2.0, 1.0, 0.5])
+
+
+@pytest.fixture
+def mae_huber(tmp_path):
+    """MAE and Huber on one regression set: losses 10x apart, MSE recorded beside each."""
+    folders = {}
+    for name, scale in [("mae", 1.0), ("huber", 0.1)]:
+        cfg = config(**{"loss": {"name": name, **({"delta": 1.0} if name == "huber" else {})}})
+        cols = {"loss": list(CURVE * scale), "val_loss": list(CURVE * scale * 1.1),
+                "mse": list(CURVE / (2 if name == "mae" else 3)), "val_mse": list(CURVE / (2 if name == "mae" else 3) * 1.2)}  # fmt: skip
+        summary = {"task": "regression", "final_val_mse": cols["val_mse"][-1],
+                   "targets": [{"metric": "val_mse", "value": 1.0, "steps_to": 20 if name == "mae" else 10,
+                                "seconds_to": 0.02}]}  # fmt: skip
+        folders[name] = write_run(tmp_path / name / "run0", cfg, cols, summary)
+    return folders
+
+
+def groups_of(*paths, by=None):
+    return viz_load.group_runs(viz_load.load_runs([str(p) for p in paths]), by=by)
+
+
+def curve(ax, label):
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+    return line
+
+
+# ----- a common metric -------------------------------------------------------------------------------
+
+
+def test_different_losses_are_compared_on_the_shared_metric(mae_huber):
+    groups = groups_of(mae_huber["mae"], mae_huber["huber"])
+    assert [g.label for g in groups] == ["loss=huber", "loss=mae"]  # sorted: huber before mae
+    fig = plots.fig_loss_curves(groups)
+    train, val = fig.axes[:2]
+    for g, divisor in zip(groups, [3, 2]):
+        np.testing.assert_allclose(curve(train, g.label).get_ydata(), CURVE / divisor)
+        np.testing.assert_allclose(curve(val, g.label).get_ydata(), CURVE / divisor * 1.2)
+    assert "MSE" in fig._suptitle.get_text() and "every loss shares" in fig._suptitle.get_text()
+    assert "MSE" in val.get_ylabel()
+
+
+def test_raw_losses_of_different_losses_say_the_units_differ(mae_huber):
+    groups = groups_of(mae_huber["mae"], mae_huber["huber"])
+    fig = plots.fig_loss_curves(groups, metric="loss")
+    np.testing.assert_allclose(curve(fig.axes[0], "loss=mae").get_ydata(), CURVE)
+    notes = fig.legends[0].get_title().get_text() if fig.legends else fig._supxlabel.get_text()
+    assert "units differ" in notes
+
+
+def test_metric_option_picks_another_and_refuses_unknown_names(mae_huber, tmp_path):
+    groups = groups_of(mae_huber["mae"], mae_huber["huber"])
+    fig = plots.fig_loss_curves(groups, metric="val_loss")
+    np.testing.assert_allclose(curve(fig.axes[0], "loss=huber").get_ydata(), CURVE * 0.1)
+    out = tmp_path / "out"
+    r = run_cli("compare", mae_huber["mae"], mae_huber["huber"], "--metric", "val_mes", "--out", out)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "'val_mse'" in r.stderr and "did you mean" in r.stderr and "valid:" in r.stderr
+    assert not out.exists()  # nothing half-written
+
+
+def test_older_runs_without_the_metric_are_named_not_crashed_on(mae_huber, tmp_path):
+    old = write_run(tmp_path / "old" / "run1", config(**{"loss": {"name": "mae"}}),
+                    {"loss": list(CURVE), "val_loss": list(CURVE)}, {"task": "regression"})  # fmt: skip
+    groups = groups_of(mae_huber["huber"], old)
+    fig = plots.fig_loss_curves(groups)
+    text = fig.legends[0].get_title().get_text() if fig.legends else fig._supxlabel.get_text()
+    assert "run1" in text and "--force" in text
+    assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ["loss=huber"]  # the old run is left out
+    for name, fig in plots.figures(groups):  # every figure copes
+        assert fig is not None, name
+
+
+# ----- convergence -----------------------------------------------------------------------------------
+
+
+def test_convergence_on_the_shared_target_and_no_target_is_not_a_failure(mae_huber, tmp_path):
+    none = write_run(tmp_path / "none" / "run2", config(**{"loss": {"name": "huber", "delta": 0.5}}),
+                     {"loss": list(CURVE), "val_loss": list(CURVE), "mse": list(CURVE), "val_mse": list(CURVE)},
+                     {"task": "regression", "targets": []})  # fmt: skip
+    groups = groups_of(mae_huber["mae"], mae_huber["huber"], none)
+    fig = plots.fig_convergence(groups)
+    steps_ax = fig.axes[0]
+    np.testing.assert_allclose([p.get_width() for p in steps_ax.patches], [10, 20])  # huber, mae
+    failed = [ln for ln in steps_ax.get_lines() if ln.get_marker() in ("<", "X") and len(ln.get_xdata())]
+    assert failed == []
+    assert "no target set" in [t.get_text() for t in steps_ax.texts]
+    assert "val_mse <= 1" in fig._suptitle.get_text()
+
+
+# ----- labels and order ------------------------------------------------------------------------------
+
+
+def test_default_and_xavier_init_are_named_never_dashes(tmp_path):
+    a = write_run(tmp_path / "a" / "r", config(), {"loss": list(CURVE)}, {"task": "regression"})
+    b = write_run(tmp_path / "b" / "r", config(**{"model.init": {"name": "xavier_uniform", "gain": 1.0}}),
+                  {"loss": list(CURVE)}, {"task": "regression"})  # fmt: skip
+    c = write_run(tmp_path / "c" / "r", config(**{"model.init": {"name": "normal", "mean": 0.0, "std": 2.0},
+                                                  "model.activation": "relu"}),
+                  {"loss": list(CURVE)}, {"task": "regression"})  # fmt: skip
+    labels = [g.label for g in groups_of(a, b)]
+    assert labels == ["model.init=default", "model.init=xavier_uniform"]
+    labels = [g.label for g in groups_of(a, c)]  # both changed keys named, the init with its setting
+    assert labels == ["model.activation=relu, model.init=normal(std=2)", "model.activation=tanh, model.init=default"]
+    assert [g.label for g in groups_of(a, b, by=["model.init.name"])] == [
+        "model.init.name=default",
+        "model.init.name=xavier_uniform",
+    ]
+    fig = plots.fig_loss_curves(groups_of(a, b))
+    legend = {t.get_text() for t in fig.axes[0].get_legend().get_texts()}
+    assert legend == {"model.init=default", "model.init=xavier_uniform"}
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """A 3 x 3 sweep (activation x depth, 2 seeds) whose run ids sort differently from the grid."""
+    folder = tmp_path / "sweep"
+    acts, depths, rows = ["sigmoid", "tanh", "relu"], [2, 5, 10], []
+    for i, act in enumerate(acts):
+        for j, depth in enumerate(depths):
+            for seed in [0, 1]:
+                run_id = f"{(7 * (3 * i + j) + seed) % 19:02d}{act}"  # not grid order when sorted
+                ratio = (0.25 if act == "sigmoid" else 1.0) ** depth * (1 + 0.1 * seed)
+                cfg = config(**{"seed": seed, "model.activation": act, "model.depth": depth, "name": "sweep"})
+                write_run(folder / run_id, cfg, {"loss": list(CURVE), "val_loss": list(CURVE)},
+                          {"task": "regression", "final_val_loss": 0.1 * depth + seed * 0.01,
+                           "grad_ratio_first_last": ratio}, n_layers=depth + 1)  # fmt: skip
+                rows.append([run_id, act, depth, seed])
+    (folder / "sweep.yaml").write_text(yaml.safe_dump({"name": "sweep", "swept": ["model.activation", "model.depth", "seed"],
+                                                      "config": {"sweep": {"model.activation": acts, "model.depth": depths, "seeds": 2}}}))  # fmt: skip
+    (folder / "sweep.csv").write_text(
+        "run_id,model.activation,model.depth,seed\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
+    )
+    return folder
+
+
+def test_groups_follow_the_grid_and_keep_their_colours(sweep):
+    groups = groups_of(sweep)
+    assert [(g.values["model.activation"], g.values["model.depth"]) for g in groups] == [
+        (a, d) for a in ["sigmoid", "tanh", "relu"] for d in ["2", "5", "10"]
+    ]
+    fig = plots.fig_loss_curves(groups)
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_label() in {g.label for g in groups}]
+    assert [ln.get_label() for ln in lines] == [g.label for g in groups]
+    assert [ln.get_color() for ln in lines] == [g.color for g in groups]
+    assert len({g.color for g in groups}) == 9  # a shade per depth within each activation's hue
+    heat = plots.fig_grad_heatmap(groups, "grad_out")
+    assert [ax.get_title().replace("\n", " ") for ax in heat.axes[:9]] == [g.label for g in groups]
+
+
+def test_sweep_summary_points_are_the_runs_summaries(sweep):
+    groups = groups_of(sweep)
+    fig = fig_sweep_summary(groups)
+    axes = np.array(fig.axes).reshape(2, 2)  # rows: final val loss, grad ratio; columns: activation, depth
+    ratio_by_depth = axes[1, 1]
+    assert [t.get_text() for t in ratio_by_depth.get_xticklabels()] == ["2", "5", "10"]  # grid order
+    assert ratio_by_depth.get_yscale() == "log"  # the sigmoid ratio spans decades
+    for container in ratio_by_depth.containers:
+        act = container.get_label().split("=")[1]
+        line = container.lines[0]
+        for x, y in zip(line.get_xdata(), line.get_ydata()):
+            depth = [2, 5, 10][int(x)]
+            seeds = [(0.25 if act == "sigmoid" else 1.0) ** depth * (1 + 0.1 * s) for s in (0, 1)]
+            assert y == pytest.approx(np.mean(seeds))
+    assert [c.get_label() for c in ratio_by_depth.containers] == [f"model.activation={a}" for a in ["sigmoid", "tanh", "relu"]]
+    assert "model.depth" in axes[1, 1].get_xlabel()
+
+
+def test_per_config_figures_are_paged_not_dropped(sweep):
+    groups = groups_of(sweep)
+    jobs = [(name, page) for name, _, page, _ in plots.figure_jobs(groups)]
+    health = [(name, page) for name, page in jobs if name.startswith("activation_health")]
+    assert [name for name, _ in health] == ["activation_health", "activation_health_2"]
+    assert [g for _, page in health for g in page] == groups  # every config, in order
+
+
+# ----- layers ----------------------------------------------------------------------------------------
+
+
+def test_heat_map_labels_the_output_row_and_colours_exact_zeros(tmp_path):
+    cfg = config(**{"model.activation": "relu"})
+    zero = [[0.0, 0.0, 0.3]] * 4  # a dead ReLU net: nothing reaches the first two layers
+    folder = write_run(tmp_path / "dead" / "r", cfg, {"loss": list(CURVE), "grad_out": zero}, {"task": "regression"})
+    fig = plots.fig_grad_heatmap(groups_of(folder), "grad_out")
+    ax = fig.axes[0]
+    assert ax.get_yticklabels()[-1].get_text() == "out 3"
+    colour_mesh, zero_mesh = ax.collections
+    assert np.ma.count(colour_mesh.get_array()) == 4  # only the positive cells on the log scale
+    assert np.ma.count(zero_mesh.get_array()) == 8  # the zeros, drawn in their own colour
+    assert "exactly 0" in fig.legends[0].get_texts()[0].get_text()
+
+
+def test_depth0_runs_get_output_weights_and_final_parameters(tmp_path):
+    cfg = config(**{"model.depth": 0, "data": {"name": "single", "val_fraction": 0.0, "x": 1.0, "y": 0.0}})
+    out = [0.98, 0.9, 0.5, 0.2]
+    folder = write_run(tmp_path / "neuron" / "r", cfg, {"loss": list(CURVE), "act_mean": [[v] for v in out]},
+                       {"task": "regression", "linear": {"weight": [[0.5]], "bias": [-1.25]}}, n_layers=1)  # fmt: skip
+    groups = groups_of(folder)
+    names = [name for name, _ in plots.figures(groups)]
+    assert "linear" in names and not {"grad_heatmap_w", "grad_profile", "activation_health"} & set(names)
+    fig = dict(plots.figures(groups))["linear"]
+    (line,) = fig.axes[0].get_lines()
+    np.testing.assert_allclose(line.get_ydata(), out)
+    assert line.get_label().endswith("final w = 0.5, b = -1.25")
