@@ -309,47 +309,102 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary, folder, reused = execute(cfg, args.out, force=args.force, progress=not args.quiet)
     if reused:
         print(f"reused the finished run in {folder} (same config; --force to train again)")
-    print_summary(summary, folder)
+    print_summary(summary, folder, cfg.to_dict())
     return 0
 
 
-def print_summary(summary: dict, folder: str) -> None:
-    def fmt(v, spec=".4g"):
-        return "-" if v is None else format(v, spec) if isinstance(v, (int, float)) else str(v)
-
+def print_summary(summary: dict, folder: str, config: dict | None = None) -> None:
+    """The run's result as a short table: status, the trained loss, the metrics every loss shares
+    (regression: MSE and MAE; classification: accuracy and, with a probability output, NLL), each
+    target, the gradient ratio and, for a depth-0 model, the fitted weights and bias (and, on a
+    one-example data set such as Nielsen's neuron, the model's output there)."""
     rows = [
         (
             "status",
             summary["status"]
             + (f" at step {summary['diverged_step']}" if summary.get("diverged_step") is not None else ""),
         ),
-        ("steps", f"{summary['steps_done']} of {summary['steps']} ({fmt(summary['epochs'])} epochs)"),
-        ("train loss", fmt(summary.get("final_train_loss"))),
-        ("val loss", fmt(summary.get("final_val_loss"))),
+        ("steps", f"{summary['steps_done']} of {summary['steps']} ({_fmt(summary['epochs'])} epochs)"),
     ]
-    if summary.get("task") != "regression":
-        rows += [
-            ("train acc", fmt(summary.get("final_train_acc"), ".3f")),
-            ("val acc", fmt(summary.get("final_val_acc"), ".3f")),
-        ]
-    if summary.get("target_loss") is not None:
-        reached = summary.get("steps_to_target")
-        rows.append(
-            (
-                "to target",
-                f"step {reached} ({fmt(summary.get('seconds_to_target'), '.2f')} s)"
-                if reached is not None
-                else f"not reached (target {summary['target_loss']})",
+    loss_name = _component_name((config or {}).get("loss"))
+    loss = f" ({loss_name})" if loss_name else ""
+    for split in ("train", "val"):
+        rows.append((f"{split} loss{loss}", _fmt(summary.get(f"final_{split}_loss"))))
+    shared = ["mse", "mae"] if summary.get("task") == "regression" else ["acc", "nll"]
+    for split in ("train", "val"):
+        values = [(m, summary.get(f"final_{split}_{m}")) for m in shared]
+        values = [(m, v) for m, v in values if v is not None]
+        if values:
+            rows.append(
+                (f"{split} {' / '.join(m for m, _ in values)}", " / ".join(_fmt(v) for _, v in values))
             )
-        )
+    rows += _target_rows(summary)
+    rows += _linear_rows(summary, config or {})
     rows += [
-        ("grad first/last", fmt(summary.get("grad_ratio_first_last"), ".3g")),
+        ("grad first/last", _fmt(summary.get("grad_ratio_first_last"), ".3g")),
         ("wall time", f"{summary['wall_time']:.2f} s"),
         ("folder", folder),
     ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
+
+
+def _fmt(v: object, spec: str = ".4g") -> str:
+    return "-" if v is None else format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+
+def _component_name(node: object) -> str | None:
+    return node if isinstance(node, str) else node.get("name") if isinstance(node, dict) else None
+
+
+def _target_rows(summary: dict) -> list[tuple[str, str]]:
+    """One row per target: the step and seconds it was first reached, or that it was not."""
+    targets = summary.get("targets")
+    if not isinstance(targets, list):  # a run written before `targets`: its target_loss
+        targets = [] if summary.get("target_loss") is None else [
+            {"metric": "loss", "value": summary["target_loss"], "steps_to": summary.get("steps_to_target"),
+             "seconds_to": summary.get("seconds_to_target")}
+        ]  # fmt: skip
+    rows = []
+    for t in targets:
+        sign = ">=" if t.get("metric", "").endswith("acc") else "<="
+        reached = t.get("steps_to")
+        text = (
+            f"step {reached} ({_fmt(t.get('seconds_to'), '.2f')} s)" if reached is not None else "not reached"
+        )
+        rows.append((f"to {t.get('metric')} {sign} {_fmt(t.get('value'))}", text))
+    return rows
+
+
+def _linear_rows(summary: dict, config: dict) -> list[tuple[str, str]]:
+    """A depth-0 model's fitted weights and bias, and its output on a one-example data set."""
+    import math
+
+    lin = summary.get("linear")
+    if not isinstance(lin, dict):
+        return []
+    weight, bias = lin.get("weight") or [], lin.get("bias") or []
+    rows = [
+        ("weight", "; ".join(", ".join(_fmt(w) for w in row) for row in weight)),
+        ("bias", ", ".join(_fmt(b) for b in bias)),
+    ]
+    data = config.get("data") or {}
+    output = (config.get("model") or {}).get("output", "identity")
+    if output == "identity" and len(weight) == 1 and len(weight[0]) == 1 and len(bias) == 1:
+        sign = "-" if bias[0] < 0 else "+"
+        rows.append(("fitted line", f"y = {_fmt(weight[0][0])} x {sign} {_fmt(abs(bias[0]))}"))
+    x = data.get("x") if isinstance(data, dict) and data.get("name") == "single" else None
+    if isinstance(x, (int, float)) and len(weight) == 1 and len(weight[0]) == 1 and len(bias) == 1:
+        z = weight[0][0] * x + bias[0]
+        a = 1 / (1 + math.exp(-z)) if output == "sigmoid" else z
+        rows.append(
+            (
+                f"output at x = {_fmt(x)}",
+                f"{_fmt(a)}" + (f" (sigmoid of z = {_fmt(z)})" if output == "sigmoid" else ""),
+            )
+        )
+    return rows
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -29,8 +30,14 @@ def config(**changes) -> dict:
         "name": "cmp",
         "seed": 0,
         "data": {"name": "sine", "val_fraction": 0.2, "n_samples": 200, "noise": 0.1, "periods": 1.0},
-        "model": {"depth": 2, "width": 8, "activation": "tanh", "init": "default", "bias_init": "default",
-                  "output": "identity"},  # fmt: skip
+        "model": {
+            "depth": 2,
+            "width": 8,
+            "activation": "tanh",
+            "init": "default",
+            "bias_init": "default",
+            "output": "identity",
+        },  # fmt: skip
         "loss": {"name": "mse", "half": False},
         "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.0, "schedule": "constant"},
         "train": {"epochs": 2, "batch_size": 32, "log_every": 1, "target_loss": None},
@@ -166,7 +173,10 @@ def test_default_and_xavier_init_are_named_never_dashes(tmp_path):
     labels = [g.label for g in groups_of(a, b)]
     assert labels == ["model.init=default", "model.init=xavier_uniform"]
     labels = [g.label for g in groups_of(a, c)]  # both changed keys named, the init with its setting
-    assert labels == ["model.activation=relu, model.init=normal(std=2)", "model.activation=tanh, model.init=default"]
+    assert labels == [
+        "model.activation=relu, model.init=normal(std=2)",
+        "model.activation=tanh, model.init=default",
+    ]
     assert [g.label for g in groups_of(a, b, by=["model.init.name"])] == [
         "model.init.name=default",
         "model.init.name=xavier_uniform",
@@ -227,7 +237,9 @@ def test_sweep_summary_points_are_the_runs_summaries(sweep):
             depth = [2, 5, 10][int(x)]
             seeds = [(0.25 if act == "sigmoid" else 1.0) ** depth * (1 + 0.1 * s) for s in (0, 1)]
             assert y == pytest.approx(np.mean(seeds))
-    assert [c.get_label() for c in ratio_by_depth.containers] == [f"model.activation={a}" for a in ["sigmoid", "tanh", "relu"]]
+    assert [c.get_label() for c in ratio_by_depth.containers] == [
+        f"model.activation={a}" for a in ["sigmoid", "tanh", "relu"]
+    ]
     assert "model.depth" in axes[1, 1].get_xlabel()
 
 
@@ -245,7 +257,9 @@ def test_per_config_figures_are_paged_not_dropped(sweep):
 def test_heat_map_labels_the_output_row_and_colours_exact_zeros(tmp_path):
     cfg = config(**{"model.activation": "relu"})
     zero = [[0.0, 0.0, 0.3]] * 4  # a dead ReLU net: nothing reaches the first two layers
-    folder = write_run(tmp_path / "dead" / "r", cfg, {"loss": list(CURVE), "grad_out": zero}, {"task": "regression"})
+    folder = write_run(
+        tmp_path / "dead" / "r", cfg, {"loss": list(CURVE), "grad_out": zero}, {"task": "regression"}
+    )
     fig = plots.fig_grad_heatmap(groups_of(folder), "grad_out")
     ax = fig.axes[0]
     assert ax.get_yticklabels()[-1].get_text() == "out 3"
@@ -267,3 +281,32 @@ def test_depth0_runs_get_output_weights_and_final_parameters(tmp_path):
     (line,) = fig.axes[0].get_lines()
     np.testing.assert_allclose(line.get_ydata(), out)
     assert line.get_label().endswith("final w = 0.5, b = -1.25")
+
+
+# ----- the summary printed by `run` ------------------------------------------------------------------
+
+
+def test_printed_summary_shows_shared_metrics_targets_and_fitted_parameters(capsys):
+    from lossbench.cli import print_summary
+
+    base = {"status": "finished", "steps": 300, "steps_done": 300, "epochs": 300.0, "wall_time": 0.5}
+    neuron = config(
+        **{"model.depth": 0, "model.output": "sigmoid", "data": {"name": "single", "x": 1.0, "y": 0.0}}
+    )
+    print_summary({**base, "task": "regression", "final_train_loss": 0.02, "final_train_mse": 0.04,
+                   "final_train_mae": 0.2, "linear": {"weight": [[0.5]], "bias": [-1.25]},
+                   "targets": [{"metric": "val_mse", "value": 0.01, "steps_to": None, "seconds_to": None}]},
+                  "f", neuron)  # fmt: skip
+    out = capsys.readouterr().out
+    assert re.search(r"train mse / mae +0.04 / 0.2\n", out)
+    assert "to val_mse <= 0.01" in out and "not reached" in out
+    assert "weight" in out and "0.5" in out and "-1.25" in out
+    assert "output at x = 1" in out and f"{1 / (1 + np.exp(0.75)):.4g}" in out  # sigmoid(0.5 - 1.25)
+    line = config(**{"model.depth": 0, "data": {"name": "line"}})
+    print_summary({**base, "task": "regression", "linear": {"weight": [[2.02]], "bias": [3.05]}}, "f", line)
+    assert "y = 2.02 x + 3.05" in capsys.readouterr().out
+    print_summary({**base, "task": "binary", "final_val_acc": 0.95, "final_val_nll": 0.12, "target_loss": 0.05,
+                   "steps_to_target": 40, "seconds_to_target": 0.3}, "f", config())  # fmt: skip
+    out = capsys.readouterr().out
+    assert re.search(r"val acc / nll +0.95 / 0.12\n", out)
+    assert re.search(r"to loss <= 0.05 +step 40 \(0.30 s\)\n", out)
