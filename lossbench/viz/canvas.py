@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..runs.store import Run
 from .load import Group, _default_label
 
+if TYPE_CHECKING:  # matplotlib loads on first use
+    from matplotlib.figure import Figure
 
-def _figure(width: float, height: float):
+
+def _figure(width: float, height: float) -> Figure:
     """A Figure on the Agg canvas (no pyplot, no global state, nothing to close)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -69,7 +73,7 @@ def _grid(n: int, groups: list[Group] | None = None) -> tuple[int, int]:
     groups form a grid of two keys (a sweep's 3 activations x 3 depths: 3 x 3), else 4 across."""
     keys = list(groups[0].values) if groups else []
     cols = min(n, 4)
-    if len(keys) >= 2:
+    if groups and len(keys) >= 2:
         inner = len({g.values[keys[-1]] for g in groups})
         cols = inner if 1 < inner <= 4 else cols
     return math.ceil(n / cols), cols

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..runs.store import Run
@@ -18,8 +20,11 @@ from .metrics import (
     task_of,
 )
 
+if TYPE_CHECKING:  # matplotlib loads on first use
+    from matplotlib.figure import Figure
 
-def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = None):
+
+def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = None) -> Figure | None:
     """Train (and validation) curves of one metric against step or epoch: the mean over seeds and a
     min-max band. The metric is the loss when every run trains the same one, else a metric every loss
     shares (`metrics.choose_metric`; `metric` picks another). Raw losses of different losses can still
@@ -34,9 +39,7 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
         notes.append(lacking_note(lacking(groups, name), name, prefix="no shared metric: "))
         name = "loss"
     keys = [name, f"val_{name}"]
-    keys = [
-        k for k in keys if any(g.stacked(k) is not None and np.isfinite(g.stacked(k)).any() for g in groups)
-    ]
+    keys = [k for k in keys if any((a := g.stacked(k)) is not None and np.isfinite(a).any() for g in groups)]
     keys = keys or [name]
     fig = _figure(6.4 * len(keys), 4.4)
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
@@ -171,7 +174,7 @@ def target_metric(groups: list[Group], metric: str | None = None) -> str | None:
     return ranked[0]
 
 
-def fig_convergence(groups: list[Group], metric: str | None = None):
+def fig_convergence(groups: list[Group], metric: str | None = None) -> Figure | None:
     """Steps and seconds to reach a target per config: horizontal bars (mean over the seeds that
     reached it), a dot per seed, markers for runs that never reached it or diverged; a run without a
     target on that metric is written "no target", never drawn as a failure.
@@ -223,8 +226,8 @@ def fig_convergence(groups: list[Group], metric: str | None = None):
         ax.set_xlim(0, flag_x * 1.1)
         if never or diverged:
             ax.legend(fontsize="small", loc="lower right")
-    values = {t["value"] for t in mine.values() if t}
-    value = f"{values.pop():g}" if len(values) == 1 else "each run's target"
+    target_values = {t["value"] for t in mine.values() if t}
+    value = f"{target_values.pop():g}" if len(target_values) == 1 else "each run's target"
     sign = ">=" if base(name) in HIGHER_IS_BETTER else "<="
     seeds = (
         " (bar: mean of the seeds that reached it, dots: seeds)"

@@ -17,6 +17,8 @@ from __future__ import annotations
 import functools
 import io
 import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..runs.store import atomic_write, check_writable
 from .canvas import _figure, _wants_log  # noqa: F401 (tests use _wants_log from here)
@@ -27,7 +29,10 @@ from .metrics import check_metric
 from .summary import fig_sweep_summary
 from .task import fig_linear, fig_task, load_view  # noqa: F401 (part of this module's interface)
 
-FIGURES = {
+if TYPE_CHECKING:  # matplotlib loads on first use
+    from matplotlib.figure import Figure
+
+FIGURES: dict[str, Callable[..., Figure | None]] = {
     "loss_curves": fig_loss_curves,
     "convergence": fig_convergence,
     "sweep_summary": fig_sweep_summary,
@@ -58,7 +63,7 @@ def figure_jobs(groups: list[Group], metric: str | None = None) -> list[tuple]:
     """
     if metric:
         check_metric(metric, groups)
-    jobs = []
+    jobs: list[tuple[str, Callable[..., Figure | None], list[Group], dict[str, Any]]] = []
     for name, fn in FIGURES.items():
         options = {"metric": metric} if name in TAKES_METRIC else {}
         per = PAGED.get(name)
@@ -80,7 +85,7 @@ def figure_jobs(groups: list[Group], metric: str | None = None) -> list[tuple]:
     return jobs
 
 
-def figures(groups: list[Group], metric: str | None = None):
+def figures(groups: list[Group], metric: str | None = None) -> Iterator[tuple[str, Figure]]:
     """(name, Figure) for every figure the groups have data for."""
     for name, fn, page, options in figure_jobs(groups, metric):
         fig = fn(page, **options)
@@ -88,7 +93,7 @@ def figures(groups: list[Group], metric: str | None = None):
             yield name, fig
 
 
-def render(fig, fmt: str = "png", dpi: int = 100) -> bytes:
+def render(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
     import warnings
 
     buf = io.BytesIO()
@@ -123,12 +128,12 @@ def save_figures(groups: list[Group], out: str, fmt: str = "png", metric: str | 
 # ----- for figures drawn outside this module (the experiments) -------------------------------------
 
 
-def new_figure(width: float, height: float):
+def new_figure(width: float, height: float) -> Figure:
     """A Figure on the Agg canvas (no pyplot state): draw on `fig.subplots(...)`, then `save_figure`."""
     return _figure(width, height)
 
 
-def save_figure(fig, path: str, dpi: int = 100) -> str:
+def save_figure(fig: Figure, path: str, dpi: int = 100) -> str:
     """Write one Figure to `path` (format from the suffix, atomically, readable by all)."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     atomic_write(path, render(fig, os.path.splitext(path)[1].lstrip(".") or "png", dpi))

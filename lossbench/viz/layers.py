@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .canvas import _diverged_step, _figure, _grid, _legend, _page, _suptitle, _what, _wrap
 from .load import LAYER_LABEL, Group, value_text
+
+if TYPE_CHECKING:  # matplotlib loads on first use
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def _at(g: Group, key: str, where: str):
@@ -33,10 +40,10 @@ GRAD_NAMES = {
 def _layered(groups: list[Group], key: str) -> list[Group]:
     """The groups with hidden layers and a recorded `key`: a depth-0 model (one linear layer) gets
     the `linear` figure instead of one-row heat maps and one-point profiles."""
-    return [g for g in groups if g.stacked(key) is not None and g.stacked(key).shape[-1] > 1]
+    return [g for g in groups if (a := g.stacked(key)) is not None and a.shape[-1] > 1]
 
 
-def layer_ticks(ax, n_layers: int, axis: str = "y") -> None:
+def layer_ticks(ax: Axes, n_layers: int, axis: str = "y") -> None:
     """Layers 1..n with the last one named: the output layer is not a hidden layer."""
     ticks = list(range(1, n_layers + 1))
     names = [str(t) for t in ticks[:-1]] + [f"{n_layers}\nout" if axis == "x" else f"out {n_layers}"]
@@ -46,7 +53,9 @@ def layer_ticks(ax, n_layers: int, axis: str = "y") -> None:
 ZERO_COLOR = "#D55E00"  # exact zeros: a log colour scale cannot place them, so they get their own colour
 
 
-def fig_grad_heatmap(groups: list[Group], key: str = "grad_w", page: tuple[int, int] | None = None):
+def fig_grad_heatmap(
+    groups: list[Group], key: str = "grad_w", page: tuple[int, int] | None = None
+) -> Figure | None:
     """Per-layer gradient norm as a heat map, layer x step, log colour scale, input layer at the bottom
     and the output layer labelled. Exact zeros (a dead ReLU layer passes no gradient at all) are drawn
     in their own colour, named in the legend; white is "not recorded".
@@ -62,11 +71,11 @@ def fig_grad_heatmap(groups: list[Group], key: str = "grad_w", page: tuple[int, 
     rows, cols = _grid(len(shown), shown)
     fig = _figure(4.6 * cols + 1.2, 3.4 * rows + 0.9)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    data = [g.mean(key) for g in shown]
+    data = [m for g in shown if (m := g.mean(key)) is not None]  # all: each has the metric
     positive = np.concatenate([m[1][np.isfinite(m[1]) & (m[1] > 0)] for m in data] + [np.array([])])
     norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else LogNorm(1e-12, 1)
-    mesh, any_zero = None, False
-    for ax, g, (steps, mean, _, _) in zip(axes, shown, data):
+    any_zero = False
+    for ax, g, (steps, mean, _, _) in zip(axes, shown, data):  # at least one: shown is not empty
         n_layers = mean.shape[1]
         x_edges, y_edges = _edges(steps), np.arange(n_layers + 1) + 0.5
         values = np.ma.masked_where(~(np.isfinite(mean) & (mean > 0)), mean)
@@ -112,7 +121,7 @@ def _edges(centres: np.ndarray) -> np.ndarray:
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
 
 
-def fig_grad_profile(groups: list[Group]):
+def fig_grad_profile(groups: list[Group]) -> Figure | None:
     """Gradient norm against layer index (log axis) at the start, middle and end of training, one line
     per config: the weight gradient on top, the back-propagated gradient below, so they can be told apart."""
     groups = _layered(groups, "grad_w")
@@ -137,9 +146,7 @@ def fig_grad_profile(groups: list[Group]):
                 ax.set_yscale("log")
             if key == "grad_out":
                 ax.set_xlabel(LAYER_LABEL)
-            n_layers = max(
-                (g.stacked(key).shape[-1] for g in groups if g.stacked(key) is not None), default=1
-            )
+            n_layers = max((a.shape[-1] for g in groups if (a := g.stacked(key)) is not None), default=1)
             layer_ticks(ax, n_layers, "x")
             if where == "start":
                 ax.set_ylabel(f"{GRAD_NAMES[key].split(' (')[0]} (L2 norm)")
@@ -155,7 +162,7 @@ def fig_grad_profile(groups: list[Group]):
     return fig
 
 
-def fig_activation_health(groups: list[Group], page: tuple[int, int] | None = None):
+def fig_activation_health(groups: list[Group], page: tuple[int, int] | None = None) -> Figure | None:
     """Per layer against step, one column per config: the saturated fraction, the mean derivative
     relative to its peak (continuous: a neuron at sigma'(z) = 7% of the peak reads 0.07, nearly
     saturated), the dead fraction (hidden layers only) and the update-to-weight ratio (log axis, with
@@ -180,7 +187,7 @@ def fig_activation_health(groups: list[Group], page: tuple[int, int] | None = No
         ("act_dead", f"dead fraction (hidden)\n(|f'(z)| < {limit} of peak\non the whole batch)"),
         ("update_ratio", "update / weight\n(||dW|| / ||W|| per step)"),
     ]
-    n_hidden = max(g.stacked("update_ratio").shape[-1] for g in shown) - 1
+    n_hidden = max(a.shape[-1] for g in shown if (a := g.stacked("update_ratio")) is not None) - 1
     colours = colormaps["viridis"](np.linspace(0, 0.9, n_hidden))
     fig = _figure(4.4 * len(shown) + 2.2, 10.6)
     axes = fig.subplots(len(rows), len(shown), squeeze=False, sharex="col")
@@ -215,7 +222,7 @@ def fig_activation_health(groups: list[Group], page: tuple[int, int] | None = No
             if r == len(rows) - 1:
                 ax.set_xlabel("training step")
             ax.grid(alpha=0.3)
-    entries = {}
+    entries: dict[str, Artist] = {}  # one legend entry per label
     for ax in axes.ravel():
         for h, t in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(t, h)

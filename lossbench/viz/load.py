@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -150,7 +152,7 @@ def terms(config: dict) -> dict:
     return out
 
 
-def component_text(path: str, node) -> str:
+def component_text(path: str, node: Any) -> str:
     """A component as one label term: its name and the arguments set away from their defaults,
     `normal(std=2)`; `xavier_uniform`, not `-`, when all are defaults."""
     name = _name_of(node)
@@ -211,7 +213,9 @@ def known_keys(configs: list[dict]) -> list[str]:
     return sorted(keys)
 
 
-def differing_keys(configs: list[dict], drop=("seed",), prefer: list[str] = ()) -> list[str]:
+def differing_keys(
+    configs: list[dict], drop: Sequence[str] = ("seed",), prefer: Sequence[str] = ()
+) -> list[str]:
     """The keys whose values differ between configs, as label terms: a component whose name differs
     is one key (its arguments are in its text), one whose arguments alone differ gives a key per
     argument (`optim.lr`). `name` only when nothing else differs; `model.output` only when it does
@@ -235,7 +239,7 @@ def differing_keys(configs: list[dict], drop=("seed",), prefer: list[str] = ()) 
 
 def _partition(values: list[str]) -> tuple:
     """Which items share a value, independent of the values themselves: ["a", "b", "a"] -> (0, 1, 0)."""
-    seen = {}
+    seen: dict[str, int] = {}
     return tuple(seen.setdefault(v, len(seen)) for v in values)
 
 
@@ -316,7 +320,7 @@ class Group:
         self._cache[key] = out
         return out
 
-    def mean(self, key: str):
+    def mean(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """(steps, mean, min, max) over the runs, NaN where no run has a finite value."""
         a = self.stacked(key)
         if a is None:
@@ -414,7 +418,8 @@ def _styles(values: list[dict], keys: list[str]) -> list[tuple[str, str]]:
         k = seconds.index(v[keys[1]])
         t = k / max(len(seconds) - 1, 1)  # 0: the first value, lightest; 1: the last, darkest
         shade = hue + (1 - hue) * 0.5 * (1 - t) if t < 0.5 else hue * (1 - 0.45 * (t - 0.5))
-        out.append((to_hex(np.clip(shade, 0, 1)), LINESTYLES[k % len(LINESTYLES)]))
+        red, green, blue = (float(c) for c in np.clip(shade, 0, 1))
+        out.append((to_hex((red, green, blue)), LINESTYLES[k % len(LINESTYLES)]))
     return out
 
 

@@ -11,6 +11,7 @@ min-max.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,11 @@ from .canvas import _figure, _notes, _suptitle, _wants_log, _wrap
 from .curves import run_targets, target_metric
 from .load import PALETTE, Group, swept_keys, value_text
 from .metrics import HIGHER_IS_BETTER, METRICS, base, choose_metric, lacking_note, task_of
+
+if TYPE_CHECKING:  # matplotlib loads on first use
+    from matplotlib.figure import Figure
+
+    from ..runs.store import Run
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
@@ -57,7 +63,7 @@ def results(groups: list[Group], metric: str | None = None) -> list[tuple[str, s
     return out
 
 
-def result_value(run, kind: str, key: str) -> float | None:
+def result_value(run: Run, kind: str, key: str) -> float | None:
     """The run's value of one result: a summary number, or the steps to its target on `key`."""
     if kind == "target":
         t = next((t for t in run_targets(run) if t["metric"] == key), None)
@@ -74,7 +80,7 @@ def _recorded(run, kind: str, key: str) -> bool:
     return key in (run.summary or {})
 
 
-def fig_sweep_summary(groups: list[Group], metric: str | None = None):
+def fig_sweep_summary(groups: list[Group], metric: str | None = None) -> Figure | None:
     """Each result against each swept key, one line per value of the other swept keys (see the module
     docstring). None for fewer than three configs outside a sweep, or when no key takes two values."""
     runs = [r for g in groups for r in g.runs]

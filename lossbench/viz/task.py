@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,6 +11,9 @@ from ..runs.store import Run, RunFolderError
 from .canvas import _figure, _grid, _legend, _notes, _page, _suptitle, _what, _wrap
 from .load import PALETTE, UNSET, Group, value_text
 from .metrics import lacking_note
+
+if TYPE_CHECKING:  # matplotlib loads on first use
+    from matplotlib.figure import Figure
 
 
 def load_view(run: Run) -> dict | None:
@@ -26,16 +30,16 @@ def load_view(run: Run) -> dict | None:
         ) from None
 
 
-def fig_task(groups: list[Group], page: tuple[int, int] | None = None):
+def fig_task(groups: list[Group], page: tuple[int, int] | None = None) -> Figure | None:
     """The task picture per config (its first seed): the decision boundary with the data for 2-D
     inputs, the fitted function with the data (outliers marked) for 1-D inputs, with the fitted line's
     equation for a depth-0 model. None without views; a one-example data set (Nielsen's neuron) has
     no picture here, its `linear` figure shows it."""
     views = []
     for g in groups:
-        view = next(((r, v) for r in g.runs if (v := load_view(r)) is not None), None)
-        if view is not None and len(view[1]["x"]) > 1:
-            views.append((g, *view))
+        found = next(((r, v) for r in g.runs if (v := load_view(r)) is not None), None)
+        if found is not None and len(found[1]["x"]) > 1:
+            views.append((g, *found))
     if not views:
         return None
     rows, cols = _grid(len(views), [g for g, _, _ in views])
@@ -128,7 +132,7 @@ def _depth0(g: Group) -> bool:
     return w is not None and w.shape[-1] == 1
 
 
-def fig_linear(groups: list[Group]):
+def fig_linear(groups: list[Group]) -> Figure | None:
     """Depth-0 models (one linear layer: a line fit, a logistic regression, Nielsen's single neuron)
     over training: the model's output (for a one-example data set, the neuron's output a itself), the
     weight norm (|w| for one input) and the gradients of the weights and the bias (log axis: a
