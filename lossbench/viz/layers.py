@@ -232,7 +232,7 @@ def fig_activation_health(groups: list[Group], page: tuple[int, int] | None = No
     fig.legend(
         [entries[t] for t in order],
         order,
-        loc="outside right upper",
+        loc="outside right center",
         fontsize="small",
         title="layer (input first)",
     )
