@@ -129,8 +129,9 @@ def _panel(ax, groups: list[Group], key: str, xs: list[str], others: list[str], 
         hi = np.array([np.max(points[p]) for p in pos]) - mean
         colour = _line_colour(groups, others, combo, j, len(lines))
         name = ", ".join(f"{o}={v}" for o, v in zip(others, combo)) or "all runs"
+        dodge = 0.05 * (j - (len(lines) - 1) / 2)  # side by side, so equal values keep apart bars
         ax.errorbar(
-            pos,
+            np.array(pos) + dodge,
             mean,
             yerr=[lo, hi],
             color=colour,
