@@ -40,6 +40,13 @@ def verdicts(checks) -> dict:
     return {c["check"]: c["verdict"] for c in checks}
 
 
+def all_fail(checks) -> bool:
+    """Every check FAILs (and says so in the assertion message otherwise)."""
+    passing = [(c["check"], c["verdict"]) for c in checks if c["verdict"] != "FAIL"]
+    assert checks and not passing, passing
+    return True
+
+
 @pytest.mark.parametrize("slug", SLUGS)
 def test_fast_mode_passes_every_check_and_draws_a_figure(results, slug):
     module, measured, checks, folder = results[slug]
@@ -92,6 +99,33 @@ def test_outliers_judge_fails_a_fit_not_dragged_by_outliers(results):
     assert verdicts(module.judge(one_seed_off))["mae fitted intercept"] == "FAIL"
 
 
+def test_outliers_every_check_fails_on_a_contradicting_result(results):
+    module, measured, _, _ = results["outliers"]
+    bad = {**measured, "constant_mse": [3.0] * 5, "constant_mae": [22.0] * 5, "constant_huber": [22.0] * 5}
+    bad.update(line_mse=[1.0] * 5, line_mae=[3.0] * 5, line_huber=[1.0] * 5)
+    bad.update({f"line_{k}_gap": [0.5] * 5 for k in ("mse", "mae", "huber")})
+    assert all_fail(module.judge(bad))
+
+
+def test_outliers_exact_references_are_the_optima():
+    """linprog's LAD line and minimize's Huber line are optimal: no nearby line does better."""
+    module = experiment("outliers")
+    g = np.random.default_rng(0)
+    x = g.uniform(-1, 1, 200)
+    y = 2 * x + 1 + g.normal(0, 0.1, 200)
+    y[:20] += 20
+    for loss, f in (
+        ("mse", lambda r: (r**2).mean()),
+        ("mae", lambda r: np.abs(r).mean()),
+        ("huber", lambda r: np.where(np.abs(r) <= 1, 0.5 * r**2, np.abs(r) - 0.5).mean()),
+    ):
+        w, b = module.exact_line(x, y, loss)
+        best = f(y - w * x - b)
+        for dw, db in g.normal(0, 1e-3, (50, 2)):
+            assert f(y - (w + dw) * x - (b + db)) >= best - 1e-12, loss
+    assert module.exact_line(x, y, "mse")[1] == pytest.approx(np.polyfit(x, y, 1)[1])
+
+
 # ----- mae_jumping -------------------------------------------------------------------------------
 
 
@@ -108,20 +142,38 @@ def test_mae_jumping_matches_the_closed_form(results):
     module, measured, _, _ = results["mae_jumping"]
     assert measured["mse_large_steps_to_half"] == _closed_form_steps("mse", 10.05, 0.1, 0.5) == 14
     assert measured["mae_large_steps_to_half"] == _closed_form_steps("mae", 10.05, 0.1, 0.5) == 96
-    # at a fixed step theta ends on a two-point cycle {a, a - lr}: mean abs(theta) = lr / 2
-    assert measured["mae_fixed_tail_abs"] == pytest.approx(0.05, abs=1e-5)
-    assert measured["mae_small_tail_abs"] == pytest.approx(0.02, abs=1e-5)
+    # the end cycle {r, r - lr}, r = start mod lr, by float32 iteration here
+    for key, (_, _, start, lr) in module.MAE_FIXED.items():
+        t, tail = np.float32(start), []
+        for step in range(150):
+            if step >= 130:
+                tail.append(abs(float(t)))
+            t = t - np.float32(lr) * np.sign(t)
+        assert measured[f"{key}_cycle"] == pytest.approx([min(tail), max(tail)], abs=1e-6)
+        assert measured[f"{key}_cycle"] == pytest.approx(module.cycle(start, lr), abs=1e-4)
+    assert module.cycle(1.05, 0.04) == pytest.approx([0.01, 0.03])  # peak 0.75 of the step
 
 
 def test_mae_jumping_judge_fails_when_the_jumping_is_absent(results):
     module, measured, _, _ = results["mae_jumping"]
-    bad = {**measured, "mae_fixed_amplitude_over_step": 0.01, "decay_vs_fixed": 1.0, "mse_increases": 7}
+    bad = {**measured, "mae_fixed_cycle": [0.0, 0.0], "decay_vs_fixed": 1.0, "mse_increases": 7}
     v = verdicts(module.judge(bad))
-    assert v["MAE lr 0.1: end amplitude / step"] == "FAIL"
+    assert v["MAE from 1.05, lr 0.1: abs(theta) of the end cycle [low, high]"] == "FAIL"
     assert v["decaying step: end amplitude / fixed step's"] == "FAIL"
     assert v["MSE lr 0.1: steps where abs(theta) grows"] == "FAIL"
     slower = {**measured, "mse_large_steps_to_half": 200}
     assert verdicts(module.judge(slower))["MSE closes a large error in fewer steps than MAE"] == "FAIL"
+
+
+def test_mae_jumping_every_check_fails_on_a_contradicting_result(results):
+    module, measured, _, _ = results["mae_jumping"]
+    bad = {**measured, **{f"{k}_cycle": [0.04, 0.06] for k in module.MAE_FIXED}}
+    bad.update(mae_fixed_still_jumping=0.5, mae_fixed_tail_grad_min=0.0, decay_vs_fixed=1.0)
+    bad.update(mae_decay_amplitude_over_step=3.0, mse_increases=7, mse_final_abs=0.1)
+    bad.update(
+        huber_increases=3, huber_final_abs=0.01, mse_large_steps_to_half=200, mae_large_steps_to_half=20
+    )
+    assert all_fail(module.judge(bad))
 
 
 # ----- hinge_margin -------------------------------------------------------------------------------
@@ -146,6 +198,30 @@ def test_hinge_margin_judge_fails_a_hinge_that_did_not_separate(results):
     assert v["hinge: final training loss"] == "FAIL"
     assert v["hinge: smallest margin y f(x)"] == "FAIL"
     assert v["cross-entropy: recorded weight norm not growing (second half)"] == "FAIL"
+
+
+def test_hinge_margin_every_check_fails_on_a_contradicting_result(results):
+    module, measured, _, _ = results["hinge_margin"]
+    hinge = {**measured["hinge"], "final_loss": [0.1] * 5, "min_margin": [0.5] * 5}
+    hinge.update(moves_after_zero=[0.3] * 5, margin_over_svm=[0.9] * 5)
+    bce = {**measured["bce"], "margin_over_svm": [0.95] * 5, "norm_decreases": [3] * 5}
+    bad = {**measured, "hinge": hinge, "bce": bce, "svm_min_functional": [0.5] * 5}
+    assert all_fail(module.judge(bad))
+
+
+def test_hinge_margin_svm_reference_is_the_largest_margin():
+    """No other separating direction beats the SVM's geometric margin (here: random ones nearby)."""
+    module = experiment("hinge_margin")
+    g = np.random.default_rng(1)
+    x = g.uniform(-2, 2, (80, 2))
+    y = (x @ np.array([1.0, -0.5]) > 0).astype(float)
+    keep = np.abs(x @ np.array([1.0, -0.5])) > 0.3
+    x, y = x[keep], y[keep]
+    best, smallest, svm = module.svm_margin(x, y)
+    assert smallest == pytest.approx(1.0, abs=1e-3)
+    w, b = svm.coef_[0], svm.intercept_[0]
+    for dw in g.normal(0, 0.05, (50, 2)):
+        assert module.geometric_margin(x, y, w + dw, b) <= best + 1e-9
 
 
 # ----- loss_gallery and likelihood -----------------------------------------------------------------
@@ -187,3 +263,19 @@ def test_likelihood_judge_fails_a_wrong_scale(results):
     assert v["argmin of the loss != argmin of the NLL (count)"] == "FAIL"
     assert v["MAE's minimiser - the median"] == "FAIL"
     assert v["BCE vs Bernoulli NLL: relative difference"] == "PASS"
+
+
+def test_gallery_every_check_fails_on_a_contradicting_result(results):
+    module, measured, _, _ = results["loss_gallery"]
+    bad = {**measured, "mae_slope_dev": 0.5, "mse_slope_dev": 1.0, "hinge_beyond": 0.1, "hinge_inside": 0.5}
+    bad.update(huber_switch={"0.5": 1.5, "1.0": 2.0, "2.0": 3.0}, huber_outer_slope_dev={"1.0": 1.0})
+    bad.update(smooth_l1_dev={"1.0": 1.0}, bce_min_grad=0.0, bce_wrong_grad=0.0, ce_wrong_grad=0.0)
+    bad.update(prob_wrong_grad=0.5, sigmoid_one_at=30.0)
+    assert all_fail(module.judge(bad))
+
+
+def test_likelihood_every_check_fails_on_a_contradicting_result(results):
+    module, measured, _, _ = results["likelihood"]
+    bad = {**measured, **{k: 0.3 for k in measured if k.endswith("_err")}}
+    bad.update(argmin_mismatches=2, ce_below_entropy=3, ce_at_p_minus_entropy=0.3)
+    assert all_fail(module.judge(bad))

@@ -59,12 +59,14 @@ EXPECTED = {
         "source": "Glorot & Bengio 2010, eq. 12: n Var(W) = 1 keeps Var(dC/ds) across equal-width layers",
     },
     "he_std_ratio": {
-        "default": 6e-12,
-        "xavier_uniform": 5e-5,
+        "default": 6**-14.5,
+        "xavier_uniform": 2**-14.5,
         "kaiming_normal": 1.0,
         "max_factor": 10.0,
-        "source": "SCIENCE.md sec. 5 (sim): ~6e-12 default (sqrt(1/6)^29), ~5e-5 Xavier (theory 2^-14.5), "
-        "~1 He; He et al. 2015 sec. 2.2",
+        "source": "He et al. 2015 sec. 2.2, eq. 10: each ReLU layer scales the activation variance by "
+        "n Var(W) / 2, so over the 29 steps from the first hidden layer to the 30th the std ratio is "
+        "(n Var(W) / 2)^14.5: PyTorch's default U(+-1/sqrt(n)) has n Var(W) = 1/3, giving 6^-14.5 = "
+        "5.2e-12; Xavier (n Var(W) = 1) 2^-14.5 = 4.3e-5; He (n Var(W) = 2) 1",
     },
 }
 

@@ -24,29 +24,35 @@ N = 40  # examples per seed
 CLAIM = (
     "MSE is the Gaussian NLL and MAE the Laplace NLL up to a constant and a scale, BCE is exactly "
     "the Bernoulli NLL and cross-entropy exactly the categorical NLL, so each loss and its "
-    "likelihood have the same minimiser."
+    "likelihood have the same minimiser; and cross-entropy measures the gap between two "
+    "distributions: CE(p, q) = H(p) + KL(p || q), smallest at q = p, with gradient q - p on the logits."
 )
 SOURCE = (
-    "The article's likelihood view; SCIENCE.md section 6: NLL = SSE / (2 sigma^2) + (N/2) ln(2 pi "
-    "sigma^2), Laplace NLL = SAE / b + N ln(2 b)."
+    "The article's likelihood view and 'cross-entropy measures the gap between two distributions'; "
+    "Gaussian NLL = SSE / (2 sigma^2) + (N/2) ln(2 pi sigma^2), Laplace NLL = SAE / b + N ln(2 b); "
+    "Cover & Thomas, Elements of Information Theory, ch. 2: H(p, q) = H(p) + D(p || q), D >= 0 with "
+    "equality only at q = p."
 )
 EXPECTED = {
     "gaussian_rel_err": {
         "max": 1e-12,
-        "source": "SCIENCE.md 6: NLL = SSE/(2 sigma^2) + (N/2) ln(2 pi sigma^2)",
+        "source": "Gaussian density: NLL = SSE/(2 sigma^2) + (N/2) ln(2 pi sigma^2)",
     },
     "laplace_rel_err": {
         "max": 1e-12,
         "source": "Laplace density exp(-abs(r)/b)/(2b): NLL = SAE/b + N ln(2b)",
     },
-    "bernoulli_rel_err": {"max": 1e-12, "source": "SCIENCE.md 6: BCE is exactly the Bernoulli NLL"},
+    "bernoulli_rel_err": {
+        "max": 1e-12,
+        "source": "BCE is exactly the Bernoulli NLL (torch.distributions.Bernoulli)",
+    },
     "categorical_rel_err": {
         "max": 1e-12,
-        "source": "SCIENCE.md 6: cross-entropy is exactly the categorical NLL",
+        "source": "cross-entropy is exactly the categorical NLL (torch.distributions.Categorical)",
     },
     "argmin_mismatches": {
         "value": 0,
-        "source": "SCIENCE.md 6: same argmin (a positive scale and a constant do not move it)",
+        "source": "same argmin: a positive scale and a constant do not move it",
     },
     "mean_err": {"max": GRID_STEP / 2, "source": "argmin of the squared error over constants is the mean"},
     "median_err": {
@@ -54,7 +60,23 @@ EXPECTED = {
         "source": "argmin of the absolute error over constants is the median",
     },
     "logit_err": {"max": GRID_STEP / 2, "source": "argmin of BCE over a constant logit is logit(mean label)"},
+    "ce_decomposition_rel_err": {
+        "max": 1e-12,
+        "source": "H(p, q) = H(p) + KL(p || q) (Cover & Thomas ch. 2), with H and KL from "
+        "torch.distributions; soft targets: lossbench's bce with targets p in (0, 1), and its "
+        "cross_entropy with label smoothing (target p = (1 - eps) onehot + eps / C)",
+    },
+    "ce_at_p_minus_entropy": {"max": 1e-12, "source": "KL(p || p) = 0: at q = p the cross-entropy is H(p)"},
+    "ce_below_entropy": {
+        "value": 0,
+        "source": "KL(p || q) >= 0 (Gibbs' inequality): no q gives a cross-entropy below H(p)",
+    },
+    "ce_grad_err": {
+        "max": 1e-12,
+        "source": "d CE / dz = softmax(z) - p (sigmoid(z) - p for bce), by autograd",
+    },
 }
+N_RANDOM_Q = 200  # random predictions q per seed tried against q = p
 
 
 def _sum(name: str, prediction, target, **kwargs) -> torch.Tensor:
@@ -112,8 +134,10 @@ def run(out: str, fast: bool) -> dict:
         mismatches += int(bce.argmin() != bern.argmin())
         p = labels.mean().clamp(0.05, 0.95)
         logit_err = max(logit_err, float((theta.reshape(-1)[bce.argmin()] - torch.log(p / (1 - p))).abs()))
+    ce = _cross_entropy_view()
     _figure(out)
     return {
+        **ce,
         "seeds": SEEDS,
         **{f"{k}_rel_err": v for k, v in err.items()},
         "argmin_mismatches": mismatches,
@@ -124,12 +148,56 @@ def run(out: str, fast: bool) -> dict:
     }
 
 
+def _cross_entropy_view() -> dict:
+    """CE(p, q) = H(p) + KL(p || q) for soft targets p, through lossbench's own losses, float64."""
+    D = torch.distributions
+    rel, at_p, below, grad_err = 0.0, 0.0, 0, 0.0
+    for seed in SEEDS:
+        g = torch.Generator().manual_seed(100 + seed)
+        # two classes: bce with a soft target p in (0, 1), against Bernoulli entropy and KL
+        p = torch.rand(N, 1, generator=g, dtype=torch.float64) * 0.98 + 0.01
+        z = (4 * torch.randn(N, 1, generator=g, dtype=torch.float64)).requires_grad_()
+        ce = lossbench.loss_fn("bce")(z, p)
+        dist = D.Bernoulli(probs=p)
+        h_kl = dist.entropy() + D.kl_divergence(dist, D.Bernoulli(logits=z.detach()))
+        rel = max(rel, float(((ce.detach() - h_kl).abs() / h_kl.abs()).max()))
+        (grad,) = torch.autograd.grad(ce.sum(), z)
+        grad_err = max(grad_err, float((grad - (torch.sigmoid(z.detach()) - p)).abs().max()))
+        logit_p = torch.log(p / (1 - p))
+        at_p = max(at_p, float((lossbench.loss_fn("bce")(logit_p, p) - dist.entropy()).abs().max()))
+        zs = 6 * torch.randn(N_RANDOM_Q, N, 1, generator=g, dtype=torch.float64)
+        below += int((lossbench.loss_fn("bce")(zs, p.expand_as(zs)) < dist.entropy() - 1e-12).sum())
+        # C classes: cross_entropy with label smoothing eps: target p = (1 - eps) onehot + eps / C
+        for eps, c in ((0.1, 5), (0.3, 3)):
+            y = torch.randint(0, c, (N,), generator=g)
+            p = (1 - eps) * torch.nn.functional.one_hot(y, c).double() + eps / c
+            z = (3 * torch.randn(N, c, generator=g, dtype=torch.float64)).requires_grad_()
+            ce = lossbench.loss_fn("cross_entropy")(z, y, label_smoothing=eps)
+            dist = D.Categorical(probs=p)
+            h_kl = dist.entropy() + D.kl_divergence(dist, D.Categorical(logits=z.detach()))
+            rel = max(rel, float(((ce.detach() - h_kl).abs() / h_kl.abs()).max()))
+            (grad,) = torch.autograd.grad(ce.sum(), z)
+            grad_err = max(grad_err, float((grad - (torch.softmax(z.detach(), -1) - p)).abs().max()))
+            ce_p = lossbench.loss_fn("cross_entropy")(p.log(), y, label_smoothing=eps)
+            at_p = max(at_p, float((ce_p - dist.entropy()).abs().max()))
+            zs = 4 * torch.randn(N_RANDOM_Q, N, c, generator=g, dtype=torch.float64)
+            ce_q = lossbench.loss_fn("cross_entropy")(zs, y.expand(N_RANDOM_Q, N), label_smoothing=eps)
+            below += int((ce_q < dist.entropy() - 1e-12).sum())
+    return {
+        "ce_decomposition_rel_err": rel,
+        "ce_at_p_minus_entropy": at_p,
+        "ce_below_entropy": below,
+        "ce_random_q_tried": len(SEEDS) * 3 * N_RANDOM_Q * N,
+        "ce_grad_err": grad_err,
+    }
+
+
 def _figure(out: str) -> None:
     D = torch.distributions
     y = torch.tensor([1.0, 2.0, 3.0, 4.0, 100.0], dtype=torch.float64).reshape(-1, 1)
     theta = torch.linspace(-5, 40, 901, dtype=torch.float64).reshape(-1, 1, 1)
-    fig = new_figure(11, 3.2)
-    axes = fig.subplots(1, 3)
+    fig = new_figure(14, 3.2)
+    axes = fig.subplots(1, 4)
     pairs = [
         (
             "mse",
@@ -160,6 +228,16 @@ def _figure(out: str) -> None:
     )
     axes[2].set(xlabel="constant logit z", title="labels: 3 of 10 are 1")
     axes[2].legend(fontsize=7)
+    q = torch.linspace(0.005, 0.995, 397, dtype=torch.float64)
+    for p, color in ((0.3, "C0"), (0.7, "C1")):
+        target = torch.full_like(q, p)
+        ce = lossbench.loss_fn("bce")(torch.log(q / (1 - q)), target)
+        h = float(D.Bernoulli(probs=torch.tensor(p)).entropy())
+        axes[3].plot(q, ce, color=color, label=f"CE(p={p}, q)")
+        axes[3].axhline(h, color=color, lw=0.8, ls=":")
+        axes[3].axvline(p, color=color, lw=0.8, ls="--")
+    axes[3].set(xlabel="predicted q", ylim=(0, 2.5), title="CE = H(p) + KL(p||q); dotted: H(p)")
+    axes[3].legend(fontsize=7)
     save_figure(fig, os.path.join(out, "likelihood.png"), dpi=80)
 
 
@@ -173,6 +251,10 @@ def judge(measured: dict) -> list[dict]:
         ("MSE's minimiser - the mean", "mean_err"),
         ("MAE's minimiser - the median", "median_err"),
         ("BCE's minimiser - logit(mean label)", "logit_err"),
+        ("soft targets: CE(p, q) vs H(p) + KL(p || q), relative error", "ce_decomposition_rel_err"),
+        ("soft targets: CE(p, p) - H(p), largest", "ce_at_p_minus_entropy"),
+        ("soft targets: random q with CE(p, q) < H(p) (count)", "ce_below_entropy"),
+        ("soft targets: d CE / d logits - (q - p), largest", "ce_grad_err"),
     ]
     checks = []
     for name, key in rows:
@@ -181,5 +263,7 @@ def judge(measured: dict) -> list[dict]:
         note = e["source"]
         if key == "argmin_mismatches":
             note = f"of {measured.get('argmin_comparisons')} grid comparisons over 5 seeds; {note}"
+        if key == "ce_below_entropy":
+            note = f"of {measured.get('ce_random_q_tried')} random predictions (per example); {note}"
         checks.append(check(name, value, expected, ok, note))
     return checks

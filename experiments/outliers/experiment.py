@@ -1,8 +1,12 @@
 """Outliers: MSE is dragged by them (it fits the mean), MAE is not (the median), Huber lies near MAE.
 
 Every fitted parameter is read back from the run folders (`model.pt`, the trained depth-0 model:
-its bias is the fitted constant or intercept, its weight the slope). Five seeds per loss; a check
-passes only when every seed is within the tolerance.
+its bias is the fitted constant or intercept, its weight the slope). Each fit is compared with the
+exact optimum of its loss on the same training points (`view.npz`), computed here independently
+of lossbench and never from the trained model: least squares in closed form (numpy's lstsq),
+least absolute deviations as a linear programme (scipy's linprog) and Huber by convex minimisation
+(scipy's minimize). Five seeds per loss; a check passes only when every seed is within the
+tolerance.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ import math
 import os
 
 import numpy as np
+from scipy.optimize import linprog, minimize
 
 import lossbench
-from lossbench.verdicts import every_seed, not_measured, numbers
+from lossbench.verdicts import every_seed, not_measured, numbers, spread
 from lossbench.viz import new_figure, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,18 +28,37 @@ SEEDS = [0, 1, 2, 3, 4]
 CLAIM = (
     "MSE is pulled by outliers (it fits the mean), MAE is not (it fits the median), and Huber lies near MAE."
 )
-SOURCE = "The article (MSE is sensitive to outliers; Huber has the strengths of both); SCIENCE.md section 2."
+SOURCE = (
+    "The article (MSE is sensitive to outliers; Huber has the strengths of both); the minimisers of the "
+    "squared, absolute and Huber losses (mean, median, and their linear-model optima computed exactly)"
+)
+FIT_TOL = 0.01  # a hundredth of the 2.0 the outliers add to the MSE intercept
 EXPECTED = {
     "constant_mse": {"value": 22.0, "tol": 0.01, "source": "the mean of [1, 2, 3, 4, 100]"},
     "constant_mae": {"value": 3.0, "tol": 0.05, "source": "the median of [1, 2, 3, 4, 100]"},
     "constant_huber": {
         "value": 3.0,
         "tol": 0.05,
-        "source": "SCIENCE.md 2 (sim); at b = 3 the clipped residuals sum to 1 + 1 + 0 - 1 - 1 = 0",
+        "source": "Huber(delta=1)'s minimiser: at b = 3 the clipped residuals sum to 1 + 1 + 0 - 1 - 1 = 0",
     },
-    "line_mse": {"value": 3.1, "tol": 0.3, "source": "SCIENCE.md 2 (sim): intercept dragged to about 3.1"},
-    "line_mae": {"value": 1.0, "tol": 0.15, "source": "SCIENCE.md 2 (sim): intercept stays near 1.0"},
-    "line_huber": {"value": 1.1, "tol": 0.15, "source": "SCIENCE.md 2 (sim): intercept near 1.1"},
+    "line_mse": {
+        "value": 3.0,
+        "tol": 0.3,
+        "source": "closed form: 10% of the targets shifted by +20 raise their mean by 0.1 x 20 = 2, so "
+        "the least-squares intercept moves from the true 1 to about 3 (+- 0.3 for where the outliers' "
+        "x fall; an earlier rough simulation said 3.1)",
+    },
+    "line_mae": {
+        "value": 1.0,
+        "tol": 0.15,
+        "source": "the true intercept 1: a median-type fit ignores 10% of shifted points (+- 0.15 for the noise)",
+    },
+    "line_exact": {
+        "max": FIT_TOL,
+        "source": f"the exact optimum of the same loss on the same 200 points (least squares: numpy lstsq; "
+        f"absolute: scipy linprog; Huber: scipy minimize); largest difference of intercept and slope <= "
+        f"{FIT_TOL} (chosen: a hundredth of the 2.0 the outliers add to the MSE intercept)",
+    },
 }
 
 
@@ -44,6 +68,32 @@ def _params(folder: str) -> tuple[float, float]:
 
     state = torch.load(os.path.join(folder, "model.pt"), weights_only=True)
     return float(state["layers.0.weight"].reshape(-1)[0]), float(state["layers.0.bias"].reshape(-1)[0])
+
+
+def exact_line(x: np.ndarray, y: np.ndarray, loss: str, delta: float = 1.0) -> tuple[float, float]:
+    """(slope, intercept) minimising the mean `loss` of y - (w x + b) over the points, exactly."""
+    design = np.c_[x, np.ones_like(x)]
+    if loss == "mse":
+        w, b = np.linalg.lstsq(design, y, rcond=None)[0]
+        return float(w), float(b)
+    if loss == "mae":  # min sum(u + v) s.t. w x_i + b + u_i - v_i = y_i, u, v >= 0
+        n = len(x)
+        cost = np.r_[0.0, 0.0, np.ones(2 * n)]
+        a_eq = np.c_[design, np.eye(n), -np.eye(n)]
+        bounds = [(None, None)] * 2 + [(0, None)] * (2 * n)
+        res = linprog(cost, A_eq=a_eq, b_eq=y, bounds=bounds, method="highs")
+        return float(res.x[0]), float(res.x[1])
+
+    def huber(p):
+        r = y - design @ p
+        inside = np.abs(r) <= delta
+        value = np.where(inside, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta)).mean()
+        grad = -(design * np.where(inside, r, delta * np.sign(r))[:, None]).mean(0)
+        return value, grad
+
+    start = np.linalg.lstsq(design, y, rcond=None)[0]
+    res = minimize(huber, start, jac=True, method="BFGS", options={"gtol": 1e-12})
+    return float(res.x[0]), float(res.x[1])
 
 
 def run(out: str, fast: bool) -> dict:
@@ -65,9 +115,18 @@ def run(out: str, fast: bool) -> dict:
                 folders[(part, loss, seed)] = folder
             if part == "constant":
                 measured[f"constant_{loss}"] = [b for _, b in fits]
-            else:
-                measured[f"line_{loss}"] = [b for _, b in fits]
-                measured[f"line_{loss}_slope"] = [w for w, _ in fits]
+                continue
+            measured[f"line_{loss}"] = [b for _, b in fits]
+            measured[f"line_{loss}_slope"] = [w for w, _ in fits]
+            exact = []
+            for seed in SEEDS:
+                view = np.load(os.path.join(folders[(part, loss, seed)], "view.npz"))
+                x, y = view["x"][:, 0].astype(np.float64), view["y"][:, 0].astype(np.float64)
+                exact.append(exact_line(x, y, loss))
+            measured[f"line_{loss}_exact"] = [list(e) for e in exact]
+            measured[f"line_{loss}_gap"] = [
+                max(abs(f - e) for f, e in zip(fit, ex)) for fit, ex in zip(fits, exact)
+            ]
     _figure(folders, measured, out)
     return measured
 
@@ -103,7 +162,8 @@ def _figure(folders: dict, measured: dict, out: str) -> None:
 
 def judge(measured: dict) -> list[dict]:
     checks = []
-    for key, e in EXPECTED.items():
+    for key in ("constant_mse", "constant_mae", "constant_huber", "line_mse", "line_mae"):
+        e = EXPECTED[key]
         part, loss = key.split("_")
         what = "fitted constant" if part == "constant" else "fitted intercept"
         checks.append(
@@ -113,6 +173,19 @@ def judge(measured: dict) -> list[dict]:
                 f"{e['value']} +- {e['tol']}",
                 lambda v, e=e: abs(v - e["value"]) <= e["tol"],
                 f"every one of the seeds within the tolerance; {e['source']}",
+                strict=True,
+            )
+        )
+    e = EXPECTED["line_exact"]
+    for loss in ("mse", "mae", "huber"):
+        exact = numbers([b for _, b in measured.get(f"line_{loss}_exact") or []])
+        checks.append(
+            every_seed(
+                f"{loss} line fit - the exact {loss} optimum of the same points (intercept, slope)",
+                measured.get(f"line_{loss}_gap"),
+                f"<= {e['max']}",
+                lambda v: v <= e["max"],
+                f"exact intercepts {spread(exact) if exact else '-'}; {e['source']}",
                 strict=True,
             )
         )

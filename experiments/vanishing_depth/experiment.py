@@ -1,25 +1,31 @@
 """Vanishing gradients with depth: Nielsen's chapter 5 speeds of learning, measured by lossbench.
 
 Every number comes from the logged bias-gradient norms (`grad_b`, input layer first) of lossbench
-runs of `nielsen.yaml` and its variants: the gradient of one full batch at initialisation (step 0),
-and, for the training variant, at every logged step of mini-batch training. The cost is Nielsen's
-own, cross-entropy on ten sigmoid outputs summed over the outputs (`bce` with `sum_outputs: true`),
-so both the layer-to-layer ratios and the absolute speeds are compared with his published values.
-Five seeds per variant; a seed changes both the data (synthetic images, or which 1000 digits) and
-the weights. Verdicts use the mean over seeds of each layer-to-layer ratio, and the notes give the
-spread.
+runs of `nielsen.yaml` and its variants: the gradient of one full batch of 1000 images at
+initialisation (step 0), and, for the training variant, Nielsen's own training as his script ran
+it: the 1000 images as one batch, lr 0.1, L2 regularisation lmbda = 5.0, 500 epochs, the speeds
+read from the full-batch gradient every 5th epoch. The cost is Nielsen's own, cross-entropy on ten
+sigmoid outputs summed over the outputs (`bce` with `sum_outputs: true`).
+
+Seeds. A seed draws new data (synthetic images, or which 1000 digits) and new weights. One-step
+measurements are cheap, so Nielsen's setup runs 50 seeds at every depth and on both data sets:
+his published speeds are one initialisation each, and deciding whether his value is a typical
+draw of ours needs the spread of our draws known to about 10% (with 5 seeds it is known to about
+35%, and the verdict changed with the choice of seeds). The comparisons between variants
+(quadratic cost, tanh, ReLU) use 20 seeds, enough for a seed-mean ratio to +-0.2; the 500-epoch
+training runs 5. Verdicts use the seed mean and its standard error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 import numpy as np
 
 import lossbench
-from lossbench.verdicts import majority
-from lossbench.verdicts import not_measured as _fail
+from lossbench.verdicts import check, every_seed, lookup, majority, not_measured
 from lossbench.viz import new_figure, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -29,9 +35,16 @@ CLAIM = (
     "removes the sigma' factor only at the output layer, and ReLU with He init keeps the ratios near 1."
 )
 SOURCE = (
-    "Nielsen, Neural Networks and Deep Learning (2015), chapter 5; He et al., 'Delving deep into "
+    "Nielsen, Neural Networks and Deep Learning (2015), chapter 5, and his script "
+    "fig/generate_gradient.py with its published output fig/norms_during_training_4_layers.json "
+    "(github.com/mnielsen/neural-networks-and-deep-learning); He et al., 'Delving deep into "
     "rectifiers' (2015); the article's 'vanishing gradient' section"
 )
+
+N_SEEDS = 50  # Nielsen's setup at init: see the module docstring
+N_COMPARE = 20  # quadratic cost, tanh, ReLU
+N_TRAIN = 5  # Nielsen's 500-epoch training
+LMBDA = 5.0  # Nielsen's L2 regularisation; torch's weight_decay is lmbda / n (EXPECTED["training"])
 
 EXPECTED = {
     "sigmoid_ratio": {
@@ -47,13 +60,12 @@ EXPECTED = {
         "outputs, one random initialisation per net)",
     },
     "absolute_speed": {
-        "sd": 2.0,
-        "factor": 2.0,
-        "source": "Nielsen's published speeds are one initialisation each, so his value is compared with "
-        "the spread of ours: PASS when, for every hidden layer, log(published) is within 2 standard "
-        "deviations of the seeds' log speeds (a typical single draw); PARTIAL when not, but every layer's "
-        "seed geometric mean is within a factor 2 of his (the same size, on synthetic data rather than "
-        "MNIST); FAIL beyond. The tolerances are choices made for this comparison, not published numbers",
+        "z": 2.0,
+        "source": "Nielsen's speeds are one initialisation each, so his value is compared with the spread "
+        "of a single draw of ours: a layer holds when abs(log(his) - mean log(ours)) <= 2 sqrt(sd^2 + "
+        "sem^2), the 95% prediction interval of one draw from a normal model of the log speeds (sd: "
+        "the seeds' sd, sem: the standard error of their mean). PASS when every layer holds, PARTIAL "
+        "when most do (2 is the usual 95% convention, chosen for this comparison)",
     },
     "loss_agreement": {
         "range": [0.75, 1.33],
@@ -61,9 +73,12 @@ EXPECTED = {
         "whatever the cost, so the per-layer ratios under cross-entropy and the quadratic cost agree",
     },
     "output_factor": {
-        "max": 0.25,
-        "source": "Nielsen ch. 3: under the quadratic cost the output delta is (a - y) sigma'(z_L), "
-        "sigma' <= 1/4; cross-entropy's is a - y",
+        "range": [0.8, 1.25],
+        "source": "Nielsen ch. 3: the quadratic cost's output delta is (a - y) sigma'(z_L), "
+        "cross-entropy's is a - y; so 10 x |grad b_L| (quadratic, averaged over the 10 outputs) / "
+        "|grad b_L| (cross-entropy, summed over them) is about the mean sigma'(z_L). Not exact (the norm "
+        "of a mean of products is not the product of means): within a factor 1.25, chosen; without "
+        "the factor the ratio would be 1, about 5 times the mean sigma'(z_L)",
     },
     "tanh_below_sigmoid": {"source": "the article: tanh' <= 1 against sigmoid' <= 1/4"},
     "relu_he_ratio": {
@@ -71,55 +86,65 @@ EXPECTED = {
         "source": "He et al. 2015, eq. 14: with N(0, 2/n_in) weights the back-propagated signal keeps "
         "its scale when n_in = n_out (ratio 1)",
     },
-    "training_first_last": {
-        "max": 0.1,
-        "source": "Nielsen ch. 5, speed during training ([784,30,30,30,30,10], mini-batch 10, lr 0.1): "
-        "the first hidden layer keeps learning about 100 times slower than the last",
+    "training": {
+        "first_last_max": 0.1,
+        "first_last_published": [0.0089, 0.021],
+        "last_end_over_start": 0.0032,
+        "factor": 3.0,
+        "source": "Nielsen's fig/generate_gradient.py trains [784,30,30,30,30,10] with "
+        "net.SGD(td, 1, 1000, 0.1, lmbda=5.0) once per epoch for 500 epochs (the 1000 images as one "
+        "batch, L2 regularisation) and reads each hidden layer's speed from the bias gradient averaged "
+        "over all 1000 images before every epoch. His update w -> (1 - eta lmbda / n) w - eta g with "
+        "n = 1000 is torch's SGD weight_decay = lmbda / n = 0.005 (w -> w - lr (g + wd w)); unlike his, "
+        "torch's also decays the biases. His published speeds "
+        "(fig/norms_during_training_4_layers.json): first / last hidden layer 0.0104 at epoch 0 and "
+        "between 0.0089 and 0.021 over all 500 epochs; the last hidden layer falls from 0.285 to "
+        "0.00092 (x 0.0032). Expected here: first / last below 0.1 at every reading (the first layer "
+        "about 100 times slower), and the fall within a factor 3 of his (chosen: the data differ)",
     },
 }
 
-# variant name: (overrides of nielsen.yaml, depths)
+# variant name: (overrides of nielsen.yaml, depths, number of seeds)
 BASE = "nielsen.yaml"
 # Nielsen's quadratic cost sums (y_j - a_j)^2 / 2 over the outputs; `mse` averages over them, so its
-# speeds are 10 times smaller than his. Only its ratios and its output sigma' are judged.
+# speeds are 10 times smaller than his. Its ratios and its output-layer factor are judged.
 QUADRATIC = ["loss={name: mse, half: true}", "model.output=sigmoid"]
-TRAINING = ["train.steps=null", "train.batch_size=10", "optim.lr=0.1"]
 
 
 def _variants(fast: bool) -> dict:
-    """Fast mode: 300 synthetic images instead of 1000 (balanced classes: the speeds at init agree
-    with 1000's to 3 digits, see README), digits on the deepest net only, one training epoch."""
-    depths = [4] if fast else [2, 3, 4]
+    """Fast mode: 300 synthetic images instead of 1000 at init (balanced classes: the speeds agree
+    with 1000's to 3 digits, see README), 20 and 10 seeds, digits on the deepest net only, and 100
+    training epochs on Nielsen's 1000 images (his speeds level off after about 60)."""
     n = ["data.n_samples=300"] if fast else []
-    epochs = 1 if fast else 2
+    seeds, compare = (20, 10) if fast else (N_SEEDS, N_COMPARE)
+    epochs = 100 if fast else 500  # Nielsen's 1000 images in both modes: lmbda / n needs his n
+    training = [f"train.steps={epochs}", "train.log_every=5", f"optim.weight_decay={LMBDA / 1000}"]
     return {
-        "sigmoid_ce": (n, [2, 3, 4]),  # Nielsen's setup: every depth in both modes (one step each)
-        "sigmoid_mse": (n + QUADRATIC, [4]),
-        "tanh_ce": (n + ["model.activation=tanh"], [4]),
+        "sigmoid_ce": (n, [2, 3, 4], seeds),  # Nielsen's setup at init
+        "digits_sigmoid_ce": (["data.name=digits"], [4] if fast else [2, 3, 4], seeds),
+        "sigmoid_mse": (n + QUADRATIC, [4], compare),
+        "tanh_ce": (n + ["model.activation=tanh"], [4], compare),
         "relu_he_ce": (
             n + ["model.activation=relu", "model.init=kaiming_normal", "model.bias_init=zeros"],
             [4],
+            compare,
         ),
-        "digits_sigmoid_ce": (["data.name=digits"], depths),  # 1000 of the 1797 digits, as Nielsen
-        "training": (n + TRAINING + [f"train.epochs={epochs}", "train.log_every=20"], [4]),
+        "training": (training, [4], N_TRAIN),  # Nielsen's training, as his script ran it
     }
-
-
-N_SEEDS = 5
 
 
 def run(out: str, fast: bool) -> dict:
     """Build every variant's configs (one validation each, seeds by copy), train, read back grad_b."""
     plan = []  # (variant, depth, cfg)
-    for variant, (overrides, depths) in _variants(fast).items():
+    for variant, (overrides, depths, n_seeds) in _variants(fast).items():
         for depth in depths:
             name = f"name=vanishing_{variant}_d{depth}"
             cfg = lossbench.load_config(os.path.join(HERE, BASE), name, f"model.depth={depth}", *overrides)
-            # only the seed differs between members, so one validated config serves all five
-            plan += [(variant, depth, dataclasses.replace(cfg, seed=s)) for s in range(N_SEEDS)]
+            # only the seed differs between members, so one validated config serves them all
+            plan += [(variant, depth, dataclasses.replace(cfg, seed=s)) for s in range(n_seeds)]
     results = lossbench.run_many([c for _, _, c in plan], out)
     measured: dict = {}
-    profiles: dict = {}
+    curves: list = []
     for (variant, depth, _cfg), r in zip(plan, results):
         m = r.metrics
         g = m["grad_b"]
@@ -131,27 +156,33 @@ def run(out: str, fast: bool) -> dict:
             entry.setdefault("output_sigma_prime", []).append(float(m["act_deriv"][0, -1]))
         if variant == "training":
             entry.setdefault("first_last_by_row", []).append([float(v) for v in g[:, 0] / g[:, -2]])
-            profiles.setdefault("training", []).append((m["step"], g))
+            entry.setdefault("last_end_over_start", []).append(float(g[-1, -2] / g[0, -2]))
+            entry["epochs"] = int(m["step"][-1]) + 1
+            curves.append((m["step"], g[:, :-1]))
     for variant in measured.values():
         for entry in variant.values():
-            r = np.array(entry["ratios"])
-            entry["ratio_mean"] = [float(v) for v in r.mean(0)]
-            entry["ratio_std"] = [float(v) for v in r.std(0)]
-            entry["ratio_min"] = [float(v) for v in r.min(0)]
-            entry["ratio_max"] = [float(v) for v in r.max(0)]
             entry["grad_b_mean"] = [float(v) for v in np.mean(entry["grad_b"], 0)]
-    _figure(measured, profiles, out)
+    _figure(measured, curves, out)
     return measured
 
 
-def _figure(measured: dict, profiles: dict, out: str) -> None:
-    fig = new_figure(11, 3.2)
+def _figure(measured: dict, curves: list, out: str) -> None:
+    fig = new_figure(11, 3.4)
     axes = fig.subplots(1, 3)
     ax = axes[0]
     for depth, entry in measured.get("sigmoid_ce", {}).items():
-        hidden = entry["grad_b_mean"][:-1]
-        line = ax.plot(range(1, len(hidden) + 1), hidden, "o-", label=f"{depth} hidden (lossbench)")[0]
-        ax.plot(range(1, len(hidden) + 1), EXPECTED["published"][int(depth)], "x--", color=line.get_color())
+        logs = np.log(np.array(entry["grad_b"])[:, :-1])
+        mean, sd = logs.mean(0), logs.std(0, ddof=1)
+        x = np.arange(1, logs.shape[1] + 1)
+        line = ax.errorbar(
+            x,
+            np.exp(mean),
+            yerr=[np.exp(mean) - np.exp(mean - sd), np.exp(mean + sd) - np.exp(mean)],
+            fmt="o-",
+            capsize=2,
+            label=f"{depth} hidden (lossbench, +-1 sd)",
+        )[0]
+        ax.plot(x, EXPECTED["published"][int(depth)], "x--", color=line.get_color())
     ax.set(xlabel="hidden layer", ylabel="|grad b| at init", yscale="log", title="sigmoid; x--: Nielsen")
     ax.legend(fontsize=7)
     ax = axes[1]
@@ -162,10 +193,19 @@ def _figure(measured: dict, profiles: dict, out: str) -> None:
     ax.set(xlabel="hidden layer", ylabel="relative to the last hidden", yscale="log", title="4 hidden layers")
     ax.legend(fontsize=7)
     ax = axes[2]
-    for step, g in profiles.get("training", [])[:1]:
-        for layer in range(g.shape[1] - 1):
-            ax.plot(step, g[:, layer], label=f"hidden {layer + 1}")
-    ax.set(xlabel="step (mini-batch 10)", ylabel="|grad b|", yscale="log", title="during training (seed 0)")
+    if curves:
+        steps = curves[0][0]
+        mean = np.exp(np.mean([np.log(g) for _, g in curves], 0))
+        for layer in range(mean.shape[1]):
+            ax.plot(steps, mean[:, layer], label=f"hidden {layer + 1}")
+        t = EXPECTED["training"]
+        ax.plot([0, 499], [0.285, 0.285 * t["last_end_over_start"]], "kx", label="Nielsen, last hidden")
+    ax.set(
+        xlabel="epoch (full batch of 1000)",
+        ylabel="|grad b|",
+        yscale="log",
+        title="training, Nielsen's setup (seed mean)",
+    )
     ax.legend(fontsize=7)
     save_figure(fig, os.path.join(out, "vanishing_depth.png"))
 
@@ -173,80 +213,80 @@ def _figure(measured: dict, profiles: dict, out: str) -> None:
 # ----- judging: pure, from `measured` and EXPECTED only ------------------------------------------
 
 
-def _fmt(values) -> str:
-    return "[" + ", ".join(f"{v:.2f}" for v in values) + "]"
+def _fmt(values, digits: int = 3) -> str:
+    return "[" + ", ".join(f"{v:.{digits}g}" for v in values) + "]"
 
 
-def _ratio_check(check: str, entry: dict | None, lo: float, hi: float, source: str) -> dict:
-    """PASS when every layer pair's seed-mean ratio is in [lo, hi]; PARTIAL when at least half are."""
-    expected = f"every layer-to-layer seed-mean ratio in [{lo}, {hi}]"
+def _array(entry, key: str) -> np.ndarray | None:
+    """entry[key] as a 2-D float array [seed, ...] of finite values, or None."""
     try:
-        means = [float(v) for v in entry["ratio_mean"]]
-        spread = f"min {_fmt(entry['ratio_min'])}, max {_fmt(entry['ratio_max'])} over seeds"
-    except (KeyError, TypeError):
-        return _fail(check, expected)
-    inside = [lo <= v <= hi for v in means]
-    verdict = majority(sum(inside), len(inside))
-    note = f"{spread}; {source}"
-    if verdict == "PARTIAL":
-        note = f"only {sum(inside)} of {len(inside)} layer pairs in range; " + note
-    return {"check": check, "measured": _fmt(means), "expected": expected, "verdict": verdict, "note": note}
+        a = np.array(entry[key], dtype=float)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return a if a.ndim == 2 and a.shape[0] >= 2 and np.all(np.isfinite(a)) else None
 
 
-def _absolute_check(check: str, entry: dict | None, published: list[float]) -> dict:
-    """Nielsen's single-run speeds against the seeds' spread of ours (see EXPECTED['absolute_speed'])."""
-    exp = EXPECTED["absolute_speed"]
-    expected = (
-        f"Nielsen {published}: within {exp['sd']:g} sd of the seeds' log speeds (PASS), "
-        f"or within a factor {exp['factor']:g} of their geometric mean (PARTIAL)"
-    )
-    try:
-        g = np.array(entry["grad_b"], dtype=float)[:, :-1]  # [seed, hidden layer], input side first
-        pub = np.array(published, dtype=float)
-        if g.ndim != 2 or g.shape[0] < 3 or g.shape[1] != len(pub) or not np.all(g > 0):
-            raise ValueError
-    except (KeyError, TypeError, ValueError, IndexError):
-        return _fail(check, expected)
-    logs = np.log(g)
-    sd = np.maximum(logs.std(0, ddof=1), 1e-12)  # identical seeds: any difference is far
-    geo = np.exp(logs.mean(0))
-    factor = pub / geo  # > 1: Nielsen's speed above ours
-    distance = np.abs(np.log(pub) - logs.mean(0)) / sd
-    if np.all(distance <= exp["sd"]):
-        verdict = "PASS"
-    elif np.all(np.abs(np.log(factor)) <= np.log(exp["factor"])):
-        verdict = "PARTIAL"
-    else:
-        verdict = "FAIL"
+def _mean_sem(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return a.mean(0), a.std(0, ddof=1) / math.sqrt(len(a))
+
+
+def _absolute_check(name: str, entry, published: list[float]) -> dict:
+    """Nielsen's single-run speeds against a single draw of ours (see EXPECTED['absolute_speed'])."""
+    z_max = EXPECTED["absolute_speed"]["z"]
+    expected = f"Nielsen {published}: each layer within {z_max:g} sd of one draw of ours (log scale)"
+    g = _array(entry, "grad_b")
+    if g is None or g.shape[1] != len(published) + 1 or not np.all(g > 0):
+        return not_measured(name, expected)
+    logs = np.log(g[:, :-1])  # hidden layers, input side first
+    mean, sem = _mean_sem(logs)
+    sd = logs.std(0, ddof=1)
+    spread = np.maximum(np.sqrt(sd**2 + sem**2), 1e-12)  # identical seeds: any difference is far
+    z = np.abs(np.log(published) - mean) / spread
+    holds = [bool(v <= z_max) for v in z]
+    verdict = majority(sum(holds), len(holds))
     note = (
-        f"Nielsen / lossbench geometric mean {_fmt(factor)}; distance in seed sd {_fmt(distance)}; "
-        f"lossbench seed range {_fmt3(g.min(0))} to {_fmt3(g.max(0))}; Nielsen's are one "
-        "initialisation each, on MNIST; tolerances chosen for this comparison (EXPECTED['absolute_speed'])"
+        f"{len(g)} seeds; distance of Nielsen's value in sd of one draw {_fmt(z, 2)}; Nielsen / lossbench "
+        f"geometric mean {_fmt(np.exp(np.log(published) - mean), 3)}; sem of the log mean "
+        f"{_fmt(sem, 2)}; Nielsen's are one initialisation each, on MNIST"
     )
-    if verdict == "PARTIAL":
-        far = [i + 1 for i, d in enumerate(distance) if d > exp["sd"]]
-        note = f"hidden layer(s) {far} further than {exp['sd']:g} sd from Nielsen's single run; " + note
+    if verdict != "PASS":
+        note = (
+            f"hidden layer(s) {[i + 1 for i, h in enumerate(holds) if not h]} further than {z_max:g} sd; "
+            + note
+        )
     return {
-        "check": check,
-        "measured": _fmt3(g.mean(0)),
+        "check": name,
+        "measured": _fmt(np.exp(mean), 2),
         "expected": expected,
         "verdict": verdict,
         "note": note,
     }
 
 
-def _fmt3(values) -> str:
-    return "[" + ", ".join(f"{v:.2g}" for v in values) + "]"
+def _ratio_check(name: str, entry, lo: float, hi: float, source: str) -> dict:
+    """Each layer pair's seed-mean ratio, with 2 standard errors either side, inside [lo, hi]."""
+    expected = f"every layer-to-layer seed-mean ratio, +- 2 sem, in [{lo}, {hi}]"
+    r = _array(entry, "ratios")
+    if r is None or r.shape[1] == 0:
+        return not_measured(name, expected)
+    mean, sem = _mean_sem(r)
+    holds = [bool(lo <= m - 2 * s and m + 2 * s <= hi) for m, s in zip(mean, sem)]
+    verdict = majority(sum(holds), len(holds))
+    note = f"{len(r)} seeds; sem {_fmt(sem, 2)}; single seeds {_fmt(r.min(0))} to {_fmt(r.max(0))}; {source}"
+    if verdict != "PASS":
+        note = f"only {sum(holds)} of {len(holds)} layer pairs inside; " + note
+    return {"check": name, "measured": _fmt(mean), "expected": expected, "verdict": verdict, "note": note}
 
 
 def judge(measured: dict) -> list[dict]:
     E = EXPECTED
     lo, hi = E["sigmoid_ratio"]["range"]
     checks = []
-    for data, label in (("sigmoid_ce", "synthetic MNIST-like"), ("digits_sigmoid_ce", "real digits (8x8)")):
+    data_sets = (("sigmoid_ce", "synthetic MNIST-like"), ("digits_sigmoid_ce", "real digits (8x8)"))
+    for data, label in data_sets:
         for depth in ("2", "3", "4"):
-            entry = measured.get(data, {}).get(depth)
-            if entry is None and (data != "sigmoid_ce" and depth != "4"):
+            entry = lookup(measured, data, depth)
+            if entry is None and data != "sigmoid_ce" and depth != "4":
                 continue  # fast mode measures digits on the deepest net only
             checks.append(
                 _absolute_check(
@@ -255,112 +295,124 @@ def judge(measured: dict) -> list[dict]:
                     E["published"][int(depth)],
                 )
             )
-    for depth in ("2", "3", "4"):
-        entry = measured.get("sigmoid_ce", {}).get(depth)
-        checks.append(
-            _ratio_check(
-                f"sigmoid, {depth} hidden, synthetic MNIST-like: speed ratio layer to layer",
-                entry,
-                lo,
-                hi,
-                E["sigmoid_ratio"]["source"],
+    for data, label in data_sets:
+        for depth in ("2", "3", "4"):
+            entry = lookup(measured, data, depth)
+            if entry is None and data != "sigmoid_ce" and depth != "4":
+                continue
+            source = (
+                E["sigmoid_ratio"]["source"]
+                if data == "sigmoid_ce"
+                else ("Nielsen's range on MNIST; digits has 64 inputs, not 784")
             )
-        )
-    for depth in ("2", "3", "4"):
-        entry = measured.get("digits_sigmoid_ce", {}).get(depth)
-        if entry is None and depth != "4":
-            continue
-        checks.append(
-            _ratio_check(
-                f"sigmoid, {depth} hidden, real digits (8x8): speed ratio layer to layer",
-                entry,
-                lo,
-                hi,
-                "Nielsen's range on MNIST; digits has 64 inputs, not 784",
+            checks.append(
+                _ratio_check(
+                    f"sigmoid, {depth} hidden, {label}: speed ratio layer to layer", entry, lo, hi, source
+                )
             )
-        )
 
     # cross-entropy against the quadratic cost
-    name = "cross-entropy leaves the hidden layers vanishing (ratio CE / quadratic, per layer pair)"
+    ce, quad = (
+        _array(lookup(measured, "sigmoid_ce", "4"), "ratios"),
+        _array(lookup(measured, "sigmoid_mse", "4"), "ratios"),
+    )
     a, b = E["loss_agreement"]["range"]
-    try:
-        ce = np.array(measured["sigmoid_ce"]["4"]["ratio_mean"])
-        quad = np.array(measured["sigmoid_mse"]["4"]["ratio_mean"])
-        rel = ce / quad
-        ok = bool(np.all((rel >= a) & (rel <= b)))
-        checks.append(
-            {
-                "check": name,
-                "measured": _fmt(rel),
-                "expected": f"each in [{a}, {b}]",
-                "verdict": "PASS" if ok else "FAIL",
-                "note": f"CE ratios {_fmt(ce)}, quadratic {_fmt(quad)}; {E['loss_agreement']['source']}",
-            }
+    rel = None if ce is None or quad is None else [float(v) for v in ce.mean(0) / quad.mean(0)]
+    checks.append(
+        check(
+            "cross-entropy leaves the hidden layers vanishing (ratio CE / quadratic, per layer pair)",
+            rel,
+            f"each in [{a}, {b}]",
+            lambda v: all(a <= x <= b for x in v),
+            f"CE ratios {_fmt(ce.mean(0)) if ce is not None else '-'}, quadratic "
+            f"{_fmt(quad.mean(0)) if quad is not None else '-'}; {E['loss_agreement']['source']}",
+            shown=None if rel is None else _fmt(rel),
         )
-    except (KeyError, TypeError, ValueError):
-        checks.append(_fail(name, f"each in [{a}, {b}]"))
-    name = "quadratic cost: the output layer's logged sigma'(z_L), the factor cross-entropy removes"
-    try:
-        values = measured["sigmoid_mse"]["4"]["output_sigma_prime"]
-        ok = len(values) > 0 and max(values) < E["output_factor"]["max"]
-        checks.append(
-            {
-                "check": name,
-                "measured": _fmt(values),
-                "expected": f"< {E['output_factor']['max']} on every seed",
-                "verdict": "PASS" if ok else "FAIL",
-                "note": E["output_factor"]["source"],
-            }
+    )
+    g_ce, g_quad = (
+        _array(lookup(measured, "sigmoid_ce", "4"), "grad_b"),
+        _array(lookup(measured, "sigmoid_mse", "4"), "grad_b"),
+    )
+    sigma = lookup(measured, "sigmoid_mse", "4", "output_sigma_prime")
+    a, b = E["output_factor"]["range"]
+    value = None
+    if (
+        g_ce is not None
+        and g_quad is not None
+        and len(g_ce) >= len(g_quad)
+        and isinstance(sigma, list)
+        and len(sigma) == len(g_quad)
+    ):
+        factor = 10 * g_quad[:, -1] / g_ce[: len(g_quad), -1]  # the same seeds: the same weights and data
+        value = [float(factor.mean()), float(np.mean(sigma))]
+    checks.append(
+        check(
+            "quadratic cost: output-layer speed / cross-entropy's, against the logged sigma'(z_L)",
+            value,
+            f"seed means, (10 |grad b_L| quadratic / |grad b_L| CE) / sigma'(z_L) in [{a}, {b}]",
+            lambda v: a <= v[0] / v[1] <= b,
+            E["output_factor"]["source"],
+            shown=None if value is None else f"{value[0]:.3f} / {value[1]:.3f} = {value[0] / value[1]:.2f}",
         )
-    except (KeyError, TypeError):
-        checks.append(_fail(name, "< 0.25"))
+    )
 
     # activations
-    name = "tanh vanishes less than sigmoid (seed-mean ratio per layer pair)"
-    try:
-        tanh = np.array(measured["tanh_ce"]["4"]["ratio_mean"])
-        sig = np.array(measured["sigmoid_ce"]["4"]["ratio_mean"])
-        ok = bool(np.all(tanh < sig))
-        checks.append(
-            {
-                "check": name,
-                "measured": _fmt(tanh),
-                "expected": f"below sigmoid's {_fmt(sig)}",
-                "verdict": "PASS" if ok else "FAIL",
-                "note": E["tanh_below_sigmoid"]["source"],
-            }
+    tanh, sig = _array(lookup(measured, "tanh_ce", "4"), "ratios"), ce
+    value = None
+    if tanh is not None and sig is not None:
+        (mt, st), (ms, ss) = _mean_sem(tanh), _mean_sem(sig)
+        value = [float(v) for v in (ms - mt) / np.sqrt(st**2 + ss**2)]
+    checks.append(
+        check(
+            "tanh vanishes less than sigmoid (seed-mean ratio per layer pair)",
+            value,
+            "every pair's tanh ratio below sigmoid's by more than 2 combined sem",
+            lambda v: min(v) > 2,
+            f"tanh {_fmt(tanh.mean(0)) if tanh is not None else '-'}, sigmoid "
+            f"{_fmt(sig.mean(0)) if sig is not None else '-'}; gap in sem {_fmt(value or [], 2)}; "
+            + E["tanh_below_sigmoid"]["source"],
+            shown=None if tanh is None else _fmt(tanh.mean(0)),
         )
-    except (KeyError, TypeError, ValueError):
-        checks.append(_fail(name, "below sigmoid's ratios"))
+    )
     lo, hi = E["relu_he_ratio"]["range"]
     checks.append(
         _ratio_check(
             "ReLU with He init: speed ratio layer to layer near 1",
-            measured.get("relu_he_ce", {}).get("4"),
+            lookup(measured, "relu_he_ce", "4"),
             lo,
             hi,
             E["relu_he_ratio"]["source"],
         )
     )
 
-    # through training
-    name = "during training: first / last hidden layer speed, every logged step and seed"
-    limit = E["training_first_last"]["max"]
-    try:
-        rows = np.array(measured["training"]["4"]["first_last_by_row"], dtype=float)
-        worst = float(rows.max())
-        share = float((rows < limit).mean())
-        verdict = "PASS" if share == 1.0 else "PARTIAL" if share >= 0.5 else "FAIL"
-        checks.append(
-            {
-                "check": name,
-                "measured": f"max {worst:.4f}, median {float(np.median(rows)):.4f}",
-                "expected": f"< {limit}",
-                "verdict": verdict,
-                "note": f"{share:.0%} of {rows.size} rows below; gradients of one mini-batch of 10 per row; "
-                + E["training_first_last"]["source"],
-            }
+    # through training, Nielsen's setup
+    t = E["training"]
+    rows = _array(lookup(measured, "training", "4"), "first_last_by_row")
+    epochs = lookup(measured, "training", "4", "epochs")
+    worst = None if rows is None else [float(v) for v in rows.max(1)]
+    checks.append(
+        every_seed(
+            "training (Nielsen's setup): first / last hidden layer speed, largest over the epochs",
+            worst,
+            f"< {t['first_last_max']} on every seed",
+            lambda v: v < t["first_last_max"],
+            f"read every 5th of {epochs} epochs, full batch; Nielsen's published range over 500 epochs "
+            f"{t['first_last_published']}; " + t["source"],
+            digits=3,
+            strict=True,
         )
-    except (KeyError, TypeError, ValueError):
-        checks.append(_fail(name, f"< {limit}"))
+    )
+    fall = lookup(measured, "training", "4", "last_end_over_start")
+    factor = t["factor"]
+    checks.append(
+        every_seed(
+            "training (Nielsen's setup): last hidden layer's speed, end / start",
+            fall,
+            f"{t['last_end_over_start']} within a factor {factor:g}",
+            lambda v: v > 0 and abs(math.log(v / t["last_end_over_start"])) <= math.log(factor),
+            f"after {epochs} epochs; Nielsen's fell from 0.285 to 0.00092 in 500 epochs (his speeds level "
+            "off after about 60)",
+            digits=3,
+        )
+    )
     return checks
