@@ -269,10 +269,13 @@ def test_heat_map_labels_the_output_row_and_colours_exact_zeros(tmp_path):
     assert "exactly 0" in fig.legends[0].get_texts()[0].get_text()
 
 
-def test_depth0_runs_get_output_weights_and_final_parameters(tmp_path):
-    cfg = config(**{"model.depth": 0, "data": {"name": "single", "val_fraction": 0.0, "x": 1.0, "y": 0.0}})
+def test_depth0_runs_get_output_derivative_weights_and_final_parameters(tmp_path):
+    data = {"name": "single", "val_fraction": 0.0, "x": 1.0, "y": 0.0}
+    cfg = config(**{"model.depth": 0, "model.output": "sigmoid", "data": data})
     out = [0.98, 0.9, 0.5, 0.2]
-    folder = write_run(tmp_path / "neuron" / "r", cfg, {"loss": list(CURVE), "act_mean": [[v] for v in out]},
+    deriv = [a * (1 - a) for a in out]  # sigma'(z) of the neuron's one example
+    folder = write_run(tmp_path / "neuron" / "r", cfg,
+                       {"loss": list(CURVE), "act_mean": [[v] for v in out], "act_deriv": [[v] for v in deriv]},
                        {"task": "regression", "linear": {"weight": [[0.5]], "bias": [-1.25]}}, n_layers=1)  # fmt: skip
     groups = groups_of(folder)
     names = [name for name, _ in plots.figures(groups)]
@@ -281,6 +284,8 @@ def test_depth0_runs_get_output_weights_and_final_parameters(tmp_path):
     (line,) = fig.axes[0].get_lines()
     np.testing.assert_allclose(line.get_ydata(), out)
     assert line.get_label().endswith("final w = 0.5, b = -1.25")
+    (relative,) = fig.axes[1].get_lines()  # Nielsen's start: 0.98 * 0.02 / (1/4) = 0.078, nearly saturated
+    np.testing.assert_allclose(relative.get_ydata(), np.array(deriv) / 0.25)
 
 
 # ----- the summary printed by `run` ------------------------------------------------------------------

@@ -134,16 +134,19 @@ def _depth0(g: Group) -> bool:
 
 def fig_linear(groups: list[Group]) -> Figure | None:
     """Depth-0 models (one linear layer: a line fit, a logistic regression, Nielsen's single neuron)
-    over training: the model's output (for a one-example data set, the neuron's output a itself), the
-    weight norm (|w| for one input) and the gradients of the weights and the bias (log axis: a
-    saturated neuron's plateau is where they are tiny). The legend gives each config's final weights
-    and bias from its summary. None when no group is depth 0.
+    over training: the model's output (for a one-example data set, the neuron's output a itself);
+    for a sigmoid output its derivative relative to the peak 1/4 (Nielsen's neuron starts at 7%:
+    nearly saturated, which is why it learns slowly); the weight norm (|w| for one input) and the
+    gradients of the weights and the bias (log axis: the plateau is where they are tiny). The legend
+    gives each config's final weights and bias from its summary. None when no group is depth 0.
     """
     shown = [g for g in groups if _depth0(g)]
     if not shown:
         return None
-    fig = _figure(15, 4.6)
-    ax_out, ax_w, ax_g = fig.subplots(1, 3)
+    sigmoid = [g for g in shown if value_text(g.runs[0].config, "model.output") == "sigmoid"]
+    panels = ["out", "deriv", "w", "grad"] if sigmoid else ["out", "w", "grad"]
+    fig = _figure(5 * len(panels), 4.6)
+    axes = dict(zip(panels, fig.subplots(1, len(panels))))
     single = all(len(v["x"]) == 1 for g in shown for r in g.runs[:1] if (v := load_view(r)) is not None)
     missing = []
     for g in shown:
@@ -151,34 +154,40 @@ def fig_linear(groups: list[Group]) -> Figure | None:
         if final is None:
             missing.append(g.runs[0].path)
         label = f"{g.label}: {final}" if final and g.label else final or g.label
-        for ax, key, style in [
-            (ax_out, "act_mean", "-"),
-            (ax_w, "weight_norm", "-"),
-            (ax_g, "grad_w", "-"),
-            (ax_g, "grad_b", ":"),
-        ]:
+        lines = [("out", "act_mean", "-", 1.0), ("w", "weight_norm", "-", 1.0)]
+        lines += [("grad", "grad_w", "-", 1.0), ("grad", "grad_b", ":", 1.0)]
+        if g in sigmoid:
+            lines.append(("deriv", "act_deriv", "-", OUTPUT_PEAK))
+        for panel, key, style, scale in lines:
             m = g.mean(key)
             if m is None:
                 continue
-            steps, mean = m[0], m[1][:, 0]
-            ok = np.isfinite(mean) & ((mean > 0) if ax is ax_g else True)
-            ax.plot(
-                steps[ok], mean[ok], color=g.color, ls=style, lw=1.6, label=label if ax is ax_out else None
+            steps, mean = m[0], m[1][:, 0] / scale
+            ok = np.isfinite(mean) & ((mean > 0) if panel == "grad" else True)
+            axes[panel].plot(
+                steps[ok], mean[ok], color=g.color, ls=style, lw=1.6, label=label if panel == "out" else None
             )
-    ax_out.set_ylabel("the neuron's output a" if single else "model output (mean over the logged batch)")
-    ax_out.set_title("Output over training")
-    ax_w.set_ylabel("weight norm ||W|| (|w| for one input)")
-    ax_w.set_title("Weights over training")
-    ax_g.set_yscale("log")
-    ax_g.set_ylabel("gradient norm")
-    ax_g.set_title("Gradients: solid ||dL/dW||, dotted ||dL/db||")
-    for ax in (ax_out, ax_w, ax_g):
+    axes["out"].set_ylabel("the neuron's output a" if single else "model output (mean over the logged batch)")
+    axes["out"].set_title("Output over training")
+    if sigmoid:
+        axes["deriv"].set_ylabel("sigma'(z) / 1/4 (1: steepest, 0: saturated)")
+        axes["deriv"].set_title("Output derivative relative to its peak")
+        axes["deriv"].set_ylim(-0.03, 1.05)
+    axes["w"].set_ylabel("weight norm ||W|| (|w| for one input)")
+    axes["w"].set_title("Weights over training")
+    axes["grad"].set_yscale("log")
+    axes["grad"].set_ylabel("gradient norm")
+    axes["grad"].set_title("Gradients: solid ||dL/dW||, dotted ||dL/db||")
+    for ax in axes.values():
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
     _suptitle(fig, f"Depth-0 (linear) model over training, {_what(shown)}")
-    _legend(fig, ax_out, len(shown) + 3)
+    _legend(fig, axes["out"], len(shown) + 3)
     _notes(fig, [lacking_note(missing, "final weights in their summary", prefix="")])
     return fig
+
+
+OUTPUT_PEAK = 0.25  # the sigmoid's largest derivative, sigma'(0)
 
 
 def _final_parameters(run: Run) -> str | None:
