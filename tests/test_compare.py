@@ -315,3 +315,30 @@ def test_printed_summary_shows_shared_metrics_targets_and_fitted_parameters(caps
     out = capsys.readouterr().out
     assert re.search(r"val acc / nll +0.95 / 0.12\n", out)
     assert re.search(r"to loss <= 0.05 +step 40 \(0.30 s\)\n", out)
+
+
+# ----- the report ------------------------------------------------------------------------------------
+
+
+def _rows(text: str) -> list[list[str]]:
+    import html
+
+    rows = re.findall(r"<tr class=\"[^\"]*\">(.*?)</tr>", text)
+    return [
+        [html.unescape(re.sub("<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)] for r in rows
+    ]
+
+
+def test_report_rows_follow_the_grid_and_targets_get_columns(sweep, mae_huber, tmp_path):
+    from lossbench.viz import report
+
+    runs = viz_load.load_runs([str(sweep)])
+    text = report._table(viz_load.group_runs(runs), str(tmp_path))
+    order = [(row[1], row[2]) for row in _rows(text)]  # model.activation, model.depth
+    assert order == [(a, d) for a in ["sigmoid", "tanh", "relu"] for d in ["2", "5", "10"] for _ in (0, 1)]
+    runs = viz_load.load_runs([mae_huber["mae"], mae_huber["huber"]])
+    text = report._table(viz_load.group_runs(runs), str(tmp_path))
+    assert "steps to val_mse &lt;= 1" in text and '<th class="text">loss</th>' in text
+    head = [re.sub("<[^>]+>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", text)]
+    at = head.index("steps to val_mse &lt;= 1")
+    assert [row[at : at + 2] for row in _rows(text)] == [["10", "0.02"], ["20", "0.02"]]  # huber, mae

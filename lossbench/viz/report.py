@@ -17,6 +17,7 @@ from ..config import flatten
 from ..runs.store import atomic_write, check_writable
 from . import figures as plots
 from . import load
+from .curves import run_targets
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; padding: 0 1em; color: #222; }
@@ -55,13 +56,19 @@ document.querySelectorAll("table.runs th").forEach(function (th, col) {
 """
 
 CAPTIONS = {
-    "loss_curves": "Training and validation loss against step (mean over seeds, band: min-max; X: diverged).",
-    "convergence": "Steps and wall time to reach the configured target loss.",
+    "loss_curves": "Training and validation curves against step: the loss, or a metric every run shares when "
+    "they train different losses (the title says which; mean over seeds, band: min-max; X: diverged).",
+    "convergence": "Steps and wall time to reach each run's target (no target set: not a failure).",
+    "sweep_summary": "What the sweep found: the final validation metric, the gradient ratio and the steps to "
+    "target against each swept key, one line per value of the other (mean over seeds, bars: min-max).",
     "grad_heatmap_w": "Weight-gradient norm per layer over training (log colour scale, input layer at the bottom).",
     "grad_heatmap_out": "Back-propagated gradient norm (into each layer's pre-activation) per layer over training.",
     "grad_profile": "Gradient norm against layer index at the start, middle and end of training.",
-    "activation_health": "Saturated and dead fractions and the update-to-weight ratio per layer (1e-3 guide).",
+    "activation_health": "Saturated fraction, mean derivative relative to its peak, dead fraction and the "
+    "update-to-weight ratio per layer (1e-3 guide); the output layer dashed.",
     "task": "The task picture: decision boundary or fitted function with the data.",
+    "linear": "Depth-0 models over training: output, output derivative, weight norm and gradients; final "
+    "weights and bias in the legend.",
 }
 
 COLUMNS = [
@@ -73,8 +80,6 @@ COLUMNS = [
     ("final_val_nll", "val nll"),
     ("final_val_mse", "val mse"),
     ("final_val_mae", "val mae"),
-    ("steps_to_target", "steps to target"),
-    ("seconds_to_target", "s to target"),
     ("diverged_step", "diverged at step"),
     ("grad_ratio_first_last", "grad first/last hidden (start)"),
     ("wall_time", "wall time (s)"),
@@ -130,7 +135,7 @@ def _section(i: int, folder: str, runs: list, root: str, out: str) -> str:
         data = base64.b64encode(plots.render(fig, "png")).decode()
         parts.append(
             f'<figure><img alt="{_e(name)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{_e(CAPTIONS.get(name, name))}</figcaption></figure>"
+            f"<figcaption>{_e(CAPTIONS.get(name.rstrip('_0123456789'), name))}</figcaption></figure>"
         )
     parts.append(_table(groups, out))
     common = _common(runs)
@@ -148,11 +153,15 @@ def _table(groups: list, out: str) -> str:
     runs = [r for g in groups for r in sorted(g.runs, key=lambda r: str(r.config.get("seed")))]
     keys = load.differing_keys([r.config for r in runs], drop=())
     summaries = [_summary(r) for r in runs]
-    columns = [
-        (k, t)
-        for k, t in COLUMNS
-        if k in ("status", "steps_done") or any(s.get(k) is not None for s in summaries)
-    ]
+
+    def present(cols: list) -> list:
+        return [
+            (k, t)
+            for k, t in cols
+            if k in ("status", "steps_done") or any(s.get(k) is not None for s in summaries)
+        ]
+
+    columns = present(COLUMNS[:-3]) + _target_columns(runs) + present(COLUMNS[-3:])
     head = (
         '<th class="text">run</th>'
         + "".join(f'<th class="text">{_e(k)}</th>' for k in keys)
@@ -166,8 +175,9 @@ def _table(groups: list, out: str) -> str:
             f'<td class="text"><a href="{_e(link)}">{_e(os.path.basename(os.path.normpath(r.path)))}</a></td>'
         ]
         cells += [f'<td class="text">{_e(load.value_text(r.config, k))}</td>' for k in keys]
+        reached = {(t["metric"], k): t.get(k) for t in run_targets(r) for k in ("steps_to", "seconds_to")}
         for key, _ in columns:
-            value = status if key == "status" else s.get(key)
+            value = status if key == "status" else reached.get(key) if isinstance(key, tuple) else s.get(key)
             cells.append(f"<td>{_e(_fmt(value))}</td>")
         css = "diverged" if status == "diverged" else "incomplete" if not r.summary else ""
         rows.append(f'<tr class="{css}">' + "".join(cells) + "</tr>")
@@ -178,6 +188,21 @@ def _table(groups: list, out: str) -> str:
         else ""
     )
     return f'{note}<table class="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _target_columns(runs: list) -> list[tuple]:
+    """((metric, "steps_to" | "seconds_to"), header) for each metric any run has a target on (an older
+    run's target_loss is a target on `loss`)."""
+    values: dict[str, set] = {}
+    for r in runs:
+        for t in run_targets(r):
+            values.setdefault(t["metric"], set()).add(t.get("value"))
+    columns = []
+    for metric, vs in values.items():
+        sign = ">=" if metric.endswith("acc") else "<="
+        what = f"{metric} {sign} {_fmt(next(iter(vs)))}" if len(vs) == 1 else f"{metric} target"
+        columns += [((metric, "steps_to"), f"steps to {what}"), ((metric, "seconds_to"), f"s to {what}")]
+    return columns
 
 
 def _common(runs: list) -> dict:
