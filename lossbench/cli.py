@@ -336,7 +336,10 @@ def print_summary(summary: dict, folder: str, config: dict | None = None) -> Non
         values = [(m, v) for m, v in values if v is not None]
         if values:
             rows.append(
-                (f"{split} {' / '.join(m for m, _ in values)}", " / ".join(_fmt(v) for _, v in values))
+                (
+                    f"{split} {' / '.join(m for m, _ in values)}",
+                    " / ".join(_fmt(v, ".3f" if m == "acc" else ".4g") for m, v in values),
+                )
             )
     rows += _target_rows(summary)
     rows += _linear_rows(summary, config or {})
