@@ -146,8 +146,8 @@ def _panel(ax, groups: list[Group], key: str, xs: list[str], others: list[str], 
     if _wants_log(everything):
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    if lines and (len(lines) > 1 or others):
-        ax.legend(fontsize="x-small", title=None)
+    if ax.get_legend_handles_labels()[0] and (len(lines) > 1 or others):
+        ax.legend(fontsize="x-small")
 
 
 def _why_missing(runs: list, label: str, kind: str, key: str) -> str:
