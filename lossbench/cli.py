@@ -329,7 +329,8 @@ def print_summary(summary: dict, folder: str, config: dict | None = None) -> Non
     loss_name = _component_name((config or {}).get("loss"))
     loss = f" ({loss_name})" if loss_name else ""
     for split in ("train", "val"):
-        rows.append((f"{split} loss{loss}", _fmt(summary.get(f"final_{split}_loss"))))
+        if split == "train" or summary.get("final_val_loss") is not None:  # no validation set: no row
+            rows.append((f"{split} loss{loss}", _fmt(summary.get(f"final_{split}_loss"))))
     shared = ["mse", "mae"] if summary.get("task") == "regression" else ["acc", "nll"]
     for split in ("train", "val"):
         values = [(m, summary.get(f"final_{split}_{m}")) for m in shared]
