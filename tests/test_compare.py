@@ -313,7 +313,7 @@ def test_printed_summary_shows_shared_metrics_targets_and_fitted_parameters(caps
     print_summary({**base, "task": "binary", "final_val_acc": 0.95, "final_val_nll": 0.12, "target_loss": 0.05,
                    "steps_to_target": 40, "seconds_to_target": 0.3}, "f", config())  # fmt: skip
     out = capsys.readouterr().out
-    assert re.search(r"val acc / nll +0.95 / 0.12\n", out)
+    assert re.search(r"val acc / nll +0.950 / 0.12\n", out)
     assert re.search(r"to loss <= 0.05 +step 40 \(0.30 s\)\n", out)
 
 
