@@ -342,3 +342,18 @@ def test_report_rows_follow_the_grid_and_targets_get_columns(sweep, mae_huber, t
     head = [re.sub("<[^>]+>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", text)]
     at = head.index("steps to val_mse &lt;= 1")
     assert [row[at : at + 2] for row in _rows(text)] == [["10", "0.02"], ["20", "0.02"]]  # huber, mae
+
+
+def test_sweep_of_losses_with_a_loss_target_shows_no_incomparable_steps(tmp_path):
+    folder = tmp_path / "losses"
+    for i, name in enumerate(["mae", "huber"]):
+        write_run(folder / f"r{i}", config(**{"loss": {"name": name}, "train.target_loss": 0.5}),
+                  {"loss": list(CURVE), "val_loss": list(CURVE), "val_mse": list(CURVE)},
+                  {"task": "regression", "final_val_loss": 1.0 + i, "final_val_mse": 2.0 + i,
+                   "target_loss": 0.5, "steps_to_target": 30})  # fmt: skip
+    (folder / "sweep.yaml").write_text(yaml.safe_dump({"swept": ["loss.name"]}))
+    fig = fig_sweep_summary(groups_of(folder))
+    assert [ax.get_ylabel() for ax in fig.axes] == ["final validation MSE"]  # no "steps to loss" row
+    (container,) = fig.axes[0].containers
+    assert sorted(container.lines[0].get_ydata()) == [2.0, 3.0]
+    assert "steps to the loss target not shown" in fig._supxlabel.get_text()

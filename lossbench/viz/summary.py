@@ -18,7 +18,7 @@ import numpy as np
 from .canvas import _figure, _notes, _suptitle, _wants_log, _wrap
 from .curves import run_targets, target_metric
 from .load import PALETTE, Group, swept_keys, value_text
-from .metrics import HIGHER_IS_BETTER, METRICS, base, choose_metric, lacking_note, task_of
+from .metrics import HIGHER_IS_BETTER, METRICS, base, choose_metric, lacking_note, losses_differ, task_of
 
 if TYPE_CHECKING:  # matplotlib loads on first use
     from matplotlib.figure import Figure
@@ -44,17 +44,25 @@ def sweep_axes(groups: list[Group]) -> list[tuple[str, list[str]]]:
 def results(groups: list[Group], metric: str | None = None) -> list[tuple[str, str, str]]:
     """(axis label, "summary" or "target", summary key or target metric) of each result drawn: the
     final validation metric, the gradient ratio, the steps to the target (when any run has one)."""
-    name = choose_metric(groups, metric)
+    name = base(choose_metric(groups, metric))
     if name == "loss" and task_of(groups) != "regression":
         name = "acc"  # one loss throughout: accuracy is the result a classifier is judged by
     summaries = [r.summary or {} for g in groups for r in g.runs]
-    split = "val" if any(s.get(f"final_val_{base(name)}") is not None for s in summaries) else "train"
-    final = f"final {'validation' if split == 'val' else 'train'} {METRICS.get(base(name), name)}"
-    out = [(final, "summary", f"final_{split}_{base(name)}")]
+    split = (
+        "val"
+        if any(s.get(f"final_val_{m}") is not None for s in summaries for m in (name, "loss"))
+        else "train"
+    )
+    if not metric and not any(s.get(f"final_{split}_{name}") is not None for s in summaries):
+        name = "loss"  # no run recorded the shared metric (all older runs): their losses, noted on the figure
+    where = "validation" if split == "val" else "train"
+    out = [(f"final {where} {METRICS.get(name, name).split(' (')[0]}", "summary", f"final_{split}_{name}")]
     if any(s.get("grad_ratio_first_last") is not None for s in summaries):
         label = "gradient into first / last hidden layer\nat step 0 (below 1: vanishing)"
         out.append((label, "summary", "grad_ratio_first_last"))
     target = target_metric(groups, metric)
+    if target is not None and base(target) == "loss" and losses_differ(groups):
+        target = None  # steps to a loss value mean different things for different losses
     if target is not None:
         values = {t["value"] for g in groups for r in g.runs for t in run_targets(r) if t["metric"] == target}
         value = f"{values.pop():g}" if len(values) == 1 else "its target"
@@ -90,9 +98,19 @@ def fig_sweep_summary(groups: list[Group], metric: str | None = None) -> Figure 
         return None
     rows = results(groups, metric)
     cols = axes_keys[:4]
-    fig = _figure(4.8 * len(cols) + 0.8, 3.4 * len(rows) + 1.2)
+    fig = _figure(max(4.8 * len(cols) + 0.8, 7.5), 3.4 * len(rows) + 1.2)
     axes = fig.subplots(len(rows), len(cols), squeeze=False)
     notes = []
+    if rows[0][2].endswith("_loss") and losses_differ(groups):
+        notes.append(
+            "units differ: no run recorded a metric every loss shares (older runs: rerun with --force)"
+        )
+    target = target_metric(groups, metric)
+    if target is not None and not any(kind == "target" for _, kind, _ in rows):
+        notes.append(
+            f"steps to the {target} target not shown: the configs train different losses, so a loss value "
+            "means different things; set train.target on a shared metric (e.g. val_mse, val_acc)"
+        )
     for r, (label, kind, key_) in enumerate(rows):
         value = functools.partial(result_value, kind=kind, key=key_)
         without = [run for run in runs if value(run) is None]
