@@ -357,3 +357,13 @@ def test_sweep_of_losses_with_a_loss_target_shows_no_incomparable_steps(tmp_path
     (container,) = fig.axes[0].containers
     assert sorted(container.lines[0].get_ydata()) == [2.0, 3.0]
     assert "steps to the loss target not shown" in fig._supxlabel.get_text()
+
+
+def test_a_component_whose_arguments_alone_differ_is_named_by_them(tmp_path):
+    a = write_run(tmp_path / "a" / "r", config(), {"loss": list(CURVE)}, {"task": "regression"})
+    b = write_run(tmp_path / "b" / "r", config(**{"optim.momentum": 0.9, "train.target_loss": 0.05}),
+                  {"loss": list(CURVE)}, {"task": "regression"})  # fmt: skip
+    assert [g.label for g in groups_of(a, b)] == [
+        "optim.momentum=0, train.target_loss=None",
+        "optim.momentum=0.9, train.target_loss=0.05",
+    ]

@@ -107,11 +107,11 @@ UNSET = "unset"  # the text of a key a config does not have
 DERIVED = {"model.output"}  # resolved from the loss when the config leaves it out
 
 
-def _node(config: dict, path: str):
+def _node(config: dict, path: str, missing: object = None):
     node = config
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
-            return None
+            return missing
         node = node[part]
     return node
 
@@ -202,8 +202,8 @@ def value_text(config: dict, key: str) -> str:
     head, _, last = key.rpartition(".")
     if last == "name" and head in COMPONENTS:
         return _name_of(_node(config, head)) or UNSET
-    node = _node(config, key)
-    return UNSET if node is None else _text(node)
+    node = _node(config, key, missing=UNSET)
+    return UNSET if node is UNSET else _text(node)
 
 
 def known_keys(configs: list[dict]) -> list[str]:
@@ -226,8 +226,10 @@ def differing_keys(
         keys += [k for k in t if k not in keys and k not in drop]
     texts = {k: [value_text(c, k) for c in configs] for k in keys}
     differ = [k for k in keys if len(set(texts[k])) > 1]
-    renamed = {k for k in differ if k in COMPONENTS}
-    differ = [k for k in differ if _owner(k) not in renamed or k in COMPONENTS]
+    renamed = {k for k in differ if k in COMPONENTS and len({_name_of(_node(c, k)) for c in configs}) > 1}
+    # a renamed component is one term (its arguments are in its text); one whose arguments alone
+    # differ is named by those arguments
+    differ = [k for k in differ if (k in renamed) or (k not in COMPONENTS and _owner(k) not in renamed)]
     if len(differ) > 1 and "name" in differ:
         differ.remove("name")
     for k in [k for k in differ if k in DERIVED]:
