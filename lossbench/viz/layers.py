@@ -162,7 +162,9 @@ def fig_grad_profile(groups: list[Group]) -> Figure | None:
     return fig
 
 
-def fig_activation_health(groups: list[Group], page: tuple[int, int] | None = None) -> Figure | None:
+def fig_activation_health(
+    groups: list[Group], page: tuple[int, int] | None = None, peaks: dict[str, float] | None = None
+) -> Figure | None:
     """Per layer against step, one column per config: the saturated fraction, the mean derivative
     relative to its peak (continuous: a neuron at sigma'(z) = 7% of the peak reads 0.07, nearly
     saturated), the dead fraction (hidden layers only) and the update-to-weight ratio (log axis, with
@@ -193,7 +195,7 @@ def fig_activation_health(groups: list[Group], page: tuple[int, int] | None = No
     axes = fig.subplots(len(rows), len(shown), squeeze=False, sharex="col")
     for c, g in enumerate(shown):
         output = value_text(g.runs[0].config, "model.output")
-        peak = _peak(g)
+        peak = (peaks or {}).get(value_text(g.runs[0].config, "model.activation")) or peak_of(g)
         for r, (key, name) in enumerate(rows):
             ax = axes[r, c]
             m = g.mean(key)
@@ -258,7 +260,13 @@ def _health_line(ax, steps, values, key: str, colour, style: str, label: str) ->
     ax.plot(steps[ok], values[ok], color=colour, ls=style, lw=1.4, marker=marker, label=label)
 
 
-def _peak(g: Group) -> float:
+def health_peaks(groups: list[Group]) -> dict[str, float]:
+    """Each hidden activation's peak derivative, by its label text: computed by the caller where
+    torch is already loaded, so that figures drawn in forked workers never run torch ops."""
+    return {value_text(g.runs[0].config, "model.activation"): peak_of(g) for g in groups}
+
+
+def peak_of(g: Group) -> float:
     """The hidden activation's largest derivative, as the engine computes it (1/4 for sigmoid)."""
     from ..components.activations import peak_derivative
 
