@@ -343,9 +343,10 @@ def print_summary(summary: dict, folder: str, config: dict | None = None) -> Non
                 )
             )
     rows += _target_rows(summary)
-    rows += _linear_rows(summary, config or {})
+    rows += _linear_rows(summary, config or {}, folder)
+    if summary.get("grad_ratio_first_last") is not None:  # (needs two hidden layers)
+        rows.append(("grad first/last", _fmt(summary["grad_ratio_first_last"], ".3g")))
     rows += [
-        ("grad first/last", _fmt(summary.get("grad_ratio_first_last"), ".3g")),
         ("wall time", f"{summary['wall_time']:.2f} s"),
         ("folder", folder),
     ]
@@ -381,11 +382,26 @@ def _target_rows(summary: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def _linear_rows(summary: dict, config: dict) -> list[tuple[str, str]]:
+def _linear_from_weights(folder: str, config: dict) -> dict | None:
+    """A depth-0 run's weight and bias read from its model.pt, for a summary written before the
+    engine recorded them (`run` has torch loaded already); None for any other run."""
+    path = os.path.join(folder, "model.pt")
+    if (config.get("model") or {}).get("depth") != 0 or not os.path.exists(path):
+        return None
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    weight, bias = state.get("layers.0.weight"), state.get("layers.0.bias")
+    return None if weight is None or bias is None else {"weight": weight.tolist(), "bias": bias.tolist()}
+
+
+def _linear_rows(summary: dict, config: dict, folder: str) -> list[tuple[str, str]]:
     """A depth-0 model's fitted weights and bias, and its output on a one-example data set."""
     import math
 
     lin = summary.get("linear")
+    if not isinstance(lin, dict):
+        lin = _linear_from_weights(folder, config)
     if not isinstance(lin, dict):
         return []
     weight, bias = lin.get("weight") or [], lin.get("bias") or []

@@ -376,3 +376,24 @@ def test_health_peaks_come_from_the_caller_where_torch_is_loaded(sweep):
 
     (options,) = [o for name, _, _, o in plots.figure_jobs(groups_of(sweep)) if name == "activation_health"]
     assert options["peaks"] == {a: peak_derivative(a, {}) for a in ["sigmoid", "tanh", "relu"]}
+
+
+def test_printed_summary_of_an_older_depth0_run_reads_its_weights(tmp_path, capsys):
+    import torch
+
+    from lossbench.cli import print_summary
+
+    torch.save(
+        {"layers.0.weight": torch.tensor([[2.5]]), "layers.0.bias": torch.tensor([3.25])},
+        tmp_path / "model.pt",
+    )
+    base = {
+        "status": "finished",
+        "steps": 1,
+        "steps_done": 1,
+        "epochs": 1.0,
+        "wall_time": 0.1,
+        "task": "regression",
+    }
+    print_summary(base, str(tmp_path), config(**{"model.depth": 0, "data": {"name": "line"}}))
+    assert "y = 2.5 x + 3.25" in capsys.readouterr().out
