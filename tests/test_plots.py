@@ -234,9 +234,16 @@ def test_fitted_curve_with_outliers_marked(lab):
     view = np.load(os.path.join(folder, "view.npz"))
     fig = plots.fig_task(_groups(folder))
     ax = fig.axes[0]
-    (model,) = _lines(ax, "model")
+    (model,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("model")]
     np.testing.assert_allclose(model.get_xdata(), view["grid_x"])
     np.testing.assert_allclose(model.get_ydata(), view["pred"][:, 0])
+    # a depth-0 line: its equation in the legend, the line through its own predictions
+    import torch
+
+    weights = torch.load(os.path.join(folder, "model.pt"), weights_only=True)
+    slope, intercept = weights["layers.0.weight"].item(), weights["layers.0.bias"].item()
+    sign = "-" if intercept < 0 else "+"
+    assert model.get_label() == f"model: y = {slope:.3g} x {sign} {abs(intercept):.3g}"
     (outliers,) = _lines(ax, "outliers")
     marks = view["marks"].astype(bool)
     assert marks.sum() == 6
