@@ -95,8 +95,8 @@ def test_activation_statistics_of_every_layer_by_hand(activation, data, loss):
     for h in keep:
         h.retain_grad()
     z.square().mean().backward()
-    reader = LayerReader(model, cfg)
-    row = reader.finish(reader.read(keep))
+    reader = LayerReader([layer.weight for layer in model.layers], [layer.bias for layer in model.layers], cfg)
+    [row] = reader.finish(reader.read(keep))
     fn = activations[activation].fn()
     peak = peak_derivative(activation, {})
     for i, h in enumerate(keep[:-1]):

@@ -4,42 +4,39 @@ A tiny MLP step costs far less arithmetic than framework overhead, so training M
 another wastes the machine. Here member m's layer i is slice m of a weight tensor [M, in, out] and
 one `baddbmm` computes every member's layer at once. Nothing mixes across members: the loss that is
 back-propagated is the sum of the members' mean losses, so member m's gradient is exactly the one
-its own run would get, and the optimizer updates are elementwise with a learning rate of shape
-[M, 1, 1].
+its own run would get, and the registered torch.optim optimizer, elementwise, steps every member.
 
-Every member records what `lossbench.engine.train.train` records for its config, within floating-point
-tolerance (`tests/test_batched.py` shows it): the same data (`data.make` and `data.split` with its
-seed), the same init (`build_model` with `Generator(seed + 1)`), the same data order
-(`Generator(seed + 2)`, one `randperm` per epoch), the same rows on the same steps. The one
-difference: `time` in a row (and `wall_time`, `seconds_to_target` in the summary) is the wall time of
-the whole stacked group, and the summary says how many members were stacked (`stacked`).
+Every member records what `lossbench.engine.train.train` records for its config, through the same
+`recording` code, within floating-point tolerance (`tests/test_stacked_generated.py` shows it for
+every registered component): the same data (`data.make` and `data.split` with its seed), the same
+init (`build_model` with `Generator(seed + 1)`), the same data order (`Generator(seed + 2)`, one
+`randperm` per epoch), the same rows on the same steps. The one difference: `time` in a row (and
+`wall_time`, `seconds_to_target` in the summary) is the wall time of the whole stacked group, and the
+summary says how many members were stacked (`stacked`).
 """
 
 from __future__ import annotations
 
-import math
+import functools
+import json
 import os
-import time
 
 import torch
 
-from ..components.activations import OUTPUTS, SATURATION, derivative_fn, peak_derivative
-from ..components.losses import per_example
-from ..components.optim import schedules
+from ..components.activations import OUTPUTS
+from ..components.optim import optimizers, schedules
 from ..config.schema import Config
 from ..config.validate import plan
 from .model import build_model, device_of
-from .train import LAYER_KEYS, hidden_ratio, prepare
+from .recording import LayerReader, Recorder, accuracy
+from .train import member_sets, prepare
 
-STACKABLE_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 PER_MEMBER = {"seed", "optim.lr", "model.init", "model.bias_init", "train.target_loss"}
 """Config keys that may differ between the members of one stack; everything else must be equal."""
 
 
 def group_key(cfg: Config) -> str:
     """Members with the same key can be stacked: same data set, shapes, loss, optimizer, steps."""
-    import json
-
     d = cfg.to_dict()
     d.pop("seed")
     d["optim"] = {k: v for k, v in d["optim"].items() if k != "lr"}
@@ -49,84 +46,72 @@ def group_key(cfg: Config) -> str:
 
 
 def can_stack(cfg: Config) -> bool:
-    """Whether the stacked engine supports this config (else it runs as a plain run)."""
-    return cfg.optim.name in STACKABLE_OPTIMIZERS
+    """Whether the stacked engine runs this config exactly (else it runs as a plain run)."""
+    lr = cfg.optim.kwargs["lr"]
+    return lr_is_a_last_factor(cfg.optim.name, _settings(cfg), (lr, 0.3 * lr, 2 * lr))
+
+
+def _settings(cfg: Config) -> str:
+    return json.dumps({k: v for k, v in cfg.optim.kwargs.items() if k != "lr"}, sort_keys=True)
 
 
 class StackedOptimizer:
-    """torch.optim's SGD, Adam, AdamW and RMSprop update rules with one learning rate per member.
+    """The registered torch.optim optimizer on stacked tensors, each member at its own learning rate.
 
-    The formulas follow torch.optim's single-tensor code line by line; each is elementwise, so
-    applying it to a stacked tensor with `lr` of shape [M, 1, 1] is the same as M separate optimizers.
+    torch.optim steps every stacked tensor at the largest member rate, then each member's move is
+    scaled to its own rate: p <- p0 + (lr_m / lr_max) (p1 - p0). That is member m's own torch.optim
+    step wherever the learning rate is a last linear factor of the update and no state sees it:
+    SGD with momentum, dampening, Nesterov and weight decay, Adam (also amsgrad), AdamW, RMSprop;
+    `lr_is_a_last_factor` checks it. Members at the largest rate (all of them, in a stack of seeds)
+    move exactly as torch.optim moves them: the scale is 1.
     """
 
     def __init__(self, name: str, params: list, kwargs: dict):
-        self.name, self.params, self.kw = name, params, kwargs
-        self.state = [{} for _ in params]
-        self.t = 0
+        self.params = params
+        self.optimizer = optimizers[name].fn(params, **kwargs)
+        self.before = [p.detach().clone() for p in params]
 
+    @torch.no_grad()
     def step(self, lrs: list[float]) -> None:
+        top = max(lrs) or 1.0  # (every rate 0: any step, scaled by 0)
+        for group in self.optimizer.param_groups:
+            group["lr"] = top
         p0 = self.params[0]
-        lr = torch.tensor(lrs, dtype=p0.dtype, device=p0.device).reshape(-1, 1, 1)
-        self.t += 1
-        with torch.no_grad():
-            getattr(self, "_" + self.name)(lr, lrs)
+        scale = torch.tensor([lr / top for lr in lrs], dtype=p0.dtype, device=p0.device).view(-1, 1, 1)
+        torch._foreach_copy_(self.before, self.params)
+        self.optimizer.step()
+        torch._foreach_lerp_(self.before, self.params, [scale] * len(self.params))  # p0 + scale (p1 - p0)
+        torch._foreach_copy_(self.params, self.before)
 
-    def _sgd(self, lr, lrs):
-        kw = self.kw
-        mom, wd, damp = kw.get("momentum", 0.0), kw.get("weight_decay", 0.0), kw.get("dampening", 0.0)
-        for p, st in zip(self.params, self.state):
-            d = p.grad if wd == 0 else p.grad.add(p, alpha=wd)
-            if mom != 0:
-                buf = st.get("buf")
-                if buf is None:
-                    buf = st["buf"] = d.detach().clone()
-                else:
-                    buf.mul_(mom).add_(d, alpha=1 - damp)
-                d = d.add(buf, alpha=mom) if kw.get("nesterov") else buf
-            p.addcmul_(d, lr, value=-1)
 
-    def _adam(self, lr, lrs, decoupled: bool = False):
-        (b1, b2), eps, wd = (
-            self.kw.get("betas", (0.9, 0.999)),
-            self.kw.get("eps", 1e-8),
-            self.kw["weight_decay"],
-        )
-        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
-        step_size = torch.tensor([v / bc1 for v in lrs], dtype=lr.dtype, device=lr.device).reshape(-1, 1, 1)
-        for p, st in zip(self.params, self.state):
-            g = p.grad
-            if wd != 0:
-                if decoupled:
-                    p.mul_(1 - lr * wd)
-                else:
-                    g = g.add(p, alpha=wd)
-            if not st:
-                st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
-            st["m"].lerp_(g, 1 - b1)
-            st["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (st["v"].sqrt() / math.sqrt(bc2)).add_(eps)
-            p.addcdiv_(st["m"] * step_size, denom, value=-1)
+@functools.cache
+def lr_is_a_last_factor(name: str, settings: str, lrs: tuple) -> bool:
+    """Whether `StackedOptimizer` moves members at rates `lrs` as their own torch.optim would.
 
-    def _adamw(self, lr, lrs):
-        self._adam(lr, lrs, decoupled=True)
-
-    def _rmsprop(self, lr, lrs):
-        kw = self.kw
-        alpha, eps, mom, wd = kw["alpha"], kw["eps"], kw.get("momentum", 0.0), kw.get("weight_decay", 0.0)
-        for p, st in zip(self.params, self.state):
-            g = p.grad if wd == 0 else p.grad.add(p, alpha=wd)
-            if not st:
-                st["sq"] = torch.zeros_like(p)
-                if mom > 0:
-                    st["buf"] = torch.zeros_like(p)
-            st["sq"].mul_(alpha).addcmul_(g, g, value=1 - alpha)
-            avg = st["sq"].sqrt().add_(eps)
-            if mom > 0:
-                st["buf"].mul_(mom).addcdiv_(g, avg)
-                p.addcmul_(st["buf"], lr, value=-1)
-            else:
-                p.addcdiv_(g * lr, avg, value=-1)
+    Checked by doing it: five steps of random gradients, with a decaying schedule, in float64,
+    against one torch.optim optimizer per member. An optimizer whose rate enters its state (Rprop's
+    clamped step sizes, ASGD's float32 copy of it), mixes members or cannot be built this way fails
+    and its runs go unstacked. `settings`: the optimizer's keywords but `lr`, as JSON.
+    """
+    kwargs = json.loads(settings)
+    g = torch.Generator().manual_seed(0)
+    stacked = torch.randn(len(lrs), 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    singles = [torch.nn.Parameter(stacked[m].detach().clone()) for m in range(len(lrs))]
+    try:
+        opt = StackedOptimizer(name, [stacked], {**kwargs, "lr": max(lrs)})
+        refs = [optimizers[name].fn([p], **kwargs, lr=lr) for p, lr in zip(singles, lrs)]
+        for step in range(5):
+            grad = torch.randn(stacked.shape, generator=g, dtype=torch.float64)
+            stacked.grad = grad.clone()
+            opt.step([lr * 0.9**step for lr in lrs])
+            for m, (p, ref) in enumerate(zip(singles, refs)):
+                p.grad = grad[m].clone()
+                for group in ref.param_groups:
+                    group["lr"] = lrs[m] * 0.9**step
+                ref.step()
+    except Exception:  # an optimizer that needs a closure, or refuses a stacked tensor
+        return False
+    return all(torch.allclose(stacked[m], p, rtol=1e-10, atol=1e-12) for m, p in enumerate(singles))
 
 
 class StackedMLP:
@@ -167,101 +152,6 @@ class StackedMLP:
         return f"StackedMLP({len(self.weights[0])} x {'-'.join(map(str, sizes))})"
 
 
-def _per_member(t):
-    """[M, ...] -> [M, rest] for one reduction per member."""
-    return t.reshape(t.shape[0], -1)
-
-
-def _norms(t):
-    return torch.linalg.vector_norm(_per_member(t), dim=1)
-
-
-def _n_correct(z, labels, task: str):
-    """Correct predictions per member, [M] (regression: zeros)."""
-    if task == "multiclass":
-        return _per_member(z.argmax(-1) == labels).sum(1)
-    if task == "binary":
-        return _per_member((z.squeeze(-1) > 0) == (labels.squeeze(-1) > 0.5)).sum(1)
-    return z.new_zeros(z.shape[0])
-
-
-class StackedReader:
-    """The per-layer statistics of `train.LayerReader`, computed for every member at once."""
-
-    def __init__(self, net: StackedMLP, cfg: Config):
-        self.net = net
-        act = cfg.model.activation
-        out_name = net.output_name if net.output_name != "softmax" else "identity"
-        self.derivs = [derivative_fn(act.name, act.kwargs)] * (net.n_layers - 1) + [
-            derivative_fn(out_name, {})
-        ]
-        self.peaks = [peak_derivative(act.name, act.kwargs)] * (net.n_layers - 1)
-        self.peaks.append({"identity": 1.0, "sigmoid": 0.25, "softmax": float("nan")}[net.output_name])
-
-    def read(self, pre_activations) -> dict:
-        """Per key, one [M] tensor per layer (input layer first), before the optimizer step."""
-        stats = {k: [] for k in LAYER_KEYS}
-        net = self.net
-        self.before = [w.detach().clone() for w in net.weights]
-        for i, (w, b, h) in enumerate(zip(net.weights, net.biases, pre_activations)):
-            stats["grad_w"].append(_norms(w.grad))
-            stats["grad_b"].append(_norms(b.grad))
-            stats["grad_out"].append(_norms(h.grad))
-            stats["weight_norm"].append(_norms(self.before[i]))
-            h = h.detach()
-            one = h[0].numel() > 1
-            nan = h.new_full((h.shape[0],), float("nan"))
-            last = i == net.n_layers - 1
-            if last and net.output_name == "softmax":
-                a = _per_member(net.output(h))
-                stats["act_mean"].append(a.mean(1))
-                stats["act_std"].append(a.std(1) if one else nan)
-                stats["act_saturated"].append(
-                    _per_member(net.output(h).max(-1).values > 0.99).to(h.dtype).mean(1)
-                )
-                stats["act_dead"].append(nan)
-                stats["act_deriv"].append(nan)
-                continue
-            fn = net.output if last else net.act
-            a = fn(h)
-            deriv = self.derivs[i](h, a).abs()
-            a = _per_member(a)
-            sat = deriv < SATURATION * self.peaks[i]
-            stats["act_mean"].append(a.mean(1))
-            stats["act_std"].append(a.std(1) if one else nan)
-            stats["act_saturated"].append(_per_member(sat).to(h.dtype).mean(1))
-            stats["act_dead"].append(_per_member(sat.all(1)).to(h.dtype).mean(1))
-            stats["act_deriv"].append(_per_member(deriv).mean(1))
-        return stats
-
-    def finish(self, stats: dict) -> list[dict]:
-        """Add the update ratio of the step just taken; one dict of per-layer lists per member."""
-        stats["update_ratio"] = [
-            _norms(w.detach() - w0) / _norms(w0).clamp_min(1e-30)
-            for w, w0 in zip(self.net.weights, self.before)
-        ]
-        # [keys, layers, M] in the parameters' dtype, as the plain loop converts them, then one sync
-        dtype = self.net.weights[0].dtype
-        table = torch.stack([torch.stack(stats[k]).to(dtype) for k in LAYER_KEYS]).permute(2, 0, 1).tolist()
-        return [dict(zip(LAYER_KEYS, member)) for member in table]
-
-
-def evaluate(net: StackedMLP, cfg: Config, x, y, labels, task: str, prefix: str) -> list[dict]:
-    """Mean loss (and accuracy) of every member on its own whole set, without gradients."""
-    n_members, n = x.shape[0], x.shape[1]
-    if n == 0:
-        return [{f"{prefix}loss": None, f"{prefix}acc": None}] * n_members
-    with torch.no_grad():
-        z = net(x)
-        loss = _per_member(per_example(cfg.loss.name, cfg.loss.kwargs, z, net.output, y)).mean(1)
-        correct = _n_correct(z, labels, task)
-    loss, correct = loss.tolist(), correct.tolist()
-    return [
-        {f"{prefix}loss": loss[m], f"{prefix}acc": correct[m] / n if task != "regression" else None}
-        for m in range(n_members)
-    ]
-
-
 def train_stacked(cfgs: list[Config], logs: list | None = None):
     """Train configs of one `group_key` as one stacked model; `logs[m](row)` gets member m's rows.
 
@@ -271,38 +161,29 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
     """
     n_members = len(cfgs)
     cfg = cfgs[0]
-    keys = {group_key(c) for c in cfgs}
-    if len(keys) != 1:
+    if len({group_key(c) for c in cfgs}) != 1:
         raise ValueError("train_stacked needs configs that differ only in seed, lr, init and target_loss")
-    logs = logs or [None] * n_members
+    base_lrs = [c.optim.kwargs["lr"] for c in cfgs]
+    if not lr_is_a_last_factor(cfg.optim.name, _settings(cfg), tuple(base_lrs)):
+        raise ValueError(
+            f"optimizer {cfg.optim.name!r} with these settings cannot be stacked; run it plainly"
+        )
     device = device_of(cfg)
     torch.manual_seed(cfg.seed)
     ds = [prepare(c) for c in cfgs]
     if len({tuple(d["x"].shape) for d in ds}) != 1 or len({tuple(d["x_val"].shape) for d in ds}) != 1:
         raise ValueError("members' data sets differ in size; they cannot be stacked")
-    task = ds[0]["dataset"].task
-
-    def stack(key):
-        return torch.stack([d[key] for d in ds])
-
-    x, y, labels = stack("x"), stack("y"), stack("labels")
+    sets = member_sets(ds)
+    x, y, labels = sets["train"]
     n_train = x.shape[1]
     batch_size, per_epoch, n_steps = plan(cfg, n_train)
-    models = [build_model(c, torch.Generator().manual_seed(c.seed + 1)) for c in cfgs]
-    net = StackedMLP(models, device)
-    base_lrs = [c.optim.kwargs["lr"] for c in cfgs]
+    net = StackedMLP([build_model(c, torch.Generator().manual_seed(c.seed + 1)) for c in cfgs], device)
     optimizer = StackedOptimizer(cfg.optim.name, net.params, cfg.optim.kwargs)
     schedule = schedules[cfg.optim.schedule.name].fn
     shuffles = [torch.Generator().manual_seed(c.seed + 2) for c in cfgs]
-    reader = StackedReader(net, cfg)
-    log_every, eval_every = cfg.train.log_every, cfg.train.eval_every or cfg.train.log_every
+    reader = LayerReader(net.weights, net.biases, cfg, n_members)
+    book = Recorder(cfgs, ds[0]["dataset"].task, n_steps, per_epoch, logs or [None] * n_members, sets)
     members = torch.arange(n_members, device=device).unsqueeze(1)
-    loss_sum, n_seen = [0.0] * n_members, 0
-    status, diverged_step = ["finished"] * n_members, [None] * n_members
-    steps_to_target, seconds_to_target = [None] * n_members, [None] * n_members
-    first, last = [{} for _ in cfgs], [{} for _ in cfgs]
-    running = list(range(n_members))
-    start = time.perf_counter()
     step = 0
     try:
         for step in range(n_steps):
@@ -312,107 +193,36 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
                 x_epoch, y_epoch, labels_epoch = x[members, order], y[members, order], labels[members, order]
             batch = slice((step % per_epoch) * batch_size, (step % per_epoch + 1) * batch_size)
             xb, yb = x_epoch[:, batch], y_epoch[:, batch]
-            record = step % log_every == 0 or step == n_steps - 1
+            record = book.records(step)
 
             keep = [] if record else None
             z = net(xb, keep=keep)
-            member_loss = _per_member(per_example(cfg.loss.name, cfg.loss.kwargs, z, net.output, yb)).mean(1)
-            if record:
-                for h in keep:
-                    h.retain_grad()
+            for h in keep or []:
+                h.retain_grad()
+            member_loss = book.losses(z, yb)
             for p in net.params:
                 p.grad = None
             member_loss.sum().backward()  # member m's gradient is that of its own mean loss
-            values = member_loss.tolist()
-            for m in list(running):
-                if not math.isfinite(values[m]):
-                    status[m], diverged_step[m] = "diverged", step
-                    row = {"step": step, "epoch": step / per_epoch, "loss": values[m]}
-                    logs[m] and logs[m]({**row, "time": time.perf_counter() - start, "diverged": True})
-                    running.remove(m)
-            if not running:
+            if not book.add_losses(step, member_loss.tolist(), xb.shape[1]):
                 break
-            n_batch = xb.shape[1]
-            if record and task != "regression":  # accuracy of this batch only, as train.py
-                correct_batch = _n_correct(z.detach(), labels_epoch[:, batch], task)
-            for m in running:
-                loss_sum[m] += values[m] * n_batch
-            n_seen += n_batch
 
             if record:
                 reading = reader.read(keep)
+                acc = accuracy(z.detach(), labels_epoch[:, batch], book.task)
 
             factor = schedule(step, n_steps, **cfg.optim.schedule.kwargs)
             lrs = [lr * factor for lr in base_lrs]
             optimizer.step(lrs)
 
             if record:
-                elapsed = time.perf_counter() - start
-                correct = correct_batch.tolist() if task != "regression" else None
-                layer_rows = reader.finish(reading)
-                if step % eval_every == 0 or step == n_steps - 1:
-                    val = evaluate(
-                        net, cfg, stack("x_val"), stack("y_val"), stack("labels_val"), task, "val_"
-                    )
-                else:
-                    val = [{}] * n_members
-                for m in list(running):
-                    row = {
-                        "step": step,
-                        "epoch": step / per_epoch,
-                        "loss": loss_sum[m] / n_seen,
-                        "acc": correct[m] / n_batch if task != "regression" else None,
-                        "lr": lrs[m],
-                        "time": elapsed,
-                        **val[m],
-                        **layer_rows[m],
-                    }
-                    norms = row["grad_w"] + row["weight_norm"]
-                    if not all(math.isfinite(v) for v in norms):
-                        status[m], diverged_step[m] = "diverged", step
-                        row["diverged"] = True
-                        running.remove(m)
-                    logs[m] and logs[m](row)
-                    first[m], last[m] = first[m] or row, row
-                    target = cfgs[m].train.target_loss
-                    if steps_to_target[m] is None and target is not None and row["loss"] <= target:
-                        steps_to_target[m], seconds_to_target[m] = step, elapsed
-                loss_sum, n_seen = [0.0] * n_members, 0
-                if not running:
+                val = book.evaluate(net, "val", "val_") if book.evaluates(step) else None
+                if not book.record(step, lrs, acc, val, reader.finish(reading)):
                     break
     except KeyboardInterrupt:
-        for m in running:
-            status[m] = "interrupted"
-    wall = time.perf_counter() - start
-    finals = [{} for _ in cfgs]
-    if any(s != "diverged" for s in status):
-        train_eval = evaluate(net, cfg, x, y, labels, task, "final_train_")
-        val_eval = evaluate(net, cfg, stack("x_val"), stack("y_val"), stack("labels_val"), task, "final_val_")
-        finals = [{**a, **b} for a, b in zip(train_eval, val_eval)]
-    n_params = sum(p[0].numel() for p in net.params)
-    summaries = []
-    for m, c in enumerate(cfgs):
-        summaries.append(
-            {
-                "status": status[m],
-                "steps": n_steps,
-                "steps_done": (diverged_step[m] if diverged_step[m] is not None else step + 1)
-                if n_steps
-                else 0,
-                "epochs": n_steps / per_epoch,
-                "diverged_step": diverged_step[m],
-                **(finals[m] if status[m] != "diverged" else {}),
-                "target_loss": c.train.target_loss,
-                "steps_to_target": steps_to_target[m],
-                "seconds_to_target": seconds_to_target[m],
-                "grad_ratio_first_last": hidden_ratio(first[m]),
-                "grad_ratio_first_last_end": hidden_ratio(last[m]),
-                "wall_time": wall,
-                "n_params": n_params,
-                "task": task,
-                "stacked": n_members,
-            }
-        )
+        book.interrupt()
+    summaries = book.summaries(step, net, sum(p[0].numel() for p in net.params))
+    for summary in summaries:
+        summary["stacked"] = n_members
     return summaries, net, ds
 
 

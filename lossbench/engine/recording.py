@@ -1,0 +1,320 @@
+"""What both training loops record, in one place: the layer reading, the evaluation, rows, summary.
+
+The plain loop (`train.train`) trains one member, the stacked engine (`stacked.train_stacked`) M of
+them; here every tensor has a leading member dimension, so both loops record the same numbers by the
+same code. Every `log_every` steps (and at the first and last step) a row holds, per member: the
+step, the mean loss since the last row, the batch accuracy, the learning rate, the time, the
+validation metrics on `eval_every` steps and, for every linear layer, the weight- and bias-gradient
+norms, the norm of the gradient flowing back into the layer's output (its pre-activation), the
+activation's mean, std, saturated and dead fractions and mean derivative, the weight norm and the
+update-to-weight ratio of the step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from ..components.activations import OUTPUTS, SATURATION, activations, derivative_fn, peak_derivative
+from ..components.losses import MULTICLASS, REGRESSION, mean_loss, per_example
+from ..config.schema import Config
+
+LAYER_KEYS = [
+    "grad_w",
+    "grad_b",
+    "grad_out",
+    "act_mean",
+    "act_std",
+    "act_saturated",
+    "act_dead",
+    "act_deriv",
+    "weight_norm",
+    "update_ratio",
+]
+"""Per-layer columns of a metrics row, one value per linear layer, input layer first."""
+
+OUTPUT_PEAK = {"identity": 1.0, "sigmoid": 0.25, "softmax": float("nan")}
+"""The output nonlinearity's largest derivative (softmax has no single one)."""
+
+
+def member_losses(cfg: Config):
+    """A function (logits z [M, B, ...], prepared targets y [M, B, ...]) -> each member's mean loss [M].
+
+    One member takes the loss's own fused mean (`losses.mean_loss`), the number the plain loop
+    trains on, to the bit; several take one mean per member of the unreduced loss.
+    """
+    output = OUTPUTS[cfg.model.output]
+    fused = mean_loss(cfg.loss.name, cfg.loss.kwargs, output)
+
+    def losses(z, y):
+        if z.shape[0] == 1:
+            return fused(z[0], y[0]).reshape(1)
+        return per_example(cfg.loss.name, cfg.loss.kwargs, z, output, y).reshape(z.shape[0], -1).mean(1)
+
+    return losses
+
+
+def accuracy(z, labels, task: str) -> list | None:
+    """Each member's fraction of correct predictions, from logits z [M, N, out] (regression: None)."""
+    if task == REGRESSION:
+        return None
+    if task == MULTICLASS:
+        hit = z.argmax(-1) == labels
+    else:  # binary: the logit's sign (a sigmoid output above 1/2, a hinge score above 0)
+        hit = (z.squeeze(-1) > 0) == (labels.squeeze(-1) > 0.5)
+    n = hit.shape[1]
+    return [c / n for c in hit.reshape(hit.shape[0], -1).sum(1).tolist()]
+
+
+class LayerReader:
+    """Reads the per-layer statistics of one step: `read` after backward, `finish` after the step.
+
+    `weights` and `biases` hold one tensor per layer with the members first ([M, ...]); a plain run
+    gives its nn.Linear tensors as they are, one member. The hidden layers share one width, so
+    their pre-activations are stacked and read in one go; nothing is copied to Python until
+    `finish`, which makes a reading cost a few dozen tensor ops whatever the depth and member count.
+    """
+
+    def __init__(self, weights: list, biases: list, cfg: Config, n_members: int = 1):
+        self.weights, self.biases, self.n_members = weights, biases, n_members
+        act = cfg.model.activation
+        self.hidden_fn = activations[act.name].fn(**act.kwargs)
+        self.hidden_deriv = derivative_fn(act.name, act.kwargs)
+        self.hidden_peak = peak_derivative(act.name, act.kwargs)
+        self.output_name = cfg.model.output
+        self.out_fn = OUTPUTS[self.output_name]
+        self.out_deriv = derivative_fn("identity" if self.output_name == "softmax" else self.output_name, {})
+
+    def _norms(self, tensors) -> torch.Tensor:
+        """[len(tensors), M]: each member's 2-norm of each tensor, in one foreach op."""
+        parts = tensors if self.n_members == 1 else [u for t in tensors for u in t.unbind(0)]
+        return torch.stack(torch._foreach_norm(parts)).view(len(tensors), self.n_members)
+
+    @staticmethod
+    def _activation_sums(fn, fn_deriv, h, peak):
+        """[5, L, M] sums over h [L, M, B, W]: mean of fn, squared deviations from it, saturated
+        units, dead units (saturated on every example) and abs derivatives; `finish` divides them.
+
+        Written for few tensor ops, because on a small net a reading is dozens of tiny ops, each
+        costing microseconds of dispatch: the std is two-pass by hand (torch.std is up to 3 times
+        slower at these sizes).
+        """
+        a = fn(h)
+        deriv = fn_deriv(h, a).abs()
+        threshold = SATURATION * peak
+        mean = a.mean((2, 3), keepdim=True)
+        return torch.stack(
+            [
+                mean.view(mean.shape[:2]),
+                (a - mean).square().sum((2, 3)),
+                (deriv < threshold).sum((2, 3), dtype=a.dtype),
+                (deriv.amax(2) < threshold).sum(2, dtype=a.dtype),
+                deriv.sum((2, 3)),
+            ]
+        )
+
+    @torch.inference_mode()
+    def read(self, pre_activations: list) -> torch.Tensor:
+        """Gradient norms, weight norms and activation sums of every layer: [9, L, M], no sync.
+
+        Rows: grad_w, grad_b, grad_out, the five sums of `_activation_sums`, weight norm.
+        """
+        n_layers, n_members = len(self.weights), self.n_members
+        self.before = [w.clone() for w in self.weights]
+        # per layer: values the sums run over (batch x width), the width, and what "saturated" counts
+        batch = pre_activations[0].shape[-2]
+        self.n_values = [batch * h.shape[-1] for h in pre_activations]
+        self.widths = [h.shape[-1] for h in pre_activations]
+        self.n_saturable = list(self.n_values)
+        grads = [w.grad for w in self.weights] + [b.grad for b in self.biases]
+        norms = self._norms(grads + [h.grad for h in pre_activations] + self.before)
+        norms = norms.view(4, n_layers, n_members)
+        out = pre_activations[-1].reshape(1, n_members, batch, -1)
+        if self.output_name == "softmax":
+            p = self.out_fn(out)
+            mean = p.mean((2, 3), keepdim=True)
+            confident = (p.amax(-1) > 0.99).sum(2, dtype=p.dtype)  # examples, not units
+            self.n_saturable[-1] = batch
+            nan = torch.full_like(confident, float("nan"))
+            act = torch.stack([mean.view(1, -1), (p - mean).square().sum((2, 3)), confident, nan, nan])
+        else:
+            act = self._activation_sums(self.out_fn, self.out_deriv, out, OUTPUT_PEAK[self.output_name])
+        if n_layers > 1:
+            hidden = torch.stack(pre_activations[:-1]).view(n_layers - 1, n_members, batch, -1)
+            hidden_sums = self._activation_sums(self.hidden_fn, self.hidden_deriv, hidden, self.hidden_peak)
+            act = torch.cat([hidden_sums, act], 1)
+        return torch.cat([norms[:3], act, norms[3:]])
+
+    @torch.inference_mode()
+    def finish(self, reading: torch.Tensor) -> list[dict]:
+        """Each member's per-layer columns, adding the update-to-weight ratio of the step just taken.
+
+        One copy to Python for every member; the divisions then run on Python floats (a torch
+        division of a one-element tensor may round differently, and these are cheaper).
+        """
+        moved = self._norms(torch._foreach_sub(self.weights, self.before)).unsqueeze(0)
+        table = torch.cat([reading, moved]).permute(2, 0, 1).tolist()  # [M][10 rows][layers]
+        return [self._columns(*member) for member in table]
+
+    def _columns(self, grad_w, grad_b, grad_out, mean, square_dev, sat, dead, deriv, weight, step_norm):
+        n_values = self.n_values
+        return {
+            "grad_w": grad_w,
+            "grad_b": grad_b,
+            "grad_out": grad_out,
+            "act_mean": mean,
+            "act_std": [math.sqrt(v / (n - 1)) if n > 1 else math.nan for v, n in zip(square_dev, n_values)],
+            "act_saturated": [v / n for v, n in zip(sat, self.n_saturable)],
+            "act_dead": [v / w for v, w in zip(dead, self.widths)],
+            "act_deriv": [v / n for v, n in zip(deriv, n_values)],
+            "weight_norm": weight,
+            "update_ratio": [m / max(w, 1e-30) for m, w in zip(step_norm, weight)],
+        }
+
+
+class Recorder:
+    """The rows and summaries of M members trained side by side in one loop (the plain loop: M = 1).
+
+    It keeps each member's running loss between rows, which members still run, when each diverged
+    and reached its target, and its first and last rows; it evaluates the members' data sets, given
+    with the members first: `sets["train"]` and `sets["val"]` are (x, prepared y, labels).
+    """
+
+    def __init__(self, cfgs: list[Config], task: str, n_steps: int, per_epoch: int, logs: list, sets: dict):
+        self.cfgs, self.task, self.n_steps, self.per_epoch, self.sets = cfgs, task, n_steps, per_epoch, sets
+        self.logs = [log or (lambda row: None) for log in logs]
+        self.log_every = cfgs[0].train.log_every
+        self.eval_every = cfgs[0].train.eval_every or self.log_every
+        self.losses = member_losses(cfgs[0])
+        n = len(cfgs)
+        self.loss_sum, self.n_seen = [0.0] * n, 0
+        self.running = list(range(n))
+        self.status, self.diverged_step = ["finished"] * n, [None] * n
+        self.steps_to_target, self.seconds_to_target = [None] * n, [None] * n
+        self.first, self.last = [{} for _ in cfgs], [{} for _ in cfgs]
+        self.start = time.perf_counter()
+
+    def records(self, step: int) -> bool:
+        return step % self.log_every == 0 or step == self.n_steps - 1
+
+    def evaluates(self, step: int) -> bool:
+        return step % self.eval_every == 0 or step == self.n_steps - 1
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def add_losses(self, step: int, values: list[float], n_batch: int) -> bool:
+        """Add each member's batch loss; a non-finite one ends its member (`diverged`).
+
+        Returns whether any member still runs.
+        """
+        for m in list(self.running):
+            if not math.isfinite(values[m]):
+                row = {"step": step, "epoch": step / self.per_epoch, "loss": values[m]}
+                self.logs[m]({**row, "time": self.elapsed(), "diverged": True})
+                self._stop(m, "diverged", step)
+        for m in self.running:
+            self.loss_sum[m] += values[m] * n_batch
+        self.n_seen += n_batch
+        return bool(self.running)
+
+    @torch.inference_mode()
+    def evaluate(self, forward, which: str, prefix: str) -> list[dict]:
+        """Mean loss (and accuracy) of every member on its own whole set `which`, without gradients."""
+        x, y, labels = self.sets[which]
+        if x.shape[1] == 0:
+            return [{f"{prefix}loss": None, f"{prefix}acc": None}] * len(self.cfgs)
+        z = forward(x)
+        loss, acc = self.losses(z, y).tolist(), accuracy(z, labels, self.task)
+        return [{f"{prefix}loss": loss[m], f"{prefix}acc": acc and acc[m]} for m in range(len(loss))]
+
+    def record(self, step: int, lrs: list[float], acc: list | None, val: list | None, layers: list) -> bool:
+        """Log each running member's row; a non-finite gradient or weight norm ends its member.
+
+        Returns whether any member still runs.
+        """
+        elapsed = self.elapsed()
+        for m in list(self.running):
+            row = {
+                "step": step,
+                "epoch": step / self.per_epoch,
+                "loss": self.loss_sum[m] / self.n_seen,
+                "acc": acc and acc[m],
+                "lr": lrs[m],
+                "time": elapsed,
+                **(val[m] if val else {}),
+                **layers[m],
+            }
+            if not all(math.isfinite(v) for v in row["grad_w"] + row["weight_norm"]):
+                row["diverged"] = True
+                self._stop(m, "diverged", step)
+            self.logs[m](row)
+            self.first[m], self.last[m] = self.first[m] or row, row
+            target = self.cfgs[m].train.target_loss
+            if self.steps_to_target[m] is None and target is not None and row["loss"] <= target:
+                self.steps_to_target[m], self.seconds_to_target[m] = step, elapsed
+        self.loss_sum, self.n_seen = [0.0] * len(self.cfgs), 0
+        return bool(self.running)
+
+    def _stop(self, m: int, status: str, step: int | None = None) -> None:
+        self.status[m], self.diverged_step[m] = status, step
+        self.running.remove(m)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: every running member stops as `interrupted`."""
+        for m in list(self.running):
+            self._stop(m, "interrupted")
+
+    def summaries(self, step: int, forward, n_params: int) -> list[dict]:
+        """One summary per member, after the loop stopped at `step`, with its final metrics.
+
+        Final metrics are a full pass over the train set with the final weights; the validation
+        metrics of the row recorded after the last step (same weights, same data) are reused.
+        """
+        finals = [{} for _ in self.cfgs]
+        if any(s != "diverged" for s in self.status):
+            train = self.evaluate(forward, "train", "final_train_")
+            final_rows = [row for row in self.last if row.get("step") == self.n_steps - 1]
+            if len(final_rows) == len(self.cfgs) and all("val_loss" in row for row in final_rows):
+                val = [
+                    {f"final_{k}": v for k, v in row.items() if k.startswith("val_")} for row in final_rows
+                ]
+            else:
+                val = self.evaluate(forward, "val", "final_val_")
+            finals = [{**a, **b} for a, b in zip(train, val)]
+        wall = self.elapsed()
+        return [
+            {
+                "status": self.status[m],
+                "steps": self.n_steps,
+                "steps_done": (self.diverged_step[m] if self.diverged_step[m] is not None else step + 1)
+                if self.n_steps
+                else 0,
+                "epochs": self.n_steps / self.per_epoch,
+                "diverged_step": self.diverged_step[m],
+                **(finals[m] if self.status[m] != "diverged" else {}),
+                "target_loss": cfg.train.target_loss,
+                "steps_to_target": self.steps_to_target[m],
+                "seconds_to_target": self.seconds_to_target[m],
+                "grad_ratio_first_last": hidden_ratio(self.first[m]),
+                "grad_ratio_first_last_end": hidden_ratio(self.last[m]),
+                "wall_time": wall,
+                "n_params": n_params,
+                "task": self.task,
+            }
+            for m, cfg in enumerate(self.cfgs)
+        ]
+
+
+def hidden_ratio(row: dict) -> float | None:
+    """Back-propagated gradient norm into the first hidden layer over that into the last one.
+
+    Below 1 the gradient shrinks on its way to the input (vanishing), above 1 it grows. None for
+    fewer than two hidden layers.
+    """
+    g = row.get("grad_out") or []
+    if len(g) < 3 or not g[-2] or not all(math.isfinite(v) for v in g[:-1]):
+        return None
+    return g[0] / g[-2]

@@ -1,0 +1,218 @@
+"""Tests generated from the registries: the stacked engine records what the plain loop records.
+
+For every registered optimizer, schedule, loss (on every task it fits), activation and init, with
+its defaults and then with each of its keywords in turn at a value other than the default, two
+members (different seeds, rates and inits) are trained stacked and each one plainly, in float64;
+every metrics row and the summary must agree to 1e-9. The cases are read from the registries when
+the tests are collected, so a new component or a new keyword is covered without editing this file.
+
+Reference: `lossbench.engine.train.train`, the plain loop on one nn.Linear MLP with torch.optim.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+import pytest
+from test_batched import assert_same_as_plain
+
+from lossbench.components.activations import activations
+from lossbench.components.inits import inits
+from lossbench.components.losses import BINARY, MULTICLASS, REGRESSION, losses
+from lossbench.components.optim import optimizers, schedules
+from lossbench.config.schema import STRING_CHOICES
+from lossbench.config.validate import build
+from lossbench.engine.stacked import can_stack, train_stacked
+from lossbench.errors import UserError
+
+DATA = {  # a tiny data set for each task
+    REGRESSION: {"name": "sine", "n_samples": 60},
+    BINARY: {"name": "moons", "n_samples": 60},
+    MULTICLASS: {"name": "blobs", "n_samples": 60},
+}
+BASE = {
+    "name": "generated",
+    "dtype": "float64",
+    "data": DATA[BINARY],
+    "model": {"depth": 2, "width": 5, "activation": "tanh"},
+    "loss": "bce",
+    "optim": {"name": "sgd", "lr": 0.1},
+    "train": {"epochs": 3, "batch_size": 16, "log_every": 2},
+}
+
+
+def other_value(key: str, default):
+    """A valid value other than `default`, from its type (and, for strings, the schema's choices)."""
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, str):
+        return next(c for c in STRING_CHOICES[key] if c != default)
+    if isinstance(default, int):
+        return 3 if default != 3 else 2
+    if isinstance(default, float):
+        return 0.1 if default == 0 else default / 2
+    if isinstance(default, (list, tuple)):
+        return [other_value(key, v) for v in default]
+    raise TypeError(f"no rule for a non-default value of {key!r} = {default!r}: add one to other_value")
+
+
+def keyword_cases(registry, kind: str, skip=("lr",)):
+    """(id, name, keyword or None) for every entry: its defaults, then each keyword changed."""
+    cases = []
+    for name, entry in registry.entries.items():
+        cases.append(pytest.param(name, None, id=f"{kind}-{name}"))
+        cases += [pytest.param(name, k, id=f"{kind}-{name}-{k}") for k in entry.params() if k not in skip]
+    return cases
+
+
+def changed(registry, name: str, key: str | None) -> list[dict]:
+    """The keyword settings to try: `key` at a non-default value, alone or with one other keyword
+    changed too (nesterov needs momentum), in that order."""
+    if key is None:
+        return [{}]
+    defaults = registry[name].defaults()
+    first = {key: other_value(key, defaults[key])}
+    others = [k for k in defaults if k not in (key, "lr")]
+    return [first] + [{**first, k: other_value(k, defaults[k])} for k in others]
+
+
+def members(component: str, setting: dict, **changes) -> list:
+    """Two valid configs with `setting` under `component`, differing in seed, rate and init."""
+    cfgs = []
+    for m in range(2):
+        raw = copy.deepcopy(BASE) | copy.deepcopy(changes)
+        raw["seed"] = 3 + 7 * m
+        raw["optim"] = {**raw["optim"], "lr": raw["optim"]["lr"] * (1 + 0.5 * m)}
+        if m == 1 and component != "model.init":
+            raw["model"] = {**raw["model"], "init": "xavier_uniform"}
+        section, _, key = component.partition(".")
+        if key:
+            raw[section] = {**raw[section], key: setting}
+        elif section == "optim":
+            raw["optim"] = {**setting, "lr": raw["optim"]["lr"]}
+        else:
+            raw[section] = setting
+        cfgs.append(build(raw))
+    return cfgs
+
+
+def first_valid(registry, component: str, name: str, key: str | None, **changes) -> list:
+    """Members for the first keyword setting that validation accepts (else its refusal)."""
+    refusals = []
+    for kwargs in changed(registry, name, key):
+        try:
+            return members(component, {"name": name, **kwargs}, **changes)
+        except UserError as e:
+            refusals.append(str(e))
+    raise AssertionError(f"no valid non-default setting of {name}.{key}: {refusals}")
+
+
+def moves_linearly_with_lr(name: str, kwargs: dict) -> bool:
+    """The definition `can_stack` must agree with, on plain torch.optim optimizers and no stacking:
+    optimizers at rates lr, 0.3 lr and 2 lr that see the same parameters and gradients move in
+    the ratio of their rates, step after step."""
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    start = torch.randn(4, 5, generator=g, dtype=torch.float64)
+    rates = [kwargs["lr"] * f for f in (1.0, 0.3, 2.0)]
+    params = [torch.nn.Parameter(start.clone()) for _ in rates]
+    opts = [optimizers[name].fn([p], **{**kwargs, "lr": lr}) for p, lr in zip(params, rates)]
+    for _ in range(5):
+        grad = torch.randn(4, 5, generator=g, dtype=torch.float64)
+        before = params[0].detach().clone()
+        for p, opt in zip(params, opts):
+            p.grad = grad.clone()
+            opt.step()
+        moves = [(p.detach() - before) / lr for p, lr in zip(params, rates)]
+        if not all(torch.allclose(moves[0], move, rtol=1e-9, atol=1e-12) for move in moves[1:]):
+            return False
+        with torch.no_grad():
+            for p in params[1:]:
+                p.copy_(params[0])  # all go on from the same parameters
+    return True
+
+
+@pytest.mark.parametrize("name, key", keyword_cases(optimizers, "optim"))
+def test_every_optimizer_keyword(name, key):
+    cfgs = first_valid(optimizers, "optim", name, key)
+    linear = moves_linearly_with_lr(name, cfgs[0].optim.kwargs)
+    assert can_stack(cfgs[0]) == linear
+    if not linear:  # the rate is no last factor here: refused, and the sweep runs it plainly
+        with pytest.raises(ValueError):
+            train_stacked(cfgs)
+        return
+    assert_same_as_plain(cfgs)
+
+
+def test_an_optimizer_whose_rate_enters_its_state_runs_unstacked(monkeypatch):
+    """Rprop's first step size is the rate, clamped to max_step: not a last factor, so unstacked."""
+    import torch
+
+    from lossbench.components.registry import Registry
+    from lossbench.runs.sweep import plan_groups
+
+    def rprop(params, *, lr: float = 0.01, max_step: float = 50.0):
+        """Resilient backpropagation: sign steps of a per-weight size."""
+        return torch.optim.Rprop(params, lr=lr, step_sizes=(1e-6, max_step), foreach=False)
+
+    extra = Registry("optimizer")
+    extra.register(rprop)
+    monkeypatch.setitem(optimizers.entries, "rprop", extra["rprop"])
+    free = members("optim", {"name": "rprop"})
+    clamped = members("optim", {"name": "rprop", "max_step": 0.1})
+    assert can_stack(free[0]) and moves_linearly_with_lr("rprop", free[0].optim.kwargs)
+    assert not can_stack(clamped[0]) and not moves_linearly_with_lr("rprop", clamped[0].optim.kwargs)
+    assert_same_as_plain(free)
+    with pytest.raises(ValueError, match="cannot be stacked"):
+        train_stacked(clamped)
+    assert [len(g) for g in plan_groups(free + clamped, workers=1)] == [2, 1, 1]
+
+
+@pytest.mark.parametrize("name, key", keyword_cases(schedules, "schedule"))
+def test_every_schedule_keyword(name, key):
+    assert_same_as_plain(
+        first_valid(schedules, "optim.schedule", name, key, optim={"name": "sgd", "lr": 0.3})
+    )
+
+
+LOSS_CASES = [
+    pytest.param(task, *p.values, id=f"{p.id}-{task}")
+    for p in keyword_cases(losses, "loss")
+    for task in losses[p.values[0]].meta["tasks"]
+]
+
+
+@pytest.mark.parametrize("task, name, key", LOSS_CASES)
+def test_every_loss_keyword_on_every_task(task, name, key):
+    assert_same_as_plain(first_valid(losses, "loss", name, key, data=DATA[task]))
+
+
+@pytest.mark.parametrize("name, key", keyword_cases(activations, "activation"))
+def test_every_activation_keyword(name, key):
+    assert_same_as_plain(first_valid(activations, "model.activation", name, key))
+
+
+@pytest.mark.parametrize("name, key", keyword_cases(inits, "init"))
+def test_every_init_keyword(name, key):
+    assert_same_as_plain(first_valid(inits, "model.init", name, key))
+
+
+def test_the_cases_follow_the_registry(monkeypatch):
+    """A keyword added to a registered function becomes a case, and its case runs stacked."""
+    import torch
+
+    def adam(params, *, lr: float = 1e-3, betas: list[float] = (0.9, 0.999), amsgrad: bool = False):
+        """Adam with amsgrad."""
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), amsgrad=amsgrad, foreach=False)
+
+    entry = copy.copy(optimizers["adam"])
+    entry.fn = adam
+    monkeypatch.setitem(optimizers.entries, "adam", entry)
+    ids = [p.id for p in keyword_cases(optimizers, "optim")]
+    assert "optim-adam-amsgrad" in ids and "optim-adam-eps" not in ids
+    cfgs = first_valid(optimizers, "optim", "adam", "amsgrad")
+    assert cfgs[0].optim.kwargs["amsgrad"] is True and can_stack(cfgs[0])
+    assert_same_as_plain(cfgs)
+    assert "amsgrad" in inspect.signature(optimizers["adam"].fn).parameters
