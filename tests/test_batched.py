@@ -18,9 +18,9 @@ import torch
 
 from lossbench.config.validate import build
 from lossbench.engine.recording import LAYER_KEYS
-from lossbench.engine.stacked import StackedOptimizer, group_key, run_stacked, train_stacked
+from lossbench.engine.stacked import StackedOptimizer, group_key, train_stacked
 from lossbench.engine.train import train
-from lossbench.runs.runner import execute
+from lossbench.runs.runner import execute, run_stacked
 
 BASE = {
     "name": "stack",

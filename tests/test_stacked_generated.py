@@ -21,7 +21,7 @@ from lossbench.components.activations import activations
 from lossbench.components.inits import inits
 from lossbench.components.losses import BINARY, MULTICLASS, REGRESSION, losses
 from lossbench.components.optim import optimizers, schedules
-from lossbench.config.schema import STRING_CHOICES
+from lossbench.components.registry import spec
 from lossbench.config.validate import build
 from lossbench.engine.stacked import can_stack, train_stacked
 from lossbench.errors import UserError
@@ -42,19 +42,19 @@ BASE = {
 }
 
 
-def other_value(key: str, default):
-    """A valid value other than `default`, from its type (and, for strings, the schema's choices)."""
+def other_value(default, annotation):
+    """A valid value other than `default`, from its type (a string: another of its Literal choices)."""
     if isinstance(default, bool):
         return not default
     if isinstance(default, str):
-        return next(c for c in STRING_CHOICES[key] if c != default)
+        return next(c for c in spec(annotation).choices if c != default)
     if isinstance(default, int):
         return 3 if default != 3 else 2
     if isinstance(default, float):
         return 0.1 if default == 0 else default / 2
     if isinstance(default, (list, tuple)):
-        return [other_value(key, v) for v in default]
-    raise TypeError(f"no rule for a non-default value of {key!r} = {default!r}: add one to other_value")
+        return [other_value(v, None) for v in default]
+    raise TypeError(f"no rule for a value other than {default!r} ({annotation}): add one to other_value")
 
 
 def keyword_cases(registry, kind: str, skip=("lr",)):
@@ -71,10 +71,11 @@ def changed(registry, name: str, key: str | None) -> list[dict]:
     changed too (nesterov needs momentum), in that order."""
     if key is None:
         return [{}]
-    defaults = registry[name].defaults()
-    first = {key: other_value(key, defaults[key])}
+    entry = registry[name]
+    defaults, hints = entry.defaults(), entry.hints()
+    first = {key: other_value(defaults[key], hints[key])}
     others = [k for k in defaults if k not in (key, "lr")]
-    return [first] + [{**first, k: other_value(k, defaults[k])} for k in others]
+    return [first] + [{**first, k: other_value(defaults[k], hints[k])} for k in others]
 
 
 def members(component: str, setting: dict, **changes) -> list:

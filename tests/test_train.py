@@ -95,7 +95,9 @@ def test_activation_statistics_of_every_layer_by_hand(activation, data, loss):
     for h in keep:
         h.retain_grad()
     z.square().mean().backward()
-    reader = LayerReader([layer.weight for layer in model.layers], [layer.bias for layer in model.layers], cfg)
+    reader = LayerReader(
+        [layer.weight for layer in model.layers], [layer.bias for layer in model.layers], cfg
+    )
     [row] = reader.finish(reader.read(keep))
     fn = activations[activation].fn()
     peak = peak_derivative(activation, {})

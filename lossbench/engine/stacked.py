@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 
 import torch
 
@@ -27,7 +26,7 @@ from ..components.activations import OUTPUTS
 from ..components.optim import optimizers, schedules
 from ..config.schema import Config
 from ..config.validate import plan
-from .model import build_model, device_of
+from .model import MLP, build_model, device_of
 from .recording import LayerReader, Recorder, accuracy
 from .train import member_sets, prepare
 
@@ -139,13 +138,15 @@ class StackedMLP:
             x = self.act(z) if i < self.n_layers - 1 else z
         return x
 
-    def member_state(self, m: int) -> dict:
-        """Member m's weights as an nn.Linear MLP state_dict (`layers.{i}.weight` is [out, in])."""
+    def member_model(self, m: int, cfg: Config) -> MLP:
+        """Member m (of config `cfg`) as the nn.Linear MLP its plain run trains, on the CPU."""
         state = {}
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             state[f"layers.{i}.weight"] = w.detach()[m].T.contiguous().cpu()
             state[f"layers.{i}.bias"] = b.detach()[m, 0].clone().cpu()
-        return state
+        model = build_model(cfg, torch.Generator().manual_seed(0))
+        model.load_state_dict(state)
+        return model
 
     def __repr__(self) -> str:
         sizes = [self.weights[0].shape[1]] + [w.shape[2] for w in self.weights]
@@ -224,36 +225,3 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
     for summary in summaries:
         summary["stacked"] = n_members
     return summaries, net, ds
-
-
-def run_stacked(cfgs: list[Config], root: str) -> list[tuple[dict, str]]:
-    """Train a stack and write each member's run folder exactly as `runs.execute` writes it.
-
-    Returns (summary, folder) per member. A KeyboardInterrupt is raised again after every folder
-    records its member as interrupted.
-    """
-    from ..runs.store import RunWriter, run_dir, versions
-    from .train import predict_view
-
-    folders = [run_dir(root, c) for c in cfgs]
-    writers = [RunWriter(f, c) for f, c in zip(folders, cfgs)]
-    try:
-        summaries, net, ds = train_stacked(cfgs, logs=[w.log for w in writers])
-        device = str(net.params[0].device)
-        for m, (c, w, folder, summary) in enumerate(zip(cfgs, writers, folders, summaries)):
-            summary.update(
-                seed=c.seed, name=c.name, run_id=os.path.basename(folder), device=device, versions=versions()
-            )
-            model = None
-            view = None
-            if summary["status"] != "diverged":
-                model = build_model(c, torch.Generator().manual_seed(0))
-                model.load_state_dict(net.member_state(m))
-                view = predict_view(model, ds[m])
-            w.finish(summary, model, view)
-    finally:
-        for w in writers:
-            w.close()
-    if any(s["status"] == "interrupted" for s in summaries):
-        raise KeyboardInterrupt
-    return list(zip(summaries, folders))

@@ -1,4 +1,5 @@
-"""Running one config into its folder: `execute` (reuse or train, then write) and the notebook `run`."""
+"""Running configs into their folders: `execute` (reuse or train, then write), `run_stacked` (a
+stack of configs trained as one model) and the notebook `run`."""
 
 from __future__ import annotations
 
@@ -41,13 +42,7 @@ def execute(
     try:
         writer = RunWriter(folder, cfg)
         summary, model, d = train(cfg, log=writer.log, progress=progress)
-        summary.update(
-            seed=cfg.seed,
-            name=cfg.name,
-            run_id=os.path.basename(folder),
-            device=str(next(model.parameters()).device),
-            versions=versions(),
-        )
+        _stamp(summary, cfg, folder, str(next(model.parameters()).device))
         view = predict_view(model, d) if summary["status"] != "diverged" else None
         writer.finish(summary, model if summary["status"] != "diverged" else None, view)
     except OSError as e:
@@ -71,6 +66,38 @@ def execute(
     if summary["status"] == "interrupted":
         raise KeyboardInterrupt
     return summary, folder, False
+
+
+def _stamp(summary: dict, cfg: Config, folder: str, device: str) -> None:
+    """What a summary says about where it ran: seed, name, run id, device and versions."""
+    summary.update(
+        seed=cfg.seed, name=cfg.name, run_id=os.path.basename(folder), device=device, versions=versions()
+    )
+
+
+def run_stacked(cfgs: list[Config], root: str) -> list[tuple[dict, str]]:
+    """Train a stack (`engine.stacked`) and write each member's folder exactly as `execute` writes it.
+
+    Returns (summary, folder) per member. A KeyboardInterrupt is raised again after every folder
+    records its member as interrupted.
+    """
+    from ..engine import stacked
+    from ..engine.train import predict_view
+
+    folders = [run_dir(root, c) for c in cfgs]
+    writers = [RunWriter(f, c) for f, c in zip(folders, cfgs)]
+    try:
+        summaries, net, ds = stacked.train_stacked(cfgs, logs=[w.log for w in writers])
+        for m, (c, w, folder, summary) in enumerate(zip(cfgs, writers, folders, summaries)):
+            _stamp(summary, c, folder, str(net.params[0].device))
+            model = net.member_model(m, c) if summary["status"] != "diverged" else None
+            w.finish(summary, model, predict_view(model, ds[m]) if model is not None else None)
+    finally:
+        for w in writers:
+            w.close()
+    if any(s["status"] == "interrupted" for s in summaries):
+        raise KeyboardInterrupt
+    return list(zip(summaries, folders))
 
 
 def run(

@@ -381,8 +381,7 @@ def run_group(cfgs: list[Config], root: str, threads: int | None = 1) -> list[tu
     """
     import torch
 
-    from ..engine.stacked import run_stacked
-    from .runner import execute
+    from .runner import execute, run_stacked
 
     if threads:
         torch.set_num_threads(threads)
