@@ -109,15 +109,14 @@ def first_valid(registry, component: str, name: str, key: str | None, **changes)
     raise AssertionError(f"no valid non-default setting of {name}.{key}: {refusals}")
 
 
-def moves_linearly_with_lr(name: str, kwargs: dict) -> bool:
+def moves_linearly_with_lr(name: str, kwargs: dict, rates: list[float]) -> bool:
     """The definition `can_stack` must agree with, on plain torch.optim optimizers and no stacking:
-    optimizers at rates lr, 0.3 lr and 2 lr that see the same parameters and gradients move in
-    the ratio of their rates, step after step."""
+    optimizers at the members' rates that see the same parameters and gradients move in the ratio
+    of their rates, step after step."""
     import torch
 
     g = torch.Generator().manual_seed(1)
     start = torch.randn(4, 5, generator=g, dtype=torch.float64)
-    rates = [kwargs["lr"] * f for f in (1.0, 0.3, 2.0)]
     params = [torch.nn.Parameter(start.clone()) for _ in rates]
     opts = [optimizers[name].fn([p], **{**kwargs, "lr": lr}) for p, lr in zip(params, rates)]
     for _ in range(5):
@@ -135,24 +134,29 @@ def moves_linearly_with_lr(name: str, kwargs: dict) -> bool:
     return True
 
 
+def linear(cfgs) -> bool:
+    return moves_linearly_with_lr(
+        cfgs[0].optim.name, cfgs[0].optim.kwargs, [c.optim.kwargs["lr"] for c in cfgs]
+    )
+
+
 @pytest.mark.parametrize("name, key", keyword_cases(optimizers, "optim"))
 def test_every_optimizer_keyword(name, key):
     cfgs = first_valid(optimizers, "optim", name, key)
-    linear = moves_linearly_with_lr(name, cfgs[0].optim.kwargs)
-    assert can_stack(cfgs[0]) == linear
-    if not linear:  # the rate is no last factor here: refused, and the sweep runs it plainly
+    assert can_stack(cfgs) == linear(cfgs)
+    if not can_stack(cfgs):  # the rate is no last factor here: refused, and the sweep runs it plainly
         with pytest.raises(ValueError):
             train_stacked(cfgs)
         return
     assert_same_as_plain(cfgs)
 
 
-def test_an_optimizer_whose_rate_enters_its_state_runs_unstacked(monkeypatch):
+def test_an_optimizer_whose_rate_enters_its_state_runs_unstacked(monkeypatch, tmp_path):
     """Rprop's first step size is the rate, clamped to max_step: not a last factor, so unstacked."""
     import torch
 
     from lossbench.components.registry import Registry
-    from lossbench.runs.sweep import plan_groups
+    from lossbench.runs.sweep import run_group
 
     def rprop(params, *, lr: float = 0.01, max_step: float = 50.0):
         """Resilient backpropagation: sign steps of a per-weight size."""
@@ -163,12 +167,15 @@ def test_an_optimizer_whose_rate_enters_its_state_runs_unstacked(monkeypatch):
     monkeypatch.setitem(optimizers.entries, "rprop", extra["rprop"])
     free = members("optim", {"name": "rprop"})
     clamped = members("optim", {"name": "rprop", "max_step": 0.1})
-    assert can_stack(free[0]) and moves_linearly_with_lr("rprop", free[0].optim.kwargs)
-    assert not can_stack(clamped[0]) and not moves_linearly_with_lr("rprop", clamped[0].optim.kwargs)
+    assert can_stack(free) and linear(free)
+    assert not can_stack(clamped) and not linear(clamped)
     assert_same_as_plain(free)
-    with pytest.raises(ValueError, match="cannot be stacked"):
+    with pytest.raises(ValueError, match="run them plainly"):
         train_stacked(clamped)
-    assert [len(g) for g in plan_groups(free + clamped, workers=1)] == [2, 1, 1]
+    done = run_group(clamped, str(tmp_path))  # the sweep's worker: one plain run each
+    assert [s["status"] for s, _, _ in done] == ["finished"] * 2 and not any(
+        "stacked" in s for s, _, _ in done
+    )
 
 
 @pytest.mark.parametrize("name, key", keyword_cases(schedules, "schedule"))
@@ -214,6 +221,6 @@ def test_the_cases_follow_the_registry(monkeypatch):
     ids = [p.id for p in keyword_cases(optimizers, "optim")]
     assert "optim-adam-amsgrad" in ids and "optim-adam-eps" not in ids
     cfgs = first_valid(optimizers, "optim", "adam", "amsgrad")
-    assert cfgs[0].optim.kwargs["amsgrad"] is True and can_stack(cfgs[0])
+    assert cfgs[0].optim.kwargs["amsgrad"] is True and can_stack(cfgs)
     assert_same_as_plain(cfgs)
     assert "amsgrad" in inspect.signature(optimizers["adam"].fn).parameters

@@ -88,9 +88,10 @@ class LayerReader:
         self.out_deriv = derivative_fn("identity" if self.output_name == "softmax" else self.output_name, {})
 
     def _norms(self, tensors) -> torch.Tensor:
-        """[len(tensors), M]: each member's 2-norm of each tensor, in one foreach op."""
-        parts = tensors if self.n_members == 1 else [u for t in tensors for u in t.unbind(0)]
-        return torch.stack(torch._foreach_norm(parts)).view(len(tensors), self.n_members)
+        """[len(tensors), M]: each member's 2-norm of each tensor (one member: one foreach op)."""
+        if self.n_members == 1:
+            return torch.stack(torch._foreach_norm(tensors)).unsqueeze(1)
+        return torch.stack([torch.linalg.vector_norm(t.reshape(self.n_members, -1), dim=1) for t in tensors])
 
     @staticmethod
     def _activation_sums(fn, fn_deriv, h, peak):

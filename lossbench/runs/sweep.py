@@ -329,15 +329,17 @@ def write_sweep_yaml(folder: str, raw: dict, configs: list[Config], swept: list[
 
 
 def plan_groups(configs: list[Config], workers: int, batch: bool = True) -> list[list[Config]]:
-    """Tasks for the workers: stacks of members sharing a `group_key`, or single plain runs."""
-    from ..engine.stacked import can_stack, group_key
+    """Tasks for the workers: stacks of members sharing a `group_key`, or single plain runs.
+
+    Whether a stack's optimizer can really be stacked is asked by the worker (`run_group`).
+    """
+    from ..engine.stacked import group_key
 
     if not batch:
         return [[c] for c in configs]
     by_key: dict[str, list] = {}
-    for i, c in enumerate(configs):
-        key = group_key(c) if can_stack(c) else f"plain {i}"
-        by_key.setdefault(key, []).append(c)
+    for c in configs:
+        by_key.setdefault(group_key(c), []).append(c)
     groups = []
     for g in by_key.values():
         n_chunks = math.ceil(len(g) / MAX_STACK)
@@ -376,16 +378,18 @@ def _failed(cfg: Config, root: str, error: BaseException | str) -> tuple[dict, s
 def run_group(cfgs: list[Config], root: str, threads: int | None = 1) -> list[tuple[dict, str, str | None]]:
     """Compute one task: a stack (several members) or a plain run. Runs in a worker or a Ray task.
 
-    Returns (summary, folder, error or None) per member, in order. If the stack raises, its members
-    are retried one by one with the plain loop; a member that still raises is recorded as failed.
+    Returns (summary, folder, error or None) per member, in order. Members the stacked engine
+    cannot train exactly (`can_stack`), or whose stack raises, run one by one with the plain loop;
+    a member that still raises is recorded as failed.
     """
     import torch
 
+    from ..engine.stacked import can_stack
     from .runner import execute, run_stacked
 
     if threads:
         torch.set_num_threads(threads)
-    if len(cfgs) > 1:
+    if len(cfgs) > 1 and can_stack(cfgs):
         try:
             return [(s, f, None) for s, f in run_stacked(cfgs, root)]
         except KeyboardInterrupt:
