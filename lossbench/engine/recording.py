@@ -192,9 +192,12 @@ class Recorder:
         n = len(cfgs)
         self.loss_sum, self.n_seen = [0.0] * n, 0
         self.running = list(range(n))
-        self.status, self.diverged_step = ["finished"] * n, [None] * n
-        self.steps_to_target, self.seconds_to_target = [None] * n, [None] * n
-        self.first, self.last = [{} for _ in cfgs], [{} for _ in cfgs]
+        self.status: list[str] = ["finished"] * n
+        self.diverged_step: list[int | None] = [None] * n
+        self.steps_to_target: list[int | None] = [None] * n
+        self.seconds_to_target: list[float | None] = [None] * n
+        self.first: list[dict] = [{} for _ in cfgs]
+        self.last: list[dict] = [{} for _ in cfgs]
         self.start = time.perf_counter()
 
     def records(self, step: int) -> bool:
@@ -274,7 +277,7 @@ class Recorder:
         Final metrics are a full pass over the train set with the final weights; the validation
         metrics of the row recorded after the last step (same weights, same data) are reused.
         """
-        finals = [{} for _ in self.cfgs]
+        finals: list[dict] = [{} for _ in self.cfgs]
         if any(s != "diverged" for s in self.status):
             train = self.evaluate(forward, "train", "final_train_")
             final_rows = [row for row in self.last if row.get("step") == self.n_steps - 1]

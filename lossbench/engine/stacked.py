@@ -210,9 +210,11 @@ def train_stacked(cfgs: list[Config], logs: list | None = None):
             xb, yb = x_epoch[:, batch], y_epoch[:, batch]
             record = book.records(step)
 
-            keep = [] if record else None
-            z = net(xb, keep=keep)
-            for h in keep or []:
+            keep: list[
+                torch.Tensor
+            ] = []  # the pre-activations, kept on recorded steps to read their gradients
+            z = net(xb, keep=keep if record else None)
+            for h in keep:
                 h.retain_grad()
             member_loss = book.losses(z, yb)
             for p in net.params:

@@ -87,9 +87,9 @@ def train(cfg: Config, log=None, progress: bool = False):
             record = book.records(step)
 
             # forward: keep the pre-activations on recorded steps to read their gradients
-            keep = [] if record else None
-            z = model(xb, keep=keep)
-            for h in keep or []:
+            keep: list[torch.Tensor] = []
+            z = model(xb, keep=keep if record else None)
+            for h in keep:
                 h.retain_grad()
             loss = loss_fn(z, yb)
 
