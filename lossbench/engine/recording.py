@@ -214,11 +214,12 @@ class Recorder:
 
         Returns whether any member still runs.
         """
-        for m in list(self.running):
-            if not math.isfinite(values[m]):
-                row = {"step": step, "epoch": step / self.per_epoch, "loss": values[m]}
-                self.logs[m]({**row, "time": self.elapsed(), "diverged": True})
-                self._stop(m, "diverged", step)
+        if not math.isfinite(sum(values)):  # rare: find the members whose loss is not finite
+            for m in list(self.running):
+                if not math.isfinite(values[m]):
+                    row = {"step": step, "epoch": step / self.per_epoch, "loss": values[m]}
+                    self.logs[m]({**row, "time": self.elapsed(), "diverged": True})
+                    self._stop(m, "diverged", step)
         for m in self.running:
             self.loss_sum[m] += values[m] * n_batch
         self.n_seen += n_batch
