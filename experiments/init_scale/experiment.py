@@ -3,8 +3,8 @@
 Part 1, a 5-hidden-layer tanh net (`glorot_tanh.yaml`) under PyTorch's default init against
 xavier_uniform: lossbench runs log the back-propagated gradient (`grad_out`) and the weight
 gradient (`grad_w`) of each layer at init; the layer Jacobians diag(tanh'(z)) W, which the
-trainer does not record, are computed here from lossbench's own `build_model` (same generator as
-the trainer, so the same weights) on the run's data. Part 2, a 30-hidden-layer ReLU net
+trainer does not record, are computed here from lossbench's own `lossbench.init_model` (the
+trainer's own initialisation, so the same weights) on the run's data. Part 2, a 30-hidden-layer ReLU net
 (`he_relu30.yaml`) under default, xavier_uniform and kaiming_normal init: the logged activation
 std of the last hidden layer over the first. Five seeds each, judged on every seed.
 """
@@ -84,7 +84,7 @@ def _configs(path: str, overrides: list[str]) -> list:
 def jacobian_singular_values(cfg, n_examples: int) -> float:
     """Mean singular value of the hidden-to-hidden layer Jacobians diag(f'(z)) W at init.
 
-    Built with lossbench's `build_model` from the generator the trainer uses (seed + 1), evaluated
+    Built with `lossbench.init_model` (the trainer's own initialisation), evaluated
     on the first `n_examples` of the run's own training data.
     """
     model, data = lossbench.init_model(cfg)

@@ -1,7 +1,7 @@
 """The loss gallery: each loss and its derivative, against the error or the margin.
 
 The claim is about formulas, so this experiment trains nothing: it evaluates lossbench's own
-registered loss functions (`lossbench.components.losses.losses`) on a grid and takes their derivatives with
+registered loss functions (`lossbench.loss_fn`) on a grid and takes their derivatives with
 autograd, then checks the shapes the article describes. Nothing here is random.
 """
 

@@ -107,7 +107,7 @@ EXPECTED = {
 }
 
 # Runs of one config differing only in init or learning rate keep the config's name, so
-# `sweep.run_configs` trains them as one stack (two stacks in all; the same numbers as plain runs).
+# `lossbench.run_many` trains them as one stack (two stacks in all; the same numbers as plain runs).
 RUNS = {
     "quad_06": ("quadratic.yaml", ["model.init.value=0.6", "model.bias_init.value=0.9"]),
     "quad_22": ("quadratic.yaml", []),

@@ -1,7 +1,7 @@
 """Glorot & Bengio's figure 5 made measurable: plateaus of the quadratic cost against cross-entropy.
 
 The tiny net of `tiny_net.yaml` (1 input -> 1 tanh unit -> sigmoid output) is built with
-lossbench's `build_model` (its biases from the configured init, seeded as the trainer seeds them)
+`lossbench.init_model` (its biases from the configured init, exactly as a run starts)
 and evaluated on the config's own training data. Its two weights, W1 (first layer) and W2
 (output layer), sweep a grid; at every point the mean loss and its gradient with respect to
 (W1, W2) are computed with lossbench's loss functions (`per_example`), for cross-entropy (`bce`)
