@@ -39,6 +39,7 @@ COMMANDS = {
     "report": ("lossbench.cli", "cmd_report"),
     "export": ("lossbench.cli", "cmd_export"),
     "reproduce": ("lossbench.cli", "cmd_reproduce"),
+    "watch": ("lossbench.cli", "cmd_watch"),
 }
 LIST_KINDS = ("loss", "activation", "init", "optimizer", "schedule", "data")
 PATH_HELP = "a run folder, a sweep folder or a results folder (run folders are found up to 4 levels down)"
@@ -199,6 +200,18 @@ def parser() -> _Parser:
         default=None,
         help="experiments run at once, each in its own process (default 1)",
     )
+
+    sp = command(
+        "watch",
+        "train a config, show its figures on a local page, and again whenever the file is saved",
+    )
+    _add_config_args(sp)
+    sp.add_argument("--out", default="results", help="results root (default: results)")
+    sp.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    for name in ("validate", "plot", "compare", "report", "export", "reproduce"):
+        p.commands[name].add_argument(
+            "--quiet", action="store_true", help="no progress bar (none is drawn unless on a terminal)"
+        )
     return p
 
 
@@ -259,7 +272,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if sweep:
         from .runs.sweep import expand
 
-        members = expand(raw, args.config, allow_large=args.allow_large)
+        members = expand(raw, args.config, allow_large=args.allow_large, progress=not args.quiet)
         print(f"{args.config}: valid sweep of {len(members)} runs")
     else:
         print(f"{args.config}: valid ({cfg!r})")
@@ -504,33 +517,40 @@ def _data_facts(name: str) -> str:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Figures of each PATH, written to PATH/figures (or --out, one subfolder per PATH when several)."""
+    from . import progress
     from .viz.figures import figure_jobs, save_figures
     from .viz.load import group_runs, load_runs
 
     loaded = [(path, group_runs(load_runs([path]))) for path in args.paths]  # all inputs checked first
+    n_figures = 0
     for _, groups in loaded:
-        figure_jobs(groups, args.metric)  # an unknown --metric is refused before anything is written
-    for path, groups in loaded:
-        if args.out is None:
-            out = os.path.join(path, "figures")
-        elif len(loaded) > 1:
-            out = os.path.join(args.out, os.path.basename(os.path.normpath(path)) or "results")
-        else:
-            out = args.out
-        for p in save_figures(groups, out, args.format, metric=args.metric):
-            print(p)
+        # an unknown --metric is refused before anything is written
+        n_figures += len(figure_jobs(groups, args.metric))
+    with progress.bar(n_figures, "plot", "figure", not args.quiet) as bar:
+        for path, groups in loaded:
+            if args.out is None:
+                out = os.path.join(path, "figures")
+            elif len(loaded) > 1:
+                out = os.path.join(args.out, os.path.basename(os.path.normpath(path)) or "results")
+            else:
+                out = args.out
+            for p in save_figures(groups, out, args.format, metric=args.metric, bar=bar):
+                bar.write(p, file=sys.stdout)
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """The runs of all PATHs overlaid in one set of figures, labelled by the keys that differ (or --by)."""
-    from .viz.figures import save_figures
+    from . import progress
+    from .viz.figures import figure_jobs, save_figures
     from .viz.load import group_runs, load_runs
 
     runs = load_runs(args.paths)
     groups = group_runs(runs, by=args.by)
     out = args.out or os.path.join("results", "compare")
-    for p in save_figures(groups, out, args.format, metric=args.metric):
+    with progress.bar(len(figure_jobs(groups, args.metric)), "compare", "figure", not args.quiet) as bar:
+        paths = save_figures(groups, out, args.format, metric=args.metric, bar=bar)
+    for p in paths:
         print(p)
     return 0
 
@@ -539,7 +559,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .viz.report import write_report
 
     out = args.out or os.path.join(args.path, "report")
-    path = write_report(args.path, out)
+    path = write_report(args.path, out, quiet=args.quiet)
     print(path)
     return 0
 
@@ -551,18 +571,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.target != "tensorboard":  # argparse only offers tensorboard; a guard for direct callers
         raise UserError([("target", f"unknown export target {args.target!r}; valid: tensorboard")], "export")
     out = args.out or os.path.join(args.path, "tensorboard")
-    for folder in export_tensorboard(args.path, out):
+    for folder in export_tensorboard(args.path, out, quiet=args.quiet):
         print(folder)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Train, draw and serve CONFIG until Ctrl-C (exit 130); see `lossbench.watch`."""
+    from .runs.store import check_writable
+    from .watch import watch
+
+    check_writable(args.out)
+    try:
+        watch(args.config, args.overrides, args.out, args.port, echo=lambda m: print(m, flush=True))
+    except KeyboardInterrupt:
+        print("\nlossbench watch: stopped", file=sys.stderr)
+        return 130
     return 0
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """The `reproduce` command: 0 when every check passes (or is PARTIAL), 1 when any FAILs."""
+    from . import progress
     from .reproduce import VERDICTS, print_table, reproduce
 
-    report = reproduce(
-        args.only, args.fast, args.out, echo=lambda m: print(m, file=sys.stderr), workers=args.workers
-    )
+    def echo(message: str) -> None:  # a line per experiment started and judged, on a terminal only
+        if progress.wanted(args.quiet):
+            print(message, file=sys.stderr)
+
+    report = reproduce(args.only, args.fast, args.out, echo=echo, workers=args.workers)
     print_table(report)
     n = [sum(c["verdict"] == v for e in report["experiments"] for c in e["checks"]) for v in VERDICTS]
     print(

@@ -151,14 +151,17 @@ def grid_size(raw: dict) -> int:
     return n
 
 
-def expand(raw: dict, source: str = "config", allow_large: bool = False) -> list[Config]:
+def expand(
+    raw: dict, source: str = "config", allow_large: bool = False, progress: bool = False
+) -> list[Config]:
     """Every member of a raw config's sweep as a validated `Config`, in grid order (seeds innermost).
 
     Raises UserError naming the key path and the offending grid point for: a sweep that is not a
     mapping of lists, an empty list, an unknown key, a wrong type, a combination no valid config
     allows, two grid points giving one config, or a grid above `SWEEP_LIMIT` runs (unless
-    `allow_large`).
+    `allow_large`). With `progress`, a bar counts the grid points on a terminal.
     """
+    from .. import progress as progress_bar
     from .store import config_hash
 
     if not isinstance(raw, dict):
@@ -202,7 +205,8 @@ def expand(raw: dict, source: str = "config", allow_large: bool = False) -> list
     configs: list[Config] = []
     seen: dict[str, list] = {}  # run id -> the grid point that gave it
     found: dict[tuple[str, str], list] = {}  # (key path, message) -> the first grid point with it
-    for values in itertools.product(*[v for _, v in axes]):
+    grid = list(itertools.product(*[v for _, v in axes]))
+    for values in progress_bar.iterate(grid, "validate", "point", progress):
         point = list(zip([k for k, _ in axes], values))
         point_raw = copy.deepcopy(base)
         try:
@@ -638,7 +642,7 @@ def run_sweep(
     """Run a config with a `sweep:` block: validate, check the folder, run, tabulate; returns the exit code."""
     from .store import atomic_write
 
-    configs = expand(raw, source, allow_large=allow_large)
+    configs = expand(raw, source, allow_large=allow_large, progress=progress)
     swept = swept_keys(raw["sweep"])
     folder = os.path.join(out, configs[0].name)
     if not force:

@@ -16,6 +16,7 @@ import re
 
 import yaml
 
+from .. import progress
 from ..errors import UserError
 from ..runs.store import check_writable
 from .load import group_runs, load_runs
@@ -52,13 +53,17 @@ def run_labels(runs: list) -> list[tuple]:
     return labelled
 
 
-def export_tensorboard(path: str, out: str) -> list[str]:
-    """Write one TensorBoard log folder per run under `path`; returns the folders."""
+def export_tensorboard(path: str, out: str, quiet: bool = True) -> list[str]:
+    """Write one TensorBoard log folder per run under `path`; returns the folders.
+
+    A progress bar counts the runs on a terminal, unless `quiet`.
+    """
     runs = load_runs([path])
     summary_writer = _summary_writer()
     check_writable(out)
     folders = []
-    for run, label in run_labels(runs):
+    labelled = run_labels(runs)
+    for run, label in progress.iterate(labelled, "export", "run", not quiet):
         name = str(run.config.get("name") or "run")
         run_id = os.path.basename(os.path.normpath(run.path))
         folder = os.path.join(out, name, f"{label} ({run_id})" if label != name else run_id)

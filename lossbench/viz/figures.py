@@ -111,18 +111,24 @@ def render(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
-def save_figures(groups: list[Group], out: str, fmt: str = "png", metric: str | None = None) -> list[str]:
-    """Write every figure to `out/NAME.FMT` (atomically); returns the paths."""
+def save_figures(
+    groups: list[Group], out: str, fmt: str = "png", metric: str | None = None, bar: Any = None
+) -> list[str]:
+    """Write every figure to `out/NAME.FMT` (atomically); returns the paths.
+
+    The figures are drawn in parallel worker processes where that is safe (`viz.draw`); `bar`, a
+    tqdm bar, advances once per figure job.
+    """
+    from .draw import draw
+
     jobs = figure_jobs(groups, metric)  # an unknown metric is refused before anything is written
     check_writable(out)
+    drawn = draw([jobs], fmt, bar=bar)[0]
     os.makedirs(out, exist_ok=True)
     paths = []
-    for name, fn, page, options in jobs:
-        fig = fn(page, **options)
-        if fig is None:
-            continue
+    for name, data in drawn.items():
         path = os.path.join(out, f"{name}.{fmt}")
-        atomic_write(path, render(fig, fmt))
+        atomic_write(path, data)
         os.chmod(path, 0o644)  # atomic_write's temporary file is private (0600); figures are for sharing
         paths.append(path)
     return paths

@@ -13,11 +13,13 @@ import html
 import os
 import time
 
+from .. import progress
 from ..config import flatten
 from ..runs.store import atomic_write, check_writable
 from . import figures as plots
 from . import load
 from .curves import run_targets
+from .draw import draw
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; padding: 0 1em; color: #222; }
@@ -86,11 +88,14 @@ COLUMNS = [
 ]
 
 
-def write_report(path: str, out: str) -> str:
-    """Build the report of the runs under `path` into `out/index.html`; returns that file's path."""
+def write_report(path: str, out: str, quiet: bool = False) -> str:
+    """Build the report of the runs under `path` into `out/index.html`; returns that file's path.
+
+    A progress bar counts the figures on a terminal, unless `quiet`.
+    """
     runs = load.load_runs([path])  # every input checked before anything is written
     check_writable(out)
-    page = build_page(path, runs, out)
+    page = build_page(path, runs, out, quiet)
     os.makedirs(out, exist_ok=True)
     target = os.path.join(out, "index.html")
     atomic_write(target, page.encode())
@@ -98,7 +103,7 @@ def write_report(path: str, out: str) -> str:
     return target
 
 
-def build_page(path: str, runs: list, out: str) -> str:
+def build_page(path: str, runs: list, out: str, quiet: bool = True) -> str:
     """The HTML text: one section per folder that holds runs (a sweep or a run name)."""
     sections: dict[str, list] = {}
     for r in runs:
@@ -118,7 +123,14 @@ def build_page(path: str, runs: list, out: str) -> str:
             + "".join(f'<li><a href="#s{i}">{_e(_rel(s, path))}</a></li>' for i, s in enumerate(sections))
             + "</ul>"
         )
-    body = [_section(i, folder, members, path, out) for i, (folder, members) in enumerate(sections.items())]
+    groups = [load.group_runs(members) for members in sections.values()]
+    jobs = [plots.figure_jobs(g) for g in groups]
+    with progress.bar(sum(map(len, jobs)), "report", "figure", not quiet) as bar:
+        drawn = draw(jobs, "png", bar=bar)  # in parallel worker processes where that is safe
+    body = [
+        _section(i, folder, members, path, out, g, figures)
+        for i, ((folder, members), g, figures) in enumerate(zip(sections.items(), groups, drawn))
+    ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>lossbench report: {_e(os.path.basename(os.path.abspath(path)))}</title>"
@@ -128,11 +140,10 @@ def build_page(path: str, runs: list, out: str) -> str:
     )
 
 
-def _section(i: int, folder: str, runs: list, root: str, out: str) -> str:
-    groups = load.group_runs(runs)
+def _section(i: int, folder: str, runs: list, root: str, out: str, groups: list, figures: dict) -> str:
     parts = [f'<h2 id="s{i}">{_e(_rel(folder, root))}</h2>']
-    for name, fig in plots.figures(groups):
-        data = base64.b64encode(plots.render(fig, "png")).decode()
+    for name, png in figures.items():
+        data = base64.b64encode(png).decode()
         parts.append(
             f'<figure><img alt="{_e(name)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{_e(CAPTIONS.get(name.rstrip('_0123456789'), name))}</figcaption></figure>"
