@@ -204,7 +204,7 @@ def _figure(measured: dict, curves: list, out: str) -> None:
         xlabel="epoch (full batch of 1000)",
         ylabel="|grad b|",
         yscale="log",
-        title="training, Nielsen's setup (seed mean)",
+        title="Nielsen's training, seed mean",
     )
     ax.legend(fontsize=7)
     save_figure(fig, os.path.join(out, "vanishing_depth.png"))
