@@ -25,6 +25,7 @@ VERDICTS = ("PASS", "PARTIAL", "FAIL")
 __all__ = [
     "NOT_MEASURED",
     "VERDICTS",
+    "against",
     "check",
     "every_seed",
     "expect",
@@ -112,7 +113,14 @@ def check(
 
 def expect(exp: dict) -> tuple[str, Callable[[float], bool]]:
     """(text, predicate) of an expectation dict: `value` with `tol` or `rel_tol`, `max`, `min`,
-    `above` (strictly), `range` [lo, hi], or `value` alone (exact equality)."""
+    `above` (strictly), `range` [lo, hi], or `value` alone (exact equality). A list `value` with
+    `tol` is compared element by element."""
+    if isinstance(exp.get("value"), (list, tuple)) and "tol" in exp:
+        vs, tol = list(exp["value"]), exp["tol"]
+        return (
+            f"{[round(v, 6) for v in vs]} +- {tol:g}",
+            lambda x: len(x) == len(vs) and all(abs(a - b) <= tol for a, b in zip(x, vs)),
+        )
     if "value" in exp and "tol" in exp:
         v, tol = exp["value"], exp["tol"]
         return f"{v:g} +- {tol:g}", lambda x: abs(x - v) <= tol
@@ -131,6 +139,12 @@ def expect(exp: dict) -> tuple[str, Callable[[float], bool]]:
     if "value" in exp:
         return f"{exp['value']:g}", lambda x: x == exp["value"]
     raise ValueError(f"an expectation needs value/tol, rel_tol, range, max, min or above: {exp}")
+
+
+def against(name: str, value: Any, exp: dict, note: str = "") -> dict:
+    """One check of `value` against an EXPECTED entry (see `expect`), its source in the note."""
+    expected, ok = expect(exp)
+    return check(name, value, expected, ok, "; ".join(t for t in (note, exp.get("source", "")) if t))
 
 
 def fmt(values: Any, digits: int = 3) -> str:

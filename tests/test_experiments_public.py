@@ -117,6 +117,7 @@ def test_expect_reads_each_form_of_expectation():
         ({"min": 1.0}, 1.0, 0.99),
         ({"above": 0.0}, 1e-9, 0.0),
         ({"value": 0}, 0, 1),
+        ({"value": [0.01, 0.03], "tol": 1e-4}, [0.01, 0.03], [0.01, 0.04]),
     ]
     for exp, good, bad in cases:
         text, ok = v.expect(exp)
@@ -131,3 +132,10 @@ def test_mean_sem_and_lookup():
     assert v.mean_sem([1.0])[1] == math.inf
     assert v.lookup({"a": {"b": [1, 2]}}, "a", "b", 1) == 2
     assert v.lookup({"a": None}, "a", "b") is None and v.lookup({}, "x") is None
+
+
+def test_against_reads_the_expectation_and_cites_its_source():
+    exp = {"value": 3.0, "tol": 0.05, "source": "the median of [1, 2, 3, 4, 100]"}
+    good, bad = v.against("c", 3.01, exp, "seed 0"), v.against("c", 3.2, exp)
+    assert good["verdict"] == "PASS" and good["note"] == "seed 0; the median of [1, 2, 3, 4, 100]"
+    assert bad["verdict"] == "FAIL" and v.against("c", None, exp)["note"] == v.NOT_MEASURED

@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 import lossbench
-from lossbench.verdicts import check, expect
+from lossbench.verdicts import against, check
 from lossbench.viz import new_figure, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -184,17 +184,7 @@ def _figure(runs: dict, out: str) -> None:
 
 
 def _check(name: str, measured: dict, key: str, exp: dict, note: str = "") -> dict:
-    """measured[key] against EXPECTED's `exp`; a list is compared element by element."""
-    if isinstance(exp.get("value"), list):
-        text = f"{[round(v, 6) for v in exp['value']]} +- {exp['tol']:g}"
-
-        def ok(v):
-            return len(v) == len(exp["value"]) and all(
-                abs(x - e) <= exp["tol"] for x, e in zip(v, exp["value"])
-            )
-    else:
-        text, ok = expect(exp)
-    return check(name, measured.get(key), text, ok, f"{note}; {exp['source']}".lstrip("; "))
+    return against(name, measured.get(key), exp, note)
 
 
 def judge(measured: dict) -> list[dict]:

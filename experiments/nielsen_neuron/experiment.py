@@ -15,7 +15,7 @@ import math
 import os
 
 import lossbench
-from lossbench.verdicts import check, expect, lookup
+from lossbench.verdicts import against, check, lookup
 from lossbench.viz import new_figure, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -172,10 +172,7 @@ def _figure(curves: dict, out: str) -> None:
 
 
 def _check(name: str, measured: dict, keys: tuple, exp: dict, note: str) -> dict:
-    """`measured[keys]` against an EXPECTED entry (value with tol or rel_tol), its source in the note."""
-    expected, ok = expect(exp)
-    value = lookup(measured, *keys)
-    return check(name, value, expected, ok, f"{note} ({exp['source']})".strip(), shown=value)
+    return against(name, lookup(measured, *keys), exp, note)
 
 
 def judge(measured: dict) -> list[dict]:
