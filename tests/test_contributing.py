@@ -1,0 +1,42 @@
+"""CONTRIBUTING.md's steps to add a loss, done as written: its code block registers the loss, and
+the commands it shows (`list`, `validate` with an override) answer as it says."""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+import yaml
+from annotated_types import Gt
+from conftest import ROOT
+
+from lossbench.cli import main
+from lossbench.components.losses import REGRESSION, losses
+
+
+def section(title: str) -> str:
+    text = open(f"{ROOT}/CONTRIBUTING.md", encoding="utf-8").read()
+    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_adding_a_loss_as_contributing_says(tmp_path, capsys, monkeypatch):
+    steps = section("Add a loss")
+    (code,) = re.findall(r"```python\n(.*?)```", steps, re.S)
+    monkeypatch.delitem(losses.entries, "log_cosh", raising=False)
+    monkeypatch.setattr(losses, "entries", dict(losses.entries))  # the registration is undone after
+    namespace = {"losses": losses, "REGRESSION": REGRESSION, "F": F, "math": math, "torch": torch}
+    exec(textwrap.dedent(code), namespace | {"Annotated": Annotated, "Gt": Gt})
+
+    assert main(["list", "loss"]) == 0
+    assert "keys: scale=1.0 [> 0]" in capsys.readouterr().out
+    config = tmp_path / "my.yaml"
+    config.write_text(yaml.safe_dump({"data": {"name": "line"}, "loss": {"name": "log_cosh", "scale": 0.5}}))
+    assert main(["validate", str(config)]) == 0
+    assert main(["validate", str(config), "loss.scale=0"]) == 2
+    assert "loss.scale: must be > 0, got 0.0" in capsys.readouterr().err
+    assert main(["validate", str(config), "data.name=moons"]) == 2
+    assert "does not fit the binary task" in capsys.readouterr().err
