@@ -12,6 +12,7 @@ accident.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import operator
 import types
@@ -43,7 +44,7 @@ class Entry:
     def hints(self) -> dict[str, Any]:
         """Each keyword argument's annotation as an object (constraints included); Any if none."""
         try:
-            found = typing.get_type_hints(self.fn, include_extras=True)
+            found = _type_hints(self.fn)
         except (NameError, TypeError) as e:  # a name the annotation uses is not importable
             raise TypeError(f"{self.name}: cannot read the annotations of its signature: {e}") from None
         return {n: found.get(n, Any) for n in self.params()}
@@ -55,6 +56,11 @@ class Entry:
 
     def __repr__(self) -> str:
         return f"Entry({self.name!r}: {self.summary})"
+
+
+@functools.cache
+def _type_hints(fn: Callable) -> dict[str, Any]:
+    return typing.get_type_hints(fn, include_extras=True)  # evaluated once: validation asks per key
 
 
 class Registry:
