@@ -14,6 +14,7 @@ import yaml
 from annotated_types import Gt
 from conftest import ROOT
 
+from lossbench import reproduce as rp
 from lossbench.cli import main
 from lossbench.components.losses import REGRESSION, losses
 
@@ -40,3 +41,20 @@ def test_adding_a_loss_as_contributing_says(tmp_path, capsys, monkeypatch):
     assert "loss.scale: must be > 0, got 0.0" in capsys.readouterr().err
     assert main(["validate", str(config), "data.name=moons"]) == 2
     assert "does not fit the binary task" in capsys.readouterr().err
+
+
+def test_adding_an_experiment_as_contributing_says(tmp_path, monkeypatch):
+    steps = section("Add an experiment")
+    (config,) = re.findall(r"```yaml\n(.*?)```", steps, re.S)
+    (code,) = re.findall(r"```python\n(.*?)```", steps, re.S)
+    folder = tmp_path / "experiments" / "huber_delta"
+    folder.mkdir(parents=True)
+    (folder / "constant.yaml").write_text(textwrap.dedent(config))
+    (folder / "experiment.py").write_text(textwrap.dedent(code))
+    monkeypatch.setattr(rp, "experiments_dir", lambda: tmp_path / "experiments")
+
+    report = rp.reproduce(only=["huber_delta"], fast=True, out=str(tmp_path / "rep"), echo=lambda _: None)
+    [experiment] = report["experiments"]
+    assert [c["verdict"] for c in experiment["checks"]] == ["PASS", "PASS"], experiment
+    module = rp.load_experiment("huber_delta", folder / "experiment.py")
+    assert [c["verdict"] for c in module.judge({"small_delta": 22.0})] == ["FAIL", "FAIL"]

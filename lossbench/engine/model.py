@@ -30,7 +30,7 @@ class MLP(nn.Module):
         self.output = OUTPUTS[output]
         self.layers = nn.ModuleList(nn.Linear(a, b, dtype=dtype) for a, b in zip(sizes, sizes[1:]))
 
-    def forward(self, x, keep: list | None = None):
+    def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
         """Logits for `x`; with `keep`, append each layer's pre-activation (hidden and output)."""
         for i, layer in enumerate(self.layers):
             z = layer(x)
@@ -53,10 +53,12 @@ def build_model(cfg: Config, generator: torch.Generator) -> MLP:
     return model
 
 
-def init_layers(layers, cfg: Config, generator: torch.Generator) -> None:
+def init_layers(layers: nn.ModuleList, cfg: Config, generator: torch.Generator) -> None:
     """Initialise each nn.Linear in order, weight then bias, from one generator."""
     w_init, b_init = cfg.model.init, cfg.model.bias_init
     for layer in layers:
+        if not isinstance(layer, nn.Linear):
+            raise TypeError(f"init_layers initialises nn.Linear layers, got {type(layer).__name__}")
         fan_in = layer.weight.shape[1]
         with torch.no_grad():
             inits[w_init.name].fn(layer.weight, fan_in, generator, **w_init.kwargs)

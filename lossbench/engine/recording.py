@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import torch
 
 from ..components.activations import OUTPUTS, SATURATION, activations, derivative_fn, peak_derivative
 from ..components.losses import MULTICLASS, REGRESSION, mean_loss, per_example
 from ..config.schema import Config
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+"""A model, plain or stacked, as evaluation uses it: inputs -> logits."""
 
 LAYER_KEYS = [
     "grad_w",
@@ -39,7 +43,7 @@ OUTPUT_PEAK = {"identity": 1.0, "sigmoid": 0.25, "softmax": float("nan")}
 """The output nonlinearity's largest derivative (softmax has no single one)."""
 
 
-def member_losses(cfg: Config):
+def member_losses(cfg: Config) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """A function (logits z [M, B, ...], prepared targets y [M, B, ...]) -> each member's mean loss [M].
 
     One member takes the loss's own fused mean (`losses.mean_loss`), the number the plain loop
@@ -56,7 +60,7 @@ def member_losses(cfg: Config):
     return losses
 
 
-def accuracy(z, labels, task: str) -> list | None:
+def accuracy(z: torch.Tensor, labels: torch.Tensor, task: str) -> list | None:
     """Each member's fraction of correct predictions, from logits z [M, N, out] (regression: None)."""
     if task == REGRESSION:
         return None
@@ -226,7 +230,7 @@ class Recorder:
         return bool(self.running)
 
     @torch.inference_mode()
-    def evaluate(self, forward, which: str, prefix: str) -> list[dict]:
+    def evaluate(self, forward: Forward, which: str, prefix: str) -> list[dict]:
         """Mean loss (and accuracy) of every member on its own whole set `which`, without gradients."""
         x, y, labels = self.sets[which]
         if x.shape[1] == 0:
@@ -272,7 +276,7 @@ class Recorder:
         for m in list(self.running):
             self._stop(m, "interrupted")
 
-    def summaries(self, step: int, forward, n_params: int) -> list[dict]:
+    def summaries(self, step: int, forward: Forward, n_params: int) -> list[dict]:
         """One summary per member, after the loop stopped at `step`, with its final metrics.
 
         Final metrics are a full pass over the train set with the final weights; the validation

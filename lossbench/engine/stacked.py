@@ -168,7 +168,7 @@ class StackedMLP:
         return f"StackedMLP({len(self.weights[0])} x {'-'.join(map(str, sizes))})"
 
 
-def train_stacked(cfgs: list[Config], logs: list | None = None):
+def train_stacked(cfgs: list[Config], logs: list | None = None) -> tuple[list[dict], StackedMLP, list[dict]]:
     """Train configs of one `group_key` as one stacked model; `logs[m](row)` gets member m's rows.
 
     Returns (summaries, net, data dicts): one summary per member, the `StackedMLP` and each member's

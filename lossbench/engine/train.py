@@ -8,6 +8,9 @@ measures it against a bare loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from ..components import data as data_module
@@ -21,7 +24,7 @@ from .recording import LAYER_KEYS, LayerReader, Recorder, accuracy
 __all__ = ["LAYER_KEYS", "prepare", "train", "predict_view"]
 
 
-def prepare(cfg: Config):
+def prepare(cfg: Config) -> dict[str, Any]:
     """The config's data, split and moved to its device and dtype: a dict of tensors."""
     device, dtype = device_of(cfg), dtype_of(cfg)
     dataset = data_module.make(cfg.data.name, cfg.data.kwargs, cfg.seed)
@@ -54,7 +57,9 @@ def member_sets(ds: list[dict]) -> dict:
     }
 
 
-def train(cfg: Config, log=None, progress: bool = False):
+def train(
+    cfg: Config, log: Callable[[dict], object] | None = None, progress: bool = False
+) -> tuple[dict, MLP, dict[str, Any]]:
     """Train the config's model, calling `log(row)` with each metrics row.
 
     Returns (summary dict, trained model, data dict). A non-finite loss stops training at that
