@@ -8,6 +8,11 @@ every layer may use it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sized
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # tqdm loads when a bar is made
+    from tqdm import tqdm
 
 
 def wanted(quiet: bool = False) -> bool:
@@ -15,7 +20,7 @@ def wanted(quiet: bool = False) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-def bar(total: int | None, desc: str, unit: str, enabled: bool = True, items=None):
+def bar(total: int | None, desc: str, unit: str, enabled: bool = True, items: Any = None) -> tqdm:
     """A tqdm bar (disabled unless `enabled` and stderr is a terminal); cleared when closed.
 
     Given `items`, iterating over the bar yields them, advancing it once per item.
@@ -34,6 +39,6 @@ def bar(total: int | None, desc: str, unit: str, enabled: bool = True, items=Non
     )
 
 
-def iterate(items, desc: str, unit: str, enabled: bool = True):
+def iterate(items: Sized, desc: str, unit: str, enabled: bool = True) -> tqdm:
     """`items`, one by one, with a bar counting them (see `bar`)."""
     return bar(len(items), desc, unit, enabled, items)

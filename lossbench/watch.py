@@ -16,6 +16,8 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -40,7 +42,7 @@ class State:
         self.busy = True
         self.status = "starting: loading torch and matplotlib"
 
-    def update(self, **fields) -> None:
+    def update(self, **fields: object) -> None:
         with self.cond:
             for key, value in fields.items():
                 setattr(self, key, value)
@@ -63,7 +65,7 @@ class State:
             }
 
 
-def make_handler(state: State):
+def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (the standard library's name)
             url = urlparse(self.path)
@@ -113,7 +115,7 @@ def _read(path: str) -> bytes | None:
         return None  # between an editor's delete and its rename: wait for the file
 
 
-def changes(path: str):
+def changes(path: str) -> Iterator[None]:
     """Yield each time the file's content differs from the last seen (at once for the first)."""
     last = None
     while True:
@@ -128,7 +130,7 @@ def changes(path: str):
         time.sleep(POLL_SECONDS)
 
 
-def train_and_draw(path: str, overrides: list[str], out: str, pool) -> tuple[dict, str]:
+def train_and_draw(path: str, overrides: list[str], out: str, pool: Executor | None) -> tuple[dict, str]:
     """Validate the config, train it (or reuse its finished runs), draw: (figures, status line)."""
     from .config.validate import load
     from .runs.store import check_writable, load_run
@@ -161,7 +163,13 @@ def train_and_draw(path: str, overrides: list[str], out: str, pool) -> tuple[dic
     return figures, status
 
 
-def watch(path: str, overrides: list[str], out: str = "results", port: int = 0, echo=print) -> None:
+def watch(
+    path: str,
+    overrides: list[str],
+    out: str = "results",
+    port: int = 0,
+    echo: Callable[[str], object] = print,
+) -> None:
     """Watch `path` until Ctrl-C (KeyboardInterrupt, raised to the caller)."""
     from .errors import UserError
     from .viz.draw import pool as drawing_pool

@@ -14,6 +14,11 @@ import io
 import multiprocessing
 import os
 import sys
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # tqdm loads when a bar is made
+    from tqdm import tqdm
 
 from .figures import render
 
@@ -45,7 +50,7 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-def pool(workers: int | None = None):
+def pool(workers: int | None = None) -> Executor | None:
     """A lasting pool of forked drawing workers (watch): started now, before torch runs and before
     other threads start, and each `draw(..., pool=)` sends them its figure jobs. None when forking
     is not safe here or there is one core."""
@@ -69,7 +74,11 @@ def _draw_sent(job: tuple, fmt: str) -> bytes | None:
 
 
 def draw(
-    jobs: list[list[tuple]], fmt: str = "png", workers: int | None = None, bar=None, pool=None
+    jobs: list[list[tuple]],
+    fmt: str = "png",
+    workers: int | None = None,
+    bar: tqdm | None = None,
+    pool: Executor | None = None,
 ) -> list[dict]:
     """Every figure of every list of figure jobs (`figure_jobs(groups)`): {file name: bytes} each.
 
