@@ -24,6 +24,7 @@ EPILOG = """examples:
   python -m lossbench compare results/a results/b --by loss.name
   python -m lossbench compare results/mae results/huber --metric val_mae
   python -m lossbench report results
+  python -m lossbench watch configs/quickstart.yaml
   python -m lossbench reproduce --fast --only outliers
 
 the lessons, step by step: docs/lessons.md; every command: python -m lossbench COMMAND --help
