@@ -50,7 +50,7 @@ def fake_experiments(tmp_path, monkeypatch):
 
 
 def args(out, only=None, fast=True):
-    return Namespace(only=only, fast=fast, out=str(out), workers=None)
+    return Namespace(only=only, fast=fast, out=str(out), workers=None, quiet=True)
 
 
 def test_discover_finds_the_repository_experiments():
