@@ -1,0 +1,123 @@
+"""Every shell command shown in the README and docs/ runs, as written, in a copy of the repository.
+
+The ```bash blocks of each page are run in order, as one bash script with `set -e`, in a temporary
+folder holding copies of configs/ and bench/ (so results land there, never in the checkout), with
+this checkout's lossbench on PYTHONPATH. Three kinds of command are not run as written, and the
+page says so where it shows them:
+- `pip install ...` (needs the network; CI runs `pip install -e ".[dev]"` itself) and `pytest` (the
+  command that runs this test) are left out of a line, keeping the rest (`pip install -e . && X` runs X);
+- a line ending in `# tested with ARGS` runs with ARGS appended (a benchmark at reduced size).
+The ```python blocks run too (after the page's bash blocks, in the same folder), except on
+extending.md, whose code belongs inside a lossbench module. docs/lessons.md is run by
+tests/test_lessons.py, which also checks the answers it gives.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+PAGES = [
+    "README.md",
+    *sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md"))),
+]
+RUN_ELSEWHERE = {"docs/lessons.md"}  # tests/test_lessons.py runs it and checks its answers
+PYTHON_NOT_RUN = {"docs/extending.md"}  # code to paste into lossbench/components/losses.py
+TESTED_WITH = re.compile(r"#\s*tested with (.+)$")
+
+
+def blocks(page: str, lang: str) -> list[str]:
+    with open(os.path.join(ROOT, page)) as f:
+        return re.findall(rf"^```{lang}\n(.*?)^```", f.read(), flags=re.M | re.S)
+
+
+def commands(page: str) -> list[str]:
+    """The shell commands of a page's bash blocks, as this test runs them (see the module doc)."""
+    out = []
+    for block in blocks(page, "bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            reduced = TESTED_WITH.search(line)
+            parts = [p.strip() for p in line.split("&&")]
+            parts = [p for p in parts if p and not p.startswith("#")]
+            parts = [
+                p for p in parts if not p.startswith("pip install") and p.split("#")[0].strip() != "pytest"
+            ]
+            if not parts:
+                continue
+            command = " && ".join(parts)
+            if reduced:
+                command = command.split("#")[0].rstrip() + " " + reduced.group(1).strip()
+            out.append(command)
+    return out
+
+
+def workspace(tmp_path) -> str:
+    """A folder with copies of configs/ and bench/, where runs may write freely."""
+    for name in ("configs", "bench"):
+        shutil.copytree(os.path.join(ROOT, name), tmp_path / name)
+    return str(tmp_path)
+
+
+def run_page(page: str, cwd: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run a page's commands as one bash script (set -e, each command echoed), then its python blocks."""
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    script = "set -e\n" + "".join(f"echo '$ '{_quote(c)}\n{c}\n" for c in commands(page))
+    if page not in PYTHON_NOT_RUN:
+        for code in blocks(page, "python"):
+            script += f"{sys.executable} - <<'LOSSBENCH_PYTHON'\n{code}LOSSBENCH_PYTHON\n"
+    script = script.replace("python -m lossbench", f"{sys.executable} -m lossbench")
+    script = re.sub(r"(^|&& )python ", rf"\1{sys.executable} ", script, flags=re.M)
+    return subprocess.run(
+        ["bash", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def runnable(page: str) -> bool:
+    return bool(commands(page) or (page not in PYTHON_NOT_RUN and blocks(page, "python")))
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p not in RUN_ELSEWHERE and runnable(p)])
+def test_every_command_on_the_page_runs(page, tmp_path):
+    done = run_page(page, workspace(tmp_path))
+    assert done.returncode == 0, f"{page}: a command failed\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+
+
+def test_the_readme_shows_the_set_up_and_test_commands_as_ci_runs_them():
+    readme = "\n".join(blocks("README.md", "bash"))
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in readme
+    assert 'pip install -e ".[dev]" && pytest' in readme
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        assert 'pip install -e ".[dev]" && pytest' in f.read()
+
+
+def test_pages_link_only_inside_the_repository():
+    for page in [*PAGES, *glob.glob("configs/*.yaml", root_dir=ROOT)]:
+        with open(os.path.join(ROOT, page)) as f:
+            text = f.read()
+        assert "SCIENCE.md" not in text and "shared/" not in text, page
+        for target in re.findall(r"\]\(([^)#]*)(?:#[^)]*)?\)", text):
+            if not target:
+                continue
+            assert not re.match(r"[a-z]+://", target), f"{page} links outside the repository: {target}"
+            path = os.path.normpath(os.path.join(ROOT, os.path.dirname(page), target))
+            assert os.path.exists(path), f"{page} links to {target}, which does not exist"
+
+
+def test_commands_are_taken_as_the_module_doc_says():
+    assert commands("README.md")[:3] == [
+        "python -m lossbench run configs/quickstart.yaml",  # pip install -e . && ... keeps the run
+        "python -m lossbench run configs/five_losses.yaml",
+        "python -m lossbench plot results/five_losses",
+    ]
+    assert "python bench/bench_engine.py --repeats 1" in commands("docs/performance.md")

@@ -1,0 +1,212 @@
+"""The lesson path keeps its promises: every shipped config runs as its header says, and every
+command of docs/lessons.md runs as written and gives the answer the page states.
+
+The page's commands run once, as a shell script in a copy of the repository (tests/test_docs.py's
+runner); the checks then read the run folders they wrote, with tolerances around the measured
+numbers the page quotes, so a change in the suite that changes an answer fails here and the page
+gets updated.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+from test_docs import commands, run_page, workspace
+
+from lossbench.cli import main
+from lossbench.config.yaml_io import flatten
+from lossbench.runs.store import load_run
+
+CONFIGS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
+
+
+def header(name: str) -> list[str]:
+    """The comment lines at the top of a config file, without the '#'."""
+    lines = []
+    with open(os.path.join(ROOT, "configs", name)) as f:
+        for line in f:
+            if not line.startswith("#"):
+                break
+            lines.append(line[1:].strip())
+    return lines
+
+
+def header_commands(name: str) -> list[list[str]]:
+    """The `python -m lossbench ...` commands of a config's header, as argument lists."""
+    found = []
+    for line in header(name):
+        if line.startswith("python -m lossbench "):
+            found.append(shlex.split(line.split("  #")[0], comments=True)[3:])
+    return found
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_says_what_it_is_how_to_run_it_and_what_to_expect(name):
+    text = " ".join(header(name))
+    assert len(header(name)) >= 3, f"{name}: no header comment"
+    assert header_commands(name), f"{name}: the header shows no command"
+    assert header_commands(name)[0][:2] == ["run", f"configs/{name}"], (
+        f"{name}: the first command is not its run"
+    )
+    assert "expect" in text.lower(), f"{name}: the header does not say what to expect"
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_runs_as_its_header_says(name, tmp_path, monkeypatch, capsys):
+    ws = workspace(tmp_path)
+    monkeypatch.chdir(ws)
+    for argv in header_commands(name):
+        extra = ["--quiet"] if argv[0] == "run" else []
+        assert main([*argv, *extra]) == 0, f"{name}: {' '.join(argv)}"
+    assert "error" not in capsys.readouterr().err.lower()
+
+
+# ----- docs/lessons.md: run once, then check each lesson's answers ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def lessons(tmp_path_factory):
+    """The folder where every command of docs/lessons.md ran, and what they printed."""
+    ws = workspace(tmp_path_factory.mktemp("lessons"))
+    done = run_page("docs/lessons.md", ws)
+    assert done.returncode == 0, f"a lesson command failed\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return ws, done.stdout + done.stderr
+
+
+def runs(ws: str, name: str, **keys) -> list:
+    """The runs of results/<name>/ whose config has these (flattened, `__` for `.`) values."""
+    found = []
+    for folder in sorted(glob.glob(os.path.join(ws, "results", name, "*", "summary.json"))):
+        run = load_run(os.path.dirname(folder))
+        flat = flatten(run.config)
+        if all(flat.get(k.replace("__", ".")) == v for k, v in keys.items()):
+            found.append(run)
+    assert found, f"no run of {name} with {keys}"
+    return found
+
+
+def one(ws: str, name: str, **keys):
+    found = runs(ws, name, **keys)
+    assert len(found) == 1, f"{len(found)} runs of {name} with {keys}"
+    return found[0]
+
+
+def state(run) -> dict:
+    return torch.load(os.path.join(run.path, "model.pt"))
+
+
+def bias(run) -> float:
+    return float(state(run)["layers.0.bias"][0])
+
+
+def weight_norm(run) -> float:
+    return float(state(run)["layers.0.weight"].norm())
+
+
+def test_the_lesson_page_shows_only_runnable_commands():
+    assert len(commands("docs/lessons.md")) >= 30
+
+
+def test_lesson_1_the_five_losses(lessons):
+    ws, printed = lessons
+    accs = {r.config["loss"]["name"]: r.summary["final_val_acc"] for r in runs(ws, "five_losses")}
+    assert sorted(accs) == ["bce", "hinge", "huber", "mae", "mse"]
+    assert all(0.95 <= a <= 1 for a in accs.values()), accs
+    assert "loss 'hinge' works on the logits of a identity output" in printed  # exercise a
+    assert "'bce' is the cross-entropy for two classes" in printed  # exercise b
+    assert printed.count("exit code 2") == 2
+    short = [r.summary["final_val_acc"] for r in runs(ws, "five_losses_short")]  # exercise c
+    assert len(short) == 5 and all(0.8 <= a <= 0.9 for a in short), short
+
+
+def test_lesson_2_outliers_and_maes_jumping(lessons):
+    ws, _ = lessons
+    assert 2.9 < bias(one(ws, "outliers", loss__name="mse")) < 3.6
+    mae = one(ws, "outliers", loss__name="mae")
+    assert 0.95 < bias(mae) < 1.1 and abs(float(state(mae)["layers.0.weight"][0, 0]) - 2) < 0.05
+    assert 0.95 < bias(one(ws, "outliers", loss__name="huber")) < 1.2  # exercise a
+    fixed = one(ws, "mae_jumping", loss__name="mae", optim__lr=0.1, optim__schedule__name="constant")
+    np.testing.assert_allclose(fixed.metrics["loss"][-20:], 0.05, atol=1e-4)  # jumps at +-0.05
+    decaying = one(ws, "mae_jumping", optim__schedule__name="inverse_time")
+    assert decaying.metrics["loss"][-10:].max() < 0.045 and decaying.metrics["loss"][-10:].min() < 1e-3
+    assert one(ws, "mae_jumping", loss__name="mse").metrics["loss"][-1] < 1e-20
+    small = one(ws, "mae_jumping", optim__lr=0.04).metrics["loss"][-20:]  # exercise b
+    np.testing.assert_allclose(sorted(set(np.round(small, 3))), [0.01, 0.03], atol=1e-3)
+
+
+def test_lesson_3_hinge_and_the_margin(lessons):
+    ws, _ = lessons
+    hinge = one(ws, "hinge_margin", loss__name="hinge", loss__margin=1.0, data__margin=0.3)
+    bce = one(ws, "hinge_margin", loss__name="bce")
+    assert hinge.summary["final_train_loss"] == 0 and hinge.summary["final_train_acc"] == 1
+    assert 0.001 < bce.summary["final_train_loss"] < 0.02 and bce.summary["final_train_acc"] == 1
+    assert weight_norm(bce) > 1.6 * weight_norm(hinge)
+    wide = one(ws, "hinge_margin", loss__margin=2.0)  # exercise a
+    assert wide.summary["final_train_loss"] == 0 and 1.7 < weight_norm(wide) / weight_norm(hinge) < 2.3
+    narrow = one(ws, "hinge_margin", data__margin=0.05)  # exercise b
+    assert narrow.summary["final_train_loss"] > 0.005 and narrow.summary["final_train_acc"] < 1
+
+
+def test_lesson_4_the_saturated_neuron(lessons):
+    ws, printed = lessons
+    assert "note: loss.name=bce drops loss.half" in printed
+    quadratic = np.sqrt(
+        2 * one(ws, "nielsen_neuron", loss__name="mse", model__init__value=2.0).metrics["loss"]
+    )
+    assert quadratic[150] > 0.9 and 0.15 < quadratic[-1] < 0.25  # the plateau, then the fall
+    ce = 1 - np.exp(-one(ws, "nielsen_neuron", loss__name="bce", optim__lr=0.15).metrics["loss"])
+    assert ce[50] < 0.15 and ce[-1] < 0.02
+    start = np.sqrt(2 * one(ws, "nielsen_neuron", model__init__value=0.6).metrics["loss"])  # exercise a
+    assert start[50] < 0.5 and start[-1] < 0.12
+    slow = 1 - np.exp(-one(ws, "nielsen_neuron", optim__lr=0.005).metrics["loss"])  # exercise b
+    assert 0.7 < slow[-1] < 0.85 and slow[50] < slow[0]
+
+
+def test_lesson_5_vanishing_gradients_with_depth(lessons):
+    ws, _ = lessons
+    sigmoid = one(ws, "deep_sigmoid", model__activation="sigmoid", model__depth=8)
+    relu = one(ws, "deep_sigmoid", model__activation="relu")
+    assert sigmoid.summary["grad_ratio_first_last"] < 1e-4 and sigmoid.summary["final_val_acc"] < 0.6
+    assert relu.summary["grad_ratio_first_last"] > 0.3 and relu.summary["final_val_acc"] > 0.95
+    shallow = one(ws, "deep_sigmoid", model__depth=2)  # exercise a
+    assert (
+        0.05 < shallow.summary["grad_ratio_first_last"] < 0.5 and 0.6 < shallow.summary["final_val_acc"] < 0.9
+    )
+    tanh = one(ws, "deep_sigmoid", model__activation="tanh")  # exercise b
+    assert tanh.summary["grad_ratio_first_last"] < 0.05 and tanh.summary["final_val_acc"] > 0.95
+    for depth, low, high in [(2, 0.1, 1), (10, 0, 1e-3)]:
+        for run in runs(ws, "sweep_activations", model__activation="sigmoid", model__depth=depth):
+            assert low < run.summary["grad_ratio_first_last"] < high
+    for run in runs(ws, "sweep_activations", model__activation="tanh"):
+        assert run.summary["grad_ratio_first_last"] > 0.3
+
+
+def _init_ratios(ws: str, name: str) -> dict:
+    return {flatten(r.config)["model.init.name"]: r.summary["grad_ratio_first_last"] for r in runs(ws, name)}
+
+
+def test_lesson_6_initialisation(lessons):
+    ws, _ = lessons
+    relu = _init_ratios(ws, "init_scale")
+    assert relu["default"] < 1e-9 and relu["xavier_uniform"] < 1e-3 and 0.5 < relu["kaiming_normal"] < 2
+    tanh = _init_ratios(ws, "init_scale_tanh")  # exercise a
+    assert tanh["default"] < 1e-5 and 0.1 < tanh["xavier_uniform"] < 1 and tanh["kaiming_normal"] > 2
+    shallow = _init_ratios(ws, "init_scale_d10")  # exercise b
+    assert 1e-5 < shallow["default"] < 1e-2 and 0.5 < shallow["kaiming_normal"] < 2
+
+
+def test_lesson_7_the_likelihood_view(lessons):
+    ws, _ = lessons
+    five = [1.0, 2.0, 3.0, 4.0, 100.0]
+    assert abs(bias(one(ws, "likelihood", loss__name="mse", data__targets=five)) - 22) < 0.01  # the mean
+    assert abs(bias(one(ws, "likelihood", loss__name="mae", data__targets=five)) - 3) < 0.01  # the median
+    assert abs(bias(one(ws, "likelihood", loss__name="huber")) - 3) < 0.01  # exercise a
+    far = [1.0, 2.0, 3.0, 4.0, 1000.0]  # exercise b
+    assert abs(bias(one(ws, "likelihood", loss__name="mse", data__targets=far)) - 202) < 0.5
+    assert abs(bias(one(ws, "likelihood", loss__name="mae", data__targets=far)) - 3) < 0.01
