@@ -252,17 +252,22 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_table(report: dict, stream: TextIO | None = None) -> None:
+def print_table(report: dict, stream: TextIO | None = None, width: int = 100) -> None:
+    """Every check under its experiment, within `width` columns: the verdict and the check, then
+    what was measured and expected (verdicts.md holds the same as one wide table)."""
+    import textwrap
+
     stream = stream or sys.stdout
-    rows = [("experiment", "check", "measured", "expected", "verdict")]
     for e in report["experiments"]:
+        print(e["slug"], file=stream)
         for c in e["checks"]:
-            rows.append((e["slug"], c["check"], fmt(c["measured"], 28), fmt(c["expected"], 28), c["verdict"]))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    for i, r in enumerate(rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip(), file=stream)
-        if i == 0:
-            print("  ".join("-" * w for w in widths), file=stream)
+            head = textwrap.wrap(c["check"], width - 11) or [""]
+            print(f"  {c['verdict']:<7}  {head[0]}", file=stream)
+            for line in head[1:]:
+                print(f"           {line}", file=stream)
+            values = f"measured {fmt(c['measured'], 40)}; expected {fmt(c['expected'], 40)}"
+            for line in textwrap.wrap(values, width - 11):
+                print(f"           {line}", file=stream)
 
 
 def _run_in_worker(slug: str, path: Path, root: Path, fast: bool) -> dict:

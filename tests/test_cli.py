@@ -181,3 +181,34 @@ def test_help_lists_the_experiments_and_fits_100_columns(capsys):
     top, reproduce = parser().format_help(), parser().commands["reproduce"].format_help()
     for slug in discover():
         assert slug in top and slug in reproduce
+
+
+def test_the_sweep_table_fits_100_columns_and_names_what_it_left_out():
+    from lossbench.runs.sweep import format_table
+
+    header = ["run_id", "model.init", "model.depth", "seed", "status", "train_loss", "val_loss"]
+    header += ["train_acc", "val_acc", "grad_ratio", "wall_time", "note"]
+    row = ["0123456789", "kaiming_normal(a=0.0, nonlinearity=relu)", 10, 0, "finished", 0.1234567]
+    row += [0.2345678, 0.99, 0.98, 1.2345e-05, 12.345, "reused"]
+    text = format_table(header, [row, row])
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "kaiming_normal(a=0.0, non..." in text and "1.234e-05" in text
+    assert text.splitlines()[-1].startswith("(not shown, to fit 100 columns: wall_time")
+    assert "wall_time" not in text.splitlines()[0]
+    narrow = format_table(["run_id", "seed", "wall_time"], [["0123456789", 0, 1.5]])
+    assert "wall_time" in narrow and "not shown" not in narrow  # nothing dropped when it fits
+
+
+def test_the_reproduce_table_fits_100_columns(capsys):
+    from lossbench.reproduce import print_table
+
+    check = {
+        "check": "a long check " * 12,
+        "measured": list(range(40)),
+        "expected": "x" * 90,
+        "verdict": "PARTIAL",
+    }
+    print_table({"experiments": [{"slug": "outliers", "checks": [check, {**check, "verdict": "PASS"}]}]})
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert out.startswith("outliers\n  PARTIAL  a long check") and "measured [0, 1, 2" in out

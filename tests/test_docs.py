@@ -2,7 +2,10 @@
 
 The ```bash blocks of each page are run in order, as one bash script with `set -e`, in a temporary
 folder holding copies of configs/ and bench/ (so results land there, never in the checkout), with
-this checkout's lossbench on PYTHONPATH. Three kinds of command are not run as written, and the
+this checkout's lossbench on PYTHONPATH. A plain `python -m lossbench ARGS` (no pipes, `&&` or
+redirections) runs in this process, through `lossbench.cli.main(ARGS)`, the function the module and
+the console script call, which spares a Python start and a torch import per command; every other
+command runs in bash. Three kinds of command are not run as written, and the
 page says so where it shows them:
 - `pip install ...` (needs the network; CI runs `pip install -e ".[dev]"` itself) and `pytest` (the
   command that runs this test) are left out of a line, keeping the rest (`pip install -e . && X` runs X);
@@ -14,9 +17,12 @@ tests/test_lessons.py, which also checks the answers it gives.
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -30,7 +36,8 @@ PAGES = [
 ]
 RUN_ELSEWHERE = {"docs/lessons.md"}  # tests/test_lessons.py runs it and checks its answers
 PYTHON_NOT_RUN = {"docs/extending.md"}  # code to paste into lossbench/components/losses.py
-TESTED_WITH = re.compile(r"#\s*tested with (.+)$")
+TESTED_WITH = re.compile(r"#.*\btested with (.+)$")
+SHELL_SYNTAX = re.compile(r"[|&;<>$`]")
 
 
 def blocks(page: str, lang: str) -> list[str]:
@@ -65,22 +72,44 @@ def workspace(tmp_path) -> str:
     return str(tmp_path)
 
 
-def run_page(page: str, cwd: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run a page's commands as one bash script (set -e, each command echoed), then its python blocks."""
+def run_page(page: str, cwd: str, timeout: int = 900) -> tuple[int, str]:
+    """Run a page's commands in order in `cwd`, stopping at the first that fails, then its python
+    blocks; returns (exit code, everything printed)."""
+    from lossbench.cli import main
+
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    script = "set -e\n" + "".join(f"echo '$ '{_quote(c)}\n{c}\n" for c in commands(page))
-    if page not in PYTHON_NOT_RUN:
-        for code in blocks(page, "python"):
-            script += f"{sys.executable} - <<'LOSSBENCH_PYTHON'\n{code}LOSSBENCH_PYTHON\n"
-    script = script.replace("python -m lossbench", f"{sys.executable} -m lossbench")
-    script = re.sub(r"(^|&& )python ", rf"\1{sys.executable} ", script, flags=re.M)
-    return subprocess.run(
-        ["bash", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
-    )
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
+    printed = io.StringIO()
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        for command in commands(page):
+            printed.write(f"$ {command}\n")
+            words = shlex.split(command, comments=True)
+            if words[:3] == ["python", "-m", "lossbench"] and not SHELL_SYNTAX.search(command.split("#")[0]):
+                with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                    try:
+                        code = main(words[3:])
+                    except SystemExit as e:  # argparse's own exits
+                        code = e.code
+            else:
+                script = re.sub(r"(^|&& )python ", rf"\1{sys.executable} ", command)
+                done = subprocess.run(
+                    ["bash", "-c", script], capture_output=True, text=True, timeout=timeout, env=env
+                )
+                printed.write(done.stdout + done.stderr)
+                code = done.returncode
+            if code:
+                return code, printed.getvalue()
+        for code in [] if page in PYTHON_NOT_RUN else blocks(page, "python"):
+            done = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env
+            )
+            printed.write(f">>> python block\n{done.stdout}{done.stderr}")
+            if done.returncode:
+                return done.returncode, printed.getvalue()
+    finally:
+        os.chdir(here)
+    return 0, printed.getvalue()
 
 
 def runnable(page: str) -> bool:
@@ -89,8 +118,8 @@ def runnable(page: str) -> bool:
 
 @pytest.mark.parametrize("page", [p for p in PAGES if p not in RUN_ELSEWHERE and runnable(p)])
 def test_every_command_on_the_page_runs(page, tmp_path):
-    done = run_page(page, workspace(tmp_path))
-    assert done.returncode == 0, f"{page}: a command failed\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    code, printed = run_page(page, workspace(tmp_path))
+    assert code == 0, f"{page}: a command failed\n{printed[-6000:]}"
 
 
 def test_the_readme_shows_the_set_up_and_test_commands_as_ci_runs_them():

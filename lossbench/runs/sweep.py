@@ -613,17 +613,39 @@ def csv_text(header: list[str], rows: list[list]) -> str:
     return buf.getvalue()
 
 
-def format_table(header: list[str], rows: list[list]) -> str:
+# columns the terminal table leaves out first when it would be wider than the terminal (sweep.csv keeps all)
+DROP_FIRST = ("wall_time", "train_loss", "train_acc", "note", "status")
+CELL_WIDTH = 28  # a longer value (a component with its arguments) is cut, with "..."
+
+
+def format_table(header: list[str], rows: list[list], width: int = 100) -> str:
+    """The table as aligned text at most `width` columns wide: long cells are cut and, if still too
+    wide, the columns of DROP_FIRST are left out, in that order, with a line naming them."""
+
     def cell(v):
         if v is None:
             return "-"
-        if isinstance(v, float):
-            return format(v, ".4g")
-        return str(v)
+        text = format(v, ".4g") if isinstance(v, float) else str(v)
+        return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 3] + "..."
 
     cells = [header] + [[cell(v) for v in row] for row in rows]
-    widths = [max(len(r[j]) for r in cells) for j in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+    keep = list(range(len(header)))
+    left_out = []
+
+    def total():
+        return sum(max(len(r[j]) for r in cells) for j in keep) + 2 * (len(keep) - 1)
+
+    for name in DROP_FIRST:
+        if total() <= width:
+            break
+        if name in header:
+            keep.remove(header.index(name))
+            left_out.append(name)
+    widths = {j: max(len(r[j]) for r in cells) for j in keep}
+    lines = ["  ".join(r[j].ljust(widths[j]) for j in keep).rstrip() for r in cells]
+    if left_out:
+        lines.append(f"(not shown, to fit {width} columns: {', '.join(left_out)}; all in sweep.csv)")
+    return "\n".join(lines)
 
 
 def run_sweep(
