@@ -149,4 +149,4 @@ def test_commands_are_taken_as_the_module_doc_says():
         "python -m lossbench run configs/five_losses.yaml",
         "python -m lossbench plot results/five_losses",
     ]
-    assert "python bench/bench_engine.py --repeats 1" in commands("docs/performance.md")
+    assert "python bench/bench_engine.py --repeats 2" in commands("docs/performance.md")
