@@ -108,7 +108,10 @@ def test_a_failing_check_exits_1_and_says_fail(tmp_path, fake_experiments, capsy
     assert bad["checks"][0]["measured"] == 3 and bad["checks"][0]["expected"] == 2
     assert "| bad | **FAIL**" in (tmp_path / "rep" / "verdicts.md").read_text().replace("[bad](#bad)", "bad")
     printed = capsys.readouterr().out
-    assert "checks: 1 PASS, 0 PARTIAL, 1 FAIL" in printed and "bad\n  FAIL     1 + 1\n           measured 3; expected 2" in printed
+    assert (
+        "checks: 1 PASS, 0 PARTIAL, 1 FAIL" in printed
+        and "bad\n  FAIL     1 + 1\n           measured 3; expected 2" in printed
+    )
 
 
 def test_passing_and_partial_exit_0(tmp_path, fake_experiments):
