@@ -49,7 +49,12 @@ def members(n=3, **changes):
 
 
 def close(a, b, rtol, key=""):
-    if isinstance(a, list):
+    if isinstance(a, dict):  # a target: the seconds are the stack's, not the member's
+        assert isinstance(b, dict) and list(a) == list(b), key
+        for k in a:
+            if k != "seconds_to":
+                close(a[k], b[k], rtol, k)
+    elif isinstance(a, list):
         assert isinstance(b, list) and len(a) == len(b), key
         for u, v in zip(a, b):
             close(u, v, rtol, key)
@@ -201,3 +206,20 @@ def test_stacked_run_folders_hold_what_execute_writes(tmp_path):
         )
         assert set(view.files) == set(plain_view.files)
         np.testing.assert_allclose(view["pred"], plain_view["pred"], rtol=1e-7, atol=1e-9)
+
+
+def test_stacked_members_keep_their_own_targets_and_linear_fit():
+    """Targets may differ between the members of one stack; a depth-0 summary holds the fitted line."""
+    cfgs = members(
+        data={"name": "line", "n_samples": 80},
+        loss="mae",
+        model={"depth": 0, "activation": "identity"},
+        optim={"name": "sgd", "lr": 0.05},
+    )
+    cfgs[0].train.target = [{"metric": "val_mae", "value": 1.5}, {"metric": "mse", "value": 1e-9}]
+    cfgs[1].train.target = [{"metric": "loss", "value": 2.0}]
+    summaries = assert_same_as_plain(cfgs)
+    assert [len(s["targets"]) for s in summaries] == [2, 1, 0]
+    assert summaries[0]["targets"][1]["steps_to"] is None  # an mse of 1e-9 is never reached
+    for s in summaries:
+        assert len(s["linear"]["weight"]) == 1 and len(s["linear"]["weight"][0]) == 1

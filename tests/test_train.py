@@ -273,3 +273,103 @@ def test_validate_reports_every_problem_at_once(write_config, tiny):
         "4 problems",
     ):
         assert fragment in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(
+    "data, loss, output",
+    [
+        ({"name": "sine", "n_samples": 120}, "huber", "identity"),
+        ({"name": "moons", "n_samples": 120}, "mse", "sigmoid"),
+        ({"name": "blobs", "n_samples": 120}, "cross_entropy", "softmax"),
+        ({"name": "blobs", "n_samples": 120}, "bce", "sigmoid"),
+        ({"name": "moons", "n_samples": 120}, "hinge", "identity"),
+    ],
+    ids=["regression", "binary-sigmoid", "softmax", "multiclass-sigmoid", "hinge"],
+)
+def test_common_metrics_equal_pytorch_on_the_final_weights(data, loss, output, tmp_path):
+    """val_mse / val_mae (regression) and val_nll (probabilities), whatever loss trained the model,
+    recomputed here with torch.nn.functional from the saved weights; none where they do not apply."""
+    import torch.nn.functional as F
+
+    raw = {"data": data, "loss": loss, "dtype": "float64", "train": {"steps": 7, "log_every": 3}}
+    cfg = build(raw)
+    summary, folder, _ = execute(cfg, str(tmp_path))
+    run = load_run(folder)
+    model = build_model(cfg, torch.Generator())
+    model.load_state_dict(torch.load(os.path.join(folder, "model.pt")))
+    d = prepare(cfg)
+    with torch.no_grad():
+        z, z_train = model(d["x_val"]), model(d["x"])
+    labels, expected = d["labels_val"], {}
+    if output == "identity" and loss != "hinge":
+        expected["val_mse"] = F.mse_loss(z, labels.double()).item()
+        expected["val_mae"] = F.l1_loss(z, labels.double()).item()
+        expected["final_train_mse"] = F.mse_loss(z_train, d["labels"].double()).item()
+    elif output == "softmax":
+        expected["val_nll"] = F.cross_entropy(z, labels).item()
+    elif output == "sigmoid" and data["name"] == "blobs":  # one Bernoulli per class, summed
+        onehot = F.one_hot(labels, z.shape[1]).double()
+        expected["val_nll"] = F.binary_cross_entropy_with_logits(z, onehot, reduction="sum").item() / len(z)
+    elif output == "sigmoid":
+        expected["val_nll"] = F.binary_cross_entropy_with_logits(z, labels.double()).item()
+    assert expected or loss == "hinge"
+    for key, value in expected.items():
+        recorded = summary[key] if key.startswith("final") else run.metrics[key][-1]
+        assert recorded == pytest.approx(value, rel=1e-12), key
+        if not key.startswith("final"):
+            assert summary[f"final_{key}"] == recorded
+    absent = {"mse", "mae", "nll"} - {k.replace("val_", "") for k in expected}
+    assert not any(f"val_{k}" in run.metrics or f"final_val_{k}" in summary for k in absent)
+
+
+def test_targets_on_any_metric_are_reached_where_the_rows_say(tiny, tmp_path):
+    """Each target's steps_to is the first row at or below (accuracy: at or above) its value."""
+    tiny["optim"]["lr"] = 0.5
+    tiny["train"].update(
+        epochs=6,
+        target_loss=0.6,
+        target=[{"metric": "val_acc", "value": 0.9}, {"metric": "nll", "value": 0.01}],
+    )
+    cfg = build(tiny)
+    assert cfg.train.target == [{"metric": "val_acc", "value": 0.9}, {"metric": "nll", "value": 0.01}]
+    summary, folder, _ = execute(cfg, str(tmp_path))
+    rows = [json.loads(line) for line in open(os.path.join(folder, "metrics.jsonl"))]
+
+    def first(metric, ok):
+        return next((r["step"] for r in rows if r.get(metric) is not None and ok(r[metric])), None)
+
+    loss_step, acc_step = first("loss", lambda v: v <= 0.6), first("val_acc", lambda v: v >= 0.9)
+    assert [t["metric"] for t in summary["targets"]] == ["loss", "val_acc", "nll"]
+    assert [t["steps_to"] for t in summary["targets"]] == [loss_step, acc_step, None]
+    assert summary["steps_to_target"] == loss_step and 0 < acc_step < loss_step  # reached mid-run
+    assert summary["targets"][2]["seconds_to"] is None
+
+
+def test_a_config_without_target_keeps_its_run_id(tiny):
+    """`train.target` unset is left out of the resolved config: existing run ids do not move."""
+    cfg = build(tiny)
+    assert "target" not in cfg.to_dict()["train"]
+    tiny["train"]["target"] = {"metric": "val_acc", "value": 0.9}
+    with_target = build(tiny)
+    assert with_target.to_dict()["train"]["target"] == [{"metric": "val_acc", "value": 0.9}]
+    assert config_hash(with_target.to_dict()) != config_hash(cfg.to_dict())
+
+
+def test_an_unknown_target_metric_is_refused_with_the_choices(write_config, tiny):
+    tiny["train"]["target"] = [{"metric": "val_acc", "value": 0.9}, {"metric": "val_mes", "value": 1}]
+    tiny["data"] = {"name": "sine", "n_samples": 100}
+    tiny["loss"] = "mse"
+    out = run_cli("validate", write_config(tiny))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "train.target[0].metric: 'val_acc' is not recorded for this regression run" in out.stderr
+    assert "train.target[1].metric: unknown metric 'val_mes' (did you mean 'val_mse'?)" in out.stderr
+    assert "valid: loss, mse, mae, val_loss, val_mse, val_mae" in out.stderr
+
+
+def test_a_depth0_summary_holds_the_fitted_weights(tmp_path):
+    cfg, _, _ = load(os.path.join(ROOT, "configs", "nielsen_neuron.yaml"))
+    summary, model, _ = train(cfg)
+    assert summary["linear"] == {
+        "weight": model.layers[0].weight.tolist(),
+        "bias": model.layers[0].bias.tolist(),
+    }

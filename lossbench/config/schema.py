@@ -64,6 +64,7 @@ class TrainConfig:
     log_every: Count = 50
     eval_every: Count | None = None
     target_loss: float | None = None
+    target: list[dict] | None = None  # [{metric, value}]: read by validate._targets, not check_value
 
 
 @dataclass
@@ -104,7 +105,8 @@ class Config:
                 **self.optim.kwargs,
                 "schedule": self.optim.schedule.to_yaml(),
             },
-            "train": dict(vars(self.train)),
+            # an unset target is left out, so the run ids of configs without one do not change
+            "train": {k: v for k, v in vars(self.train).items() if k != "target" or v is not None},
         }
 
     def __repr__(self) -> str:
@@ -113,6 +115,21 @@ class Config:
             f"Config({self.name!r}: {self.data.name} {m.depth}x{m.width} {m.activation.name} "
             f"{self.loss.name} {self.optim.name} lr={self.optim.kwargs.get('lr')})"
         )
+
+
+def common_metrics(task: str, output: str) -> list[str]:
+    """The metrics every run records beside its loss and accuracy, whatever loss it trains with
+    (`lossbench.engine.recording.prediction_metrics`): regression mse and mae; classification nll
+    where the output defines probabilities."""
+    if task == "regression":
+        return ["mse", "mae"]
+    return ["nll"] if output in ("sigmoid", "softmax") else []
+
+
+def target_metrics(task: str, output: str) -> list[str]:
+    """The recorded metrics `train.target` may name for a task and output, train then validation."""
+    names = ["loss", *([] if task == "regression" else ["acc"]), *common_metrics(task, output)]
+    return names + [f"val_{n}" for n in names]
 
 
 TOP_KEYS = ["name", "seed", "device", "dtype", "data", "model", "loss", "optim", "train", "sweep"]

@@ -31,6 +31,7 @@ from .schema import (
     Config,
     DataConfig,
     Seed,
+    target_metrics,
 )
 from .yaml_io import read_yaml_file
 
@@ -335,8 +336,10 @@ def build(raw: Any, source: str = "config", default_name: str = "run") -> Config
     train_raw = _section(raw, "train", problems)
     _unknown_keys("train", train_raw, list(TRAIN_KEYS), problems)
     for key, ann in TRAIN_KEYS.items():
-        if key in train_raw:
+        if key in train_raw and key != "target":
             setattr(cfg.train, key, check_value(f"train.{key}", train_raw[key], ann, problems))
+    if train_raw.get("target") not in (None, []):
+        cfg.train.target = _targets(train_raw["target"], cfg, problems)
 
     if not problems:
         _check_device(cfg, problems)
@@ -356,6 +359,32 @@ def build(raw: Any, source: str = "config", default_name: str = "run") -> Config
     if problems:
         raise UserError(problems, source)
     return cfg
+
+
+def _targets(raw: Any, cfg: Config, problems: list[tuple[str, str]]) -> list[dict]:
+    """`train.target`: `{metric: ..., value: ...}` or a list of them, each on a metric this run records."""
+    items = raw if isinstance(raw, list) else [raw]
+    valid = target_metrics(cfg.task, cfg.model.output)
+    targets = []
+    for i, item in enumerate(items):
+        path = f"train.target[{i}]" if isinstance(raw, list) else "train.target"
+        if not isinstance(item, dict) or sorted(item) != ["metric", "value"]:
+            problems.append((path, f"must be {{metric: ..., value: ...}} or a list of them, got {item!r}"))
+            continue
+        metric, value = item["metric"], item["value"]
+        if metric not in valid:
+            known = metric in target_metrics("regression", "") + target_metrics("multiclass", "softmax")
+            what = (
+                f"{metric!r} is not recorded for this {cfg.task} run"
+                if known
+                else f"unknown metric {metric!r}"
+            )
+            hint = did_you_mean(metric, valid)
+            problems.append((f"{path}.metric", f"{what}{hint}; valid: {', '.join(valid)}"))
+        if not _is_number(value) or not math.isfinite(value):
+            problems.append((f"{path}.value", f"must be a finite number, got {value!r}"))
+        targets.append({"metric": metric, "value": float(value) if _is_number(value) else value})
+    return targets
 
 
 def plan(cfg: Config, n_train: int) -> tuple[int, int, int]:

@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from ..components.activations import OUTPUTS, SATURATION, activations, derivative_fn, peak_derivative
 from ..components.losses import MULTICLASS, REGRESSION, mean_loss, per_example
-from ..config.schema import Config
+from ..config.schema import Config, common_metrics
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 """A model, plain or stacked, as evaluation uses it: inputs -> logits."""
@@ -60,16 +61,46 @@ def member_losses(cfg: Config) -> Callable[[torch.Tensor, torch.Tensor], torch.T
     return losses
 
 
-def accuracy(z: torch.Tensor, labels: torch.Tensor, task: str) -> list | None:
-    """Each member's fraction of correct predictions, from logits z [M, N, out] (regression: None)."""
+def prediction_metrics(
+    z: torch.Tensor, labels: torch.Tensor, task: str, output: str
+) -> dict[str, list | None]:
+    """Each member's accuracy and the metrics common to every loss, from logits z [M, N, out].
+
+    Whatever loss a run trains with, these put runs on one scale. Regression: `mse` and `mae`, the
+    mean squared and absolute error of the output in the target's units (no 1/2), `acc` None.
+    Classification: `acc`, and `nll` where the output defines probabilities: the mean negative
+    log-likelihood of the labels (Bernoulli for a sigmoid output, summed over the outputs of a
+    multi-class one; categorical for softmax), from the logits, as the losses compute it.
+    """
+    n_members = z.shape[0]
+
+    def per_member(t):
+        return t.reshape(n_members, -1).mean(1)
+
     if task == REGRESSION:
-        return None
+        error = OUTPUTS[output](z) - labels.to(z.dtype)
+        mse, mae = torch.stack([per_member(error.square()), per_member(error.abs())]).tolist()
+        return {"acc": None, "mse": mse, "mae": mae}
     if task == MULTICLASS:
         hit = z.argmax(-1) == labels
     else:  # binary: the logit's sign (a sigmoid output above 1/2, a hinge score above 0)
         hit = (z.squeeze(-1) > 0) == (labels.squeeze(-1) > 0.5)
-    n = hit.shape[1]
-    return [c / n for c in hit.reshape(hit.shape[0], -1).sum(1).tolist()]
+    columns = {"acc": hit.reshape(n_members, -1).sum(1, dtype=z.dtype)}  # counts, divided in Python
+    if output == "softmax":
+        columns["nll"] = per_member(F.cross_entropy(z.flatten(0, -2), labels.flatten(), reduction="none"))
+    elif output == "sigmoid":
+        target = F.one_hot(labels, z.shape[-1]).to(z.dtype) if task == MULTICLASS else labels.to(z.dtype)
+        nll = F.binary_cross_entropy_with_logits(z, target, reduction="none").sum(-1)
+        columns["nll"] = per_member(nll)
+    values = dict(zip(columns, torch.stack(list(columns.values())).tolist()))
+    n = hit[0].numel()
+    values["acc"] = [c / n for c in values["acc"]]
+    return values
+
+
+def linear_fit(weight: torch.Tensor, bias: torch.Tensor) -> dict:
+    """A depth-0 model's fitted weight [out, in] and bias [out], as lists for the summary."""
+    return {"weight": weight.detach().cpu().tolist(), "bias": bias.detach().cpu().tolist()}
 
 
 class LayerReader:
@@ -193,13 +224,14 @@ class Recorder:
         self.log_every = cfgs[0].train.log_every
         self.eval_every = cfgs[0].train.eval_every or self.log_every
         self.losses = member_losses(cfgs[0])
+        self.output = cfgs[0].model.output
+        self.common = common_metrics(task, self.output)
         n = len(cfgs)
         self.loss_sum, self.n_seen = [0.0] * n, 0
         self.running = list(range(n))
         self.status: list[str] = ["finished"] * n
         self.diverged_step: list[int | None] = [None] * n
-        self.steps_to_target: list[int | None] = [None] * n
-        self.seconds_to_target: list[float | None] = [None] * n
+        self.targets = [_targets(c) for c in cfgs]
         self.first: list[dict] = [{} for _ in cfgs]
         self.last: list[dict] = [{} for _ in cfgs]
         self.start = time.perf_counter()
@@ -229,20 +261,27 @@ class Recorder:
         self.n_seen += n_batch
         return bool(self.running)
 
+    def predictions(self, z: torch.Tensor, labels: torch.Tensor) -> dict[str, list | None]:
+        """Each member's accuracy and common metrics (`prediction_metrics`) for logits z [M, N, out]."""
+        return prediction_metrics(z, labels, self.task, self.output)
+
     @torch.inference_mode()
     def evaluate(self, forward: Forward, which: str, prefix: str) -> list[dict]:
-        """Mean loss (and accuracy) of every member on its own whole set `which`, without gradients."""
+        """Mean loss, accuracy and common metrics of every member on its own whole set `which`."""
         x, y, labels = self.sets[which]
         if x.shape[1] == 0:
-            return [{f"{prefix}loss": None, f"{prefix}acc": None}] * len(self.cfgs)
+            return [{f"{prefix}{k}": None for k in ["loss", "acc", *self.common]}] * len(self.cfgs)
         z = forward(x)
-        loss, acc = self.losses(z, y).tolist(), accuracy(z, labels, self.task)
-        return [{f"{prefix}loss": loss[m], f"{prefix}acc": acc and acc[m]} for m in range(len(loss))]
+        loss, metrics = self.losses(z, y).tolist(), self.predictions(z, labels)
+        return [
+            {f"{prefix}loss": loss[m], **{f"{prefix}{k}": v and v[m] for k, v in metrics.items()}}
+            for m in range(len(loss))
+        ]
 
-    def record(self, step: int, lrs: list[float], acc: list | None, val: list | None, layers: list) -> bool:
+    def record(self, step: int, lrs: list[float], batch: dict, val: list | None, layers: list) -> bool:
         """Log each running member's row; a non-finite gradient or weight norm ends its member.
 
-        Returns whether any member still runs.
+        `batch` holds the `predictions` on the step's batch. Returns whether any member still runs.
         """
         elapsed = self.elapsed()
         for m in list(self.running):
@@ -250,7 +289,7 @@ class Recorder:
                 "step": step,
                 "epoch": step / self.per_epoch,
                 "loss": self.loss_sum[m] / self.n_seen,
-                "acc": acc and acc[m],
+                **{k: v and v[m] for k, v in batch.items()},
                 "lr": lrs[m],
                 "time": elapsed,
                 **(val[m] if val else {}),
@@ -261,9 +300,10 @@ class Recorder:
                 self._stop(m, "diverged", step)
             self.logs[m](row)
             self.first[m], self.last[m] = self.first[m] or row, row
-            target = self.cfgs[m].train.target_loss
-            if self.steps_to_target[m] is None and target is not None and row["loss"] <= target:
-                self.steps_to_target[m], self.seconds_to_target[m] = step, elapsed
+            for target in self.targets[m]:
+                value = row.get(target["metric"])
+                if target["steps_to"] is None and value is not None and _reached(target, value):
+                    target["steps_to"], target["seconds_to"] = step, elapsed
         self.loss_sum, self.n_seen = [0.0] * len(self.cfgs), 0
         return bool(self.running)
 
@@ -276,11 +316,12 @@ class Recorder:
         for m in list(self.running):
             self._stop(m, "interrupted")
 
-    def summaries(self, step: int, forward: Forward, n_params: int) -> list[dict]:
+    def summaries(self, step: int, forward: Forward, n_params: int, linear: list | None = None) -> list[dict]:
         """One summary per member, after the loop stopped at `step`, with its final metrics.
 
         Final metrics are a full pass over the train set with the final weights; the validation
         metrics of the row recorded after the last step (same weights, same data) are reused.
+        `linear`: a depth-0 model's `linear_fit` per member.
         """
         finals: list[dict] = [{} for _ in self.cfgs]
         if any(s != "diverged" for s in self.status):
@@ -294,27 +335,44 @@ class Recorder:
                 val = self.evaluate(forward, "val", "final_val_")
             finals = [{**a, **b} for a, b in zip(train, val)]
         wall = self.elapsed()
-        return [
-            {
-                "status": self.status[m],
-                "steps": self.n_steps,
-                "steps_done": (self.diverged_step[m] if self.diverged_step[m] is not None else step + 1)
-                if self.n_steps
-                else 0,
-                "epochs": self.n_steps / self.per_epoch,
-                "diverged_step": self.diverged_step[m],
-                **(finals[m] if self.status[m] != "diverged" else {}),
-                "target_loss": cfg.train.target_loss,
-                "steps_to_target": self.steps_to_target[m],
-                "seconds_to_target": self.seconds_to_target[m],
-                "grad_ratio_first_last": hidden_ratio(self.first[m]),
-                "grad_ratio_first_last_end": hidden_ratio(self.last[m]),
-                "wall_time": wall,
-                "n_params": n_params,
-                "task": self.task,
-            }
-            for m, cfg in enumerate(self.cfgs)
-        ]
+        summaries = []
+        for m, cfg in enumerate(self.cfgs):
+            done = self.status[m] != "diverged"
+            loss_target = self.targets[m][0] if cfg.train.target_loss is not None else {}
+            summaries.append(
+                {
+                    "status": self.status[m],
+                    "steps": self.n_steps,
+                    "steps_done": (self.diverged_step[m] if self.diverged_step[m] is not None else step + 1)
+                    if self.n_steps
+                    else 0,
+                    "epochs": self.n_steps / self.per_epoch,
+                    "diverged_step": self.diverged_step[m],
+                    **(finals[m] if done else {}),
+                    **({"linear": linear[m]} if linear and done else {}),
+                    "target_loss": cfg.train.target_loss,
+                    "steps_to_target": loss_target.get("steps_to"),
+                    "seconds_to_target": loss_target.get("seconds_to"),
+                    "targets": [dict(t) for t in self.targets[m]],
+                    "grad_ratio_first_last": hidden_ratio(self.first[m]),
+                    "grad_ratio_first_last_end": hidden_ratio(self.last[m]),
+                    "wall_time": wall,
+                    "n_params": n_params,
+                    "task": self.task,
+                }
+            )
+        return summaries
+
+
+def _targets(cfg: Config) -> list[dict]:
+    """A member's targets, not yet reached: `train.target_loss` (on `loss`) first, then `train.target`."""
+    loss = [{"metric": "loss", "value": cfg.train.target_loss}] if cfg.train.target_loss is not None else []
+    return [{**t, "steps_to": None, "seconds_to": None} for t in loss + list(cfg.train.target or [])]
+
+
+def _reached(target: dict, value: float) -> bool:
+    """Accuracy targets are reached at or above their value, every other metric at or below it."""
+    return value >= target["value"] if target["metric"].endswith("acc") else value <= target["value"]
 
 
 def hidden_ratio(row: dict) -> float | None:

@@ -27,11 +27,8 @@ from ..components.optim import optimizers, schedules
 from ..config.schema import Config
 from ..config.validate import plan
 from .model import MLP, build_model, device_of
-from .recording import LayerReader, Recorder, accuracy
+from .recording import LayerReader, Recorder, linear_fit
 from .train import member_sets, prepare
-
-PER_MEMBER = {"seed", "optim.lr", "model.init", "model.bias_init", "train.target_loss"}
-"""Config keys that may differ between the members of one stack; everything else must be equal."""
 
 
 def group_key(cfg: Config) -> str:
@@ -40,7 +37,7 @@ def group_key(cfg: Config) -> str:
     d.pop("seed")
     d["optim"] = {k: v for k, v in d["optim"].items() if k != "lr"}
     d["model"] = {k: v for k, v in d["model"].items() if k not in ("init", "bias_init")}
-    d["train"] = {k: v for k, v in d["train"].items() if k != "target_loss"}
+    d["train"] = {k: v for k, v in d["train"].items() if k not in ("target_loss", "target")}
     return json.dumps(d, sort_keys=True, default=str)
 
 
@@ -179,7 +176,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None) -> tuple[list[di
     cfg = cfgs[0]
     if not can_stack(cfgs):
         raise ValueError(
-            "train_stacked needs configs that differ only in seed, lr, init and target_loss, with an "
+            "train_stacked needs configs that differ only in seed, lr, init and targets, with an "
             "optimizer whose learning rate is a last factor of its step; run them plainly"
         )
     device = device_of(cfg)
@@ -225,7 +222,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None) -> tuple[list[di
 
             if record:
                 reading = reader.read(keep)
-                acc = accuracy(z.detach(), labels_epoch[:, batch], book.task)
+                batch_metrics = book.predictions(z.detach(), labels_epoch[:, batch])
 
             factor = schedule(step, n_steps, **cfg.optim.schedule.kwargs)
             lrs = [lr * factor for lr in base_lrs]
@@ -233,11 +230,14 @@ def train_stacked(cfgs: list[Config], logs: list | None = None) -> tuple[list[di
 
             if record:
                 val = book.evaluate(net, "val", "val_") if book.evaluates(step) else None
-                if not book.record(step, lrs, acc, val, reader.finish(reading)):
+                if not book.record(step, lrs, batch_metrics, val, reader.finish(reading)):
                     break
     except KeyboardInterrupt:
         book.interrupt()
-    summaries = book.summaries(step, net, sum(p[0].numel() for p in net.params))
+    fits = None
+    if cfg.model.depth == 0:
+        fits = [linear_fit(net.weights[0][m].T, net.biases[0][m, 0]) for m in range(n_members)]
+    summaries = book.summaries(step, net, sum(p[0].numel() for p in net.params), fits)
     for summary in summaries:
         summary["stacked"] = n_members
     return summaries, net, ds

@@ -19,7 +19,7 @@ from ..components.optim import optimizers, schedules
 from ..config.schema import Config
 from ..config.validate import plan
 from .model import MLP, build_model, device_of, dtype_of
-from .recording import LAYER_KEYS, LayerReader, Recorder, accuracy
+from .recording import LAYER_KEYS, LayerReader, Recorder, linear_fit
 
 __all__ = ["LAYER_KEYS", "prepare", "train", "predict_view"]
 
@@ -104,10 +104,10 @@ def train(
             if not book.add_losses(step, [loss.item()], n_batch):
                 break  # the loss is not finite: diverged
 
-            # read every layer (and the batch accuracy) before the step changes the weights
+            # read every layer (and the batch's accuracy and metrics) before the step changes the weights
             if record:
                 reading = reader.read(keep)
-                acc = accuracy(z.detach()[None], labels[idx][None], book.task)
+                batch_metrics = book.predictions(z.detach()[None], labels[idx][None])
 
             # optimizer step with the scheduled learning rate
             lr = base_lr * schedule(step, n_steps, **cfg.optim.schedule.kwargs)
@@ -117,13 +117,15 @@ def train(
 
             if record:
                 val = book.evaluate(model, "val", "val_") if book.evaluates(step) else None
-                if not book.record(step, [lr], acc, val, reader.finish(reading)):
+                if not book.record(step, [lr], batch_metrics, val, reader.finish(reading)):
                     break  # a gradient or weight norm is not finite: diverged
                 bar.update(step + 1 - bar.n)
     except KeyboardInterrupt:
         book.interrupt()
     bar.close()
-    summary = book.summaries(step, model, sum(p.numel() for p in model.parameters()))[0]
+    first = model.layers[0]  # a depth-0 model is one linear layer: the summary holds its fit
+    fit = [linear_fit(first.weight, first.bias)] if cfg.model.depth == 0 else None
+    summary = book.summaries(step, model, sum(p.numel() for p in model.parameters()), fit)[0]
     return summary, model, d
 
 
