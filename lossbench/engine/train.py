@@ -123,8 +123,8 @@ def train(
     except KeyboardInterrupt:
         book.interrupt()
     bar.close()
-    first = model.layers[0]  # a depth-0 model is one linear layer: the summary holds its fit
-    fit = [linear_fit(first.weight, first.bias)] if cfg.model.depth == 0 else None
+    weight, bias = model.layers[0].parameters()  # a depth-0 model is this one layer: its fit is kept
+    fit = [linear_fit(weight, bias)] if cfg.model.depth == 0 else None
     summary = book.summaries(step, model, sum(p.numel() for p in model.parameters()), fit)[0]
     return summary, model, d
 
