@@ -3,7 +3,9 @@
 Every row is a fresh `python -m lossbench ...` process (best wall time of `--repeats`), and every
 floor is measured in this same run: the bare `import torch` and `import matplotlib.pyplot`
 processes, and the bare training (the same configs trained in this process after the imports,
-writing nothing). Targets, on the 2-core machine:
+writing nothing). Each row gives wall time and CPU seconds (the command and its workers): on a
+shared machine other load stretches the wall times, much less the CPU times. Targets (wall time),
+on the 2-core machine:
 
 - a finished run reused: at most the torch import + 0.5 s;
 - `validate` of one config: at most the torch import + 0.5 s; of a 16-seed sweep: at most 1.5x one;
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -44,15 +47,25 @@ SEEDS = {  # bench_sweep.py's 16-seed case
 }
 
 
+LAST = {"cpu": float("nan")}
+"""The best CPU seconds (user + system, the command and its worker processes) of the last `wall`
+call: other load on a shared machine stretches wall times far more than CPU times."""
+
+
 def wall(args: list[str], repeats: int, setup=None) -> float:
     """Best wall time of `repeats` runs of `python ARGS` (calling `setup()` before each)."""
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats):
         if setup:
             setup()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, check=True, capture_output=True)
         best = min(best, time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        best_cpu = min(best_cpu, cpu)
+    LAST["cpu"] = best_cpu
     return best
 
 
@@ -139,30 +152,48 @@ def main() -> None:
     sweep27 = os.path.join(ROOT, "configs", "sweep_activations.yaml")
     try:
         torch_s = wall(["-c", "import torch"], n)
+        torch_cpu = LAST["cpu"]
         mpl_s = wall(["-c", "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot"], n)
+        mpl_cpu = LAST["cpu"]
         rows = []
 
-        def row(what, seconds, floor_name, floor, target, ok):
-            rows.append((what, seconds, floor_name, floor, seconds / floor, target, ok))
-            print(f"{what:<42} {seconds:6.2f} s", file=sys.stderr)
+        def row(what, seconds, floor_name, floor, target, ok, cpu=None, floor_cpu=None):
+            cpu = LAST["cpu"] if cpu is None else cpu
+            floor_cpu = {"torch import": torch_cpu, "matplotlib import": mpl_cpu}.get(floor_name, floor_cpu)
+            rows.append((what, seconds, floor_name, floor, target, ok, cpu, floor_cpu))
+            print(f"{what:<42} {seconds:6.2f} s, {cpu:6.2f} CPU s", file=sys.stderr)
 
         wall(lb("run", quick, "--out", out, "--quiet"), 1)  # train once; the rows reuse it
         s = wall(lb("run", quick, "--out", out, "--quiet"), n)
         row("run (a finished run reused)", s, "torch import", torch_s, "<= floor + 0.5 s", s <= torch_s + 0.5)
         v1 = wall(lb("validate", quick), n)
         row("validate one config", v1, "torch import", torch_s, "<= floor + 0.5 s", v1 <= torch_s + 0.5)
+        v1_cpu = LAST["cpu"]
         v16 = wall(lb("validate", seeds), n)
-        row("validate a 16-seed sweep", v16, "validate one", v1, "<= 1.5x", v16 <= 1.5 * v1)
+        row("validate a 16-seed sweep", v16, "validate one", v1, "<= 1.5x", v16 <= 1.5 * v1, floor_cpu=v1_cpu)
 
         raw = yaml.safe_load(open(seeds))
         train_s = bare_training(raw, stacked=True)
         clean = lambda: shutil.rmtree(out, ignore_errors=True)  # noqa: E731
         s = wall(lb("run", seeds, "--out", out, "--quiet"), n, setup=clean)
         floor = torch_s + train_s
-        row("run a 16-seed sweep, stacked", s, "torch + training", floor, "<= 3x", s <= 3 * floor)
+        row(
+            "run a 16-seed sweep, stacked",
+            *(s, "torch + training", floor, "<= 3x", s <= 3 * floor),
+            floor_cpu=torch_cpu + train_s,
+        )
         plain_s = bare_training(raw, stacked=False)
         s = wall(lb("run", seeds, "--out", out, "--quiet", "--no-batch"), 1, setup=clean)
-        row("the same, --no-batch", s, "torch + training", torch_s + plain_s, "(none)", None)
+        floor = torch_s + plain_s
+        row(
+            "the same, --no-batch",
+            s,
+            "torch + training",
+            floor,
+            "(none)",
+            None,
+            floor_cpu=torch_cpu + plain_s,
+        )
 
         wall(lb("run", quick, "--out", out, "--quiet"), 1)
         s = wall(lb("plot", os.path.join(out, "quickstart"), "--out", os.path.join(tmp, "f1")), n)
@@ -175,16 +206,21 @@ def main() -> None:
         row("report of the results folder", s, "matplotlib import", mpl_s, "(none)", None)
         s = watch_refresh(tmp, n)
         if s is not None:
-            row("watch: save to refreshed figures", s, "torch import", torch_s, "<= 2 s", s <= 2)
+            row("watch: save to refreshed figures", s, "-", 1.0, "<= 2 s", s <= 2, float("nan"), float("nan"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"\nfloors: torch import {torch_s:.2f} s, matplotlib import {mpl_s:.2f} s (best of {n})\n")
-    print("| what | wall time | floor | ratio | target | met |")
-    print("|---|---|---|---|---|---|")
-    for what, s, floor_name, floor, ratio, target, ok in rows:
+    print(f"\nfloors: torch import {torch_s:.2f} s, matplotlib import {mpl_s:.2f} s (best of {n})")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    print("| what | wall time | floor | ratio | CPU s | floor CPU s | CPU ratio | target (wall) | met |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for what, s, floor_name, floor, target, ok, cpu, floor_cpu in rows:
         met = "-" if ok is None else ("yes" if ok else "**no**")
-        print(f"| {what} | {s:.2f} s | {floor_name} {floor:.2f} s | {ratio:.2f} | {target} | {met} |")
+        ratio = f"{s / floor:.2f}" if floor_name != "-" else "-"
+        print(
+            f"| {what} | {s:.2f} s | {floor_name} {floor:.2f} s | {ratio} | {cpu:.2f} | {floor_cpu:.2f} "
+            f"| {cpu / floor_cpu:.2f} | {target} | {met} |"
+        )
 
 
 if __name__ == "__main__":
