@@ -174,6 +174,8 @@ def watch(
     from .errors import UserError
     from .viz.draw import pool as drawing_pool
 
+    if not os.path.isfile(path):  # a file to watch, not one that may appear some day
+        raise UserError([("", "does not exist or is not a file")], path)
     pool = drawing_pool()  # forked before torch is loaded, where forking is safe
     state = State(path)
     server = serve(state, port)

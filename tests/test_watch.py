@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 import yaml
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LIMIT = 180  # seconds: only a hung process gets there
@@ -184,3 +184,9 @@ def test_watch_page_updates_itself_in_headless_chromium(watch, tmp_path):
         browser.terminate()
         browser.wait(timeout=60)
     assert w.stop()[0] == 130
+
+
+def test_watch_missing_config_is_a_clear_error(tmp_path):
+    r = run_cli("watch", tmp_path / "nope.yaml", "--out", tmp_path / "results")
+    assert r.returncode == 2 and "nope.yaml: 1 problem" in r.stderr and "does not exist" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "results").exists()
