@@ -64,7 +64,28 @@ def lab(tmp_path_factory):
         root,
     )
     noval = _execute(_tiny(name="noval", data__val_fraction=0.0), root)
-    return {"root": root, "sweep": sweep, "diverged": diverged, "line": line, "noval": noval}
+    regression = {
+        loss: _execute(
+            {
+                "name": "reg",
+                "data": {"name": "sine", "n_samples": 64},
+                "model": {"depth": 1, "width": 8, "activation": "tanh"},
+                "loss": {"name": loss},
+                "optim": {"name": "sgd", "lr": 0.05},
+                "train": {"epochs": 2, "batch_size": 16, "log_every": 2},
+            },
+            root,
+        )
+        for loss in ["mae", "huber"]
+    }
+    return {
+        "root": root,
+        "sweep": sweep,
+        "diverged": diverged,
+        "line": line,
+        "noval": noval,
+        "reg": regression,
+    }
 
 
 def _groups(*paths, by=None):
@@ -110,6 +131,21 @@ def test_seeds_are_one_group_with_mean_and_band(lab):
     assert np.isclose(band.min(), np.minimum(a, b).min()) and np.isclose(band.max(), np.maximum(a, b).max())
     legend = fig.legends[0] if fig.legends else ax.get_legend()
     assert {t.get_text() for t in legend.get_texts()} >= {g.label for g in groups}
+
+
+def test_mae_against_huber_is_drawn_on_the_recorded_mse_of_both(lab):
+    groups = _groups(os.path.dirname(lab["reg"]["mae"]))
+    fig = plots.fig_loss_curves(groups)
+    train_ax, val_ax = fig.axes[:2]
+    for loss, folder in lab["reg"].items():
+        run = runs.load_run(folder)
+        (line,) = _lines(train_ax, f"loss={loss}")
+        np.testing.assert_allclose(line.get_ydata(), run.metrics["mse"])  # the engine's own numbers
+        (val,) = _lines(val_ax, f"loss={loss}")
+        np.testing.assert_allclose(
+            val.get_ydata(), run.metrics["val_mse"][np.isfinite(run.metrics["val_mse"])]
+        )
+    assert "MSE" in fig._suptitle.get_text() and fig._supxlabel is None  # no note: both recorded it
 
 
 def test_epoch_axis_uses_recorded_epochs(lab):
