@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from typing import TYPE_CHECKING
 
@@ -104,3 +105,16 @@ def _what(groups: list[Group]) -> str:
     if len(groups) > 1 and keys:
         return f"{len(groups)} configs by {', '.join(keys)}"
     return f"{_default_label(groups[0].runs[0])} ({n_runs} run{'s' if n_runs != 1 else ''})"
+
+
+def render(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
+    """The figure as image bytes in `fmt` (png, pdf, svg, ...)."""
+    import warnings
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # a metric that is constant over a run (e.g. a loss of exactly 0) gives equal axis limits;
+        # matplotlib widens them itself, the warning only alarms the reader
+        warnings.filterwarnings("ignore", message="Attempting to set identical")
+        fig.savefig(buf, format=fmt, dpi=dpi)
+    return buf.getvalue()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # tqdm loads when a bar is made
     from tqdm import tqdm
 
-from .figures import render
+from .canvas import _figure, render
 
 _JOBS: list = []
 """The jobs of the current `draw` call: forked workers read them from their copy of memory."""
@@ -32,9 +32,7 @@ def _draw_one(job: int, k: int, fmt: str) -> bytes | None:
 
 def _warm_up() -> None:
     """Load matplotlib and render one small figure, so forked workers inherit fonts and caches."""
-    from .figures import new_figure
-
-    fig = new_figure(1, 1)
+    fig = _figure(1, 1)
     ax = fig.subplots()
     ax.set_xlabel("$x$ layer")
     ax.set_yscale("log")

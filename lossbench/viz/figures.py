@@ -15,14 +15,13 @@ and writes them.
 from __future__ import annotations
 
 import functools
-import io
 import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..runs.store import atomic_write, check_writable
-from .canvas import _figure, _wants_log  # noqa: F401 (tests use _wants_log from here)
+from .canvas import _figure, _wants_log, render  # noqa: F401 (tests use _wants_log from here)
 from .curves import fig_convergence, fig_loss_curves
 from .layers import fig_activation_health, fig_grad_heatmap, fig_grad_profile, health_peaks
 from .load import MAX_PANELS, Group
@@ -97,18 +96,6 @@ def figures(groups: list[Group], metric: str | None = None) -> Iterator[tuple[st
         fig = fn(page, **options)
         if fig is not None:
             yield name, fig
-
-
-def render(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
-    import warnings
-
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        # a metric that is constant over a run (e.g. a loss of exactly 0) gives equal axis limits;
-        # matplotlib widens them itself, the warning only alarms the reader
-        warnings.filterwarnings("ignore", message="Attempting to set identical")
-        fig.savefig(buf, format=fmt, dpi=dpi)
-    return buf.getvalue()
 
 
 def save_figures(
