@@ -89,6 +89,97 @@ class _Parser(argparse.ArgumentParser):
         self.commands: dict[str, argparse.ArgumentParser] = {}
 
 
+# ----- flag values, validated like config values -------------------------------------------------
+
+
+def _limit() -> int:
+    """The most threads or workers a flag accepts: 4 per core (torch crashes at absurd counts)."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
+def count(text: str) -> int:
+    """A thread or worker count: an integer from 1 to 4 per core."""
+    hi = _limit()
+    where = f"4 per core, at least 8; this machine has {os.cpu_count() or 1} cores"
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= hi:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {hi} ({where}), got {text!r}")
+    return value
+
+
+def path(text: str) -> str:
+    """A file or folder path: not empty, no NUL byte, within the system's length limits."""
+    if not text or not text.strip():
+        raise argparse.ArgumentTypeError("must be a path, got an empty string")
+    if "\0" in text:
+        raise argparse.ArgumentTypeError(f"must be a path without NUL bytes, got {text!r}")
+    longest = max(len(part.encode(errors="replace")) for part in text.split(os.sep))
+    if len(text.encode(errors="replace")) > 4000 or longest > 255:
+        raise argparse.ArgumentTypeError(
+            f"must be a path of at most 4000 bytes, each name at most 255, got {len(text)} characters"
+        )
+    return text
+
+
+def address(text: str) -> str:
+    """A Ray cluster address: auto, HOST:PORT or ray://HOST:PORT (PORT 1-65535)."""
+    import re
+
+    match = re.fullmatch(r"(ray://)?([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})", text)
+    if text != "auto" and not (match and 1 <= int(match.group(3)) <= 65535):
+        raise argparse.ArgumentTypeError(
+            f"must be auto, HOST:PORT or ray://HOST:PORT with a port from 1 to 65535, got {text!r}"
+        )
+    return text
+
+
+def port(text: str) -> int:
+    """A TCP port: 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 (any free one) to 65535, got {text!r}")
+    return value
+
+
+def name(text: str) -> str:
+    """An experiment name, a list kind or a dotted config key: letters, digits, '_', '-', '.'."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,100}", text):
+        raise argparse.ArgumentTypeError(f"must be 1-100 letters, digits, '_', '-' or '.', got {text!r}")
+    return text
+
+
+FLAG_TYPES = {
+    "threads": count,
+    "workers": count,
+    "config": path,
+    "out": path,
+    "path": path,
+    "paths": path,
+    "address": address,
+    "only": name,
+    "by": name,
+    "kind": name,
+}
+"""How every value a command takes is checked, by its argparse `dest` (`overrides` are checked as
+config values). `_typed` installs them, so a flag added without an entry here fails its test."""
+
+
+def _typed(p: _Parser) -> None:
+    """Give every value-taking argument of every command its checking type from FLAG_TYPES."""
+    for sp in [p, *p.commands.values()]:
+        for action in sp._actions:
+            if action.dest in FLAG_TYPES and action.choices is None:
+                action.type = FLAG_TYPES[action.dest]
+
+
 def parser() -> _Parser:
     experiments = experiment_names()
     p = _Parser(
@@ -213,6 +304,7 @@ def parser() -> _Parser:
         p.commands[name].add_argument(
             "--quiet", action="store_true", help="no progress bar (none is drawn unless on a terminal)"
         )
+    _typed(p)
     return p
 
 
@@ -245,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     module, function = COMMANDS[args.command]
     from .errors import UserError
 
+    _sigterm_like_ctrl_c()
     try:
         return getattr(importlib.import_module(module), function)(args) or 0
     except UserError as e:
@@ -259,6 +352,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _sigterm_like_ctrl_c() -> None:
+    """SIGTERM (a `kill`, a job scheduler's stop) ends a command as Ctrl-C does: runs are marked
+    interrupted, sweep workers are stopped, exit code 130."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (main() called from a thread): leave it as it is
+        pass
 
 
 def _load(args):
@@ -296,6 +403,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runs.runner import execute
     from .runs.store import check_writable
 
+    if args.address and args.backend != "ray":
+        raise UserError(
+            [("--address", "is the address of a Ray cluster; it needs --backend ray")], "command line"
+        )
     cfg, sweep, raw = _load(args)
     if args.print_config:
         _print_config(cfg, sweep)
@@ -317,9 +428,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     import torch
 
-    if args.threads < 1:
-        raise UserError([("--threads", f"must be at least 1, got {args.threads}")], "command line")
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)  # checked by `count`: 1 to 4 per core
     summary, folder, reused = execute(cfg, args.out, force=args.force, progress=not args.quiet)
     if reused:
         print(f"reused the finished run in {folder} (same config; --force to train again)")

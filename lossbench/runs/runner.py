@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import sys
 from typing import Any
 
 from ..config.schema import Config
@@ -15,32 +15,41 @@ from .store import (
     RunWriter,
     _missing_folders,
     check_writable,
-    is_finished,
     load_run,
     read_summary,
     run_dir,
     versions,
 )
+from .verify import reuse_check
 
 
 def execute(
     cfg: Config, root: str = "results", force: bool = False, progress: bool = False, folder: str | None = None
 ) -> tuple[dict, str, bool]:
-    """Run `cfg` into its folder under `root` unless a finished run is there.
+    """Run `cfg` into its folder under `root` unless a finished run that verifies is there.
 
-    Returns (summary, folder, reused). A KeyboardInterrupt is raised again after the folder
-    records the run as interrupted.
+    Returns (summary, folder, reused). A finished run that does not verify is trained again, with a
+    note on stderr. Raises RunBusy (a UserError) when another process is writing the same run. A
+    KeyboardInterrupt is raised again after the folder records the run as interrupted.
     """
     from ..engine.train import predict_view, train
 
     folder = folder or run_dir(root, cfg)
-    summary = None if force or not is_finished(folder, cfg) else read_summary(folder)
-    if summary is not None:
-        return summary, folder, True
-    created = _missing_folders(folder)
+    if not force:
+        reusable, note = reuse_check(folder, cfg)
+        summary = read_summary(folder) if reusable else None  # None: it vanished meanwhile
+        if summary is not None:
+            return summary, folder, True
+        if note:
+            print(f"lossbench: note: {note}", file=sys.stderr)
+    created = _missing_folders(os.path.dirname(folder))
     writer = None
     try:
         writer = RunWriter(folder, cfg)
+        finished = read_summary(folder) if not force and reuse_check(folder, cfg)[0] else None
+        if finished is not None:  # another process finished it meanwhile
+            writer.discard()
+            return finished, folder, True
         summary, model, d = train(cfg, log=writer.log, progress=progress)
         _stamp(summary, cfg, folder, str(next(model.parameters()).device))
         view = predict_view(model, d) if summary["status"] != "diverged" else None
@@ -50,16 +59,13 @@ def execute(
         # that was being replaced stays)
         if writer is not None:
             writer.discard()
-        elif not is_finished(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-        for path in created:
-            try:
-                os.rmdir(path)  # only the folders this call created, and only when empty
-            except OSError:
-                pass
+        _remove_empty(created)
         raise UserError(
             [("results", f"cannot write {folder}: {e.strerror or e}; nothing was kept")], "results"
         ) from None
+    except UserError:  # another process owns the run, or its path holds something else
+        _remove_empty(created)
+        raise
     finally:
         if writer is not None:
             writer.close()
@@ -98,6 +104,15 @@ def run_stacked(cfgs: list[Config], root: str) -> list[tuple[dict, str]]:
     if any(s["status"] == "interrupted" for s in summaries):
         raise KeyboardInterrupt
     return list(zip(summaries, folders))
+
+
+def _remove_empty(created: list[str]) -> None:
+    """Remove the folders this call created (deepest first), each only when it is empty."""
+    for path in created:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
 
 
 def run(

@@ -18,8 +18,9 @@ import json
 import math
 import os
 import platform
+import secrets
 import shutil
-import tempfile
+import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ import yaml
 
 from ..config.schema import Config
 from ..errors import UserError
+from . import journal
 
 if TYPE_CHECKING:  # torch loads when a run is written, not when run folders are read
     import torch
@@ -48,12 +50,18 @@ def run_dir(root: str, cfg: Config) -> str:
 
 
 def atomic_write(path: str, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees either the old file or the whole new one."""
+    """Write `data` to `path` so that a reader sees either the old file or the whole new one.
+
+    The temporary file is listed in a journal first (`lossbench.runs.journal`), so that if this
+    process is killed, the next writer into the folder knows the file is lossbench's and removes it.
+    """
     folder = os.path.dirname(path) or "."
-    remove_dead_leftovers(folder)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.getpid()}-")
+    journal.clean(folder)
+    log = journal.Journal(folder)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a results folder is shared
+        log.made(os.path.basename(tmp))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -63,65 +71,45 @@ def atomic_write(path: str, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        log.close()
 
 
-def remove_dead_leftovers(folder: str) -> None:
-    """Clean up after writers that were killed: each leftover is named after its process id.
+MAX_SUMMARY_BYTES = 16 << 20  # a summary is a few KB (a depth-0 model's weights included)
+MAX_METRICS_BYTES = 1 << 30  # ~ a million rows of a 10-layer net; more is not a run lossbench wrote
 
-    - `.tmp-<pid>-*`: an `atomic_write`'s temporary file, deleted;
-    - `.<run_id>.new-<pid>`: a forced rerun's replacement folder, deleted;
-    - `.<run_id>.old-<pid>`: a finished run caught between the two renames of a swap, put back
-      (deleted when the swap had finished).
 
-    Those of live processes (a concurrent writer's) stay.
-    """
+def read_bounded(path: str, limit: int) -> bytes:
+    """The bytes of `path`, or RunFolderError when it holds more than `limit` (or is no plain file)."""
+    with open(path, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise RunFolderError([("", "is not a plain file")], path)
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise RunFolderError([("", f"is larger than {limit >> 20} MiB, more than any run writes")], path)
+    return data
+
+
+def read_json(path: str, limit: int = MAX_SUMMARY_BYTES):
+    """A JSON file of a run folder; ValueError when it is not JSON (or nests absurdly deep)."""
     try:
-        names = [n for n in os.listdir(folder) if n.startswith(".tmp-") or ".new-" in n or ".old-" in n]
-    except OSError:
-        return
-    for name in names:
-        if not name.startswith("."):
-            continue
-        temporary = name.startswith(".tmp-")
-        pid = name[len(".tmp-") :].split("-", 1)[0] if temporary else name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        path, final = os.path.join(folder, name), os.path.join(folder, name[1:].rpartition(".")[0])
-        try:
-            if temporary:
-                os.unlink(path)
-            elif ".old-" in name and not os.path.exists(final):
-                os.replace(path, final)
-            else:
-                shutil.rmtree(path)
-        except OSError:
-            pass  # another process cleaned it first, or the folder is read-only
+        return json.loads(read_bounded(path, limit))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
-def _alive(pid: int) -> bool:
-    if os.name == "nt":
-        return True  # (signal 0 is CTRL_C_EVENT there): leave the file
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
+def read_run_yaml(path: str):
+    """A YAML file of a run folder (config.yaml, sweep.yaml), with a config file's bounds."""
+    from ..config.yaml_io import MAX_CONFIG_BYTES, parse_yaml
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return parse_yaml(read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8", "replace"), path, fast=True)
 
 
 def read_summary(folder: str) -> dict | None:
     """The summary of a finished run, or None when the folder holds no complete, valid one."""
     try:
-        with open(os.path.join(folder, "summary.json")) as f:
-            summary = json.load(f)
-    except (OSError, ValueError):
+        summary = read_json(os.path.join(folder, "summary.json"))
+    except (OSError, ValueError, UserError):
         return None
     if not isinstance(summary, dict) or summary.get("status") not in DONE:
         return None
@@ -129,16 +117,15 @@ def read_summary(folder: str) -> dict | None:
 
 
 def is_finished(folder: str, cfg: Config | None = None) -> bool:
-    """True when `folder` holds a finished run (of `cfg`, when given)."""
-    if read_summary(folder) is None:
-        return False
+    """True when `folder` holds a finished run (of `cfg`, when given) that verifies.
+
+    With `cfg`, the run's files must be whole and consistent (`runs.verify.problem`).
+    """
     if cfg is None:
-        return True
-    try:
-        with open(os.path.join(folder, "config.yaml")) as f:
-            return yaml.load(f, Loader=SAFE_LOADER) == cfg.to_dict()
-    except (OSError, yaml.YAMLError):
-        return False
+        return read_summary(folder) is not None
+    from .verify import problem
+
+    return read_summary(folder) is not None and problem(folder, cfg) is None
 
 
 def versions() -> dict:
@@ -170,28 +157,44 @@ def strict_json(value: Any) -> Any:
 class RunWriter:
     """Writes one run folder: config first, metrics rows as they come, summary last.
 
-    Replacing a finished run (`--force`), it writes into a hidden sibling folder and swaps it in
-    only when the new run ends: an interrupted or failed replacement leaves the old run as it was.
+    It holds the run's lock (`journal.hold`) from start to `close`: a second writer of the same
+    run, in another process, stops with `RunBusy` instead of deleting or mixing into this one.
+    Replacing a finished run (`--force`, or one that does not verify), it writes into a hidden
+    sibling folder and swaps it in only when the new run ends: an interrupted or failed
+    replacement leaves the old run as it was.
     """
 
     def __init__(self, folder: str, cfg: Config):
         self.folder = folder
+        self.metrics = None
+        self.n_rows = 0
+        self.replacing, self.path, self.made = False, folder, False
         parent, name = os.path.split(folder)
-        remove_dead_leftovers(parent)
-        self.replacing = is_finished(folder)
-        self.path = os.path.join(parent, f".{name}.new-{os.getpid()}") if self.replacing else folder
-        if os.path.exists(self.path):
-            shutil.rmtree(self.path)  # an incomplete earlier attempt
-        os.makedirs(self.path)
-        resolved = cfg.to_dict()
-        atomic_write(
-            os.path.join(self.path, "config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode()
-        )
-        self.metrics = open(os.path.join(self.path, "metrics.jsonl"), "a")
+        os.makedirs(parent or ".", exist_ok=True)
+        self.lock = journal.hold(folder)  # RunBusy when another process is writing this run
+        try:
+            journal.clean(parent or ".")
+            self.replacing = read_summary(folder) is not None
+            self.path = os.path.join(parent, f".{name}.new-{os.getpid()}") if self.replacing else folder
+            if self.replacing:
+                self.lock.made(os.path.basename(self.path))
+            elif os.path.lexists(folder):
+                _remove_incomplete_run(folder, name)
+            os.makedirs(self.path)
+            self.made = True
+            resolved = cfg.to_dict()
+            atomic_write(
+                os.path.join(self.path, "config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode()
+            )
+            self.metrics = open(os.path.join(self.path, "metrics.jsonl"), "a")
+        except BaseException:
+            self.discard()
+            raise
 
     def log(self, row: dict) -> None:
         self.metrics.write(json.dumps(strict_json(row), allow_nan=False) + "\n")
         self.metrics.flush()
+        self.n_rows += 1
 
     def finish(self, summary: dict, model: torch.nn.Module | None = None, view: dict | None = None) -> None:
         """Close the metrics, save the weights and the picture data, then the summary (last)."""
@@ -204,6 +207,7 @@ class RunWriter:
         if self.replacing and summary.get("status") == "interrupted":
             self.discard()  # the finished run being replaced stays
             return
+        summary["n_rows"] = self.n_rows  # what a reuse checks the metrics file against
         if model is not None:
             buf = io.BytesIO()
             torch.save(model.state_dict(), buf)
@@ -218,30 +222,62 @@ class RunWriter:
         )
         if self.replacing:  # swap the whole new run in, then drop the old one
             parent, name = os.path.split(self.folder)
-            old = os.path.join(parent, f".{name}.old-{os.getpid()}")
-            os.rename(self.folder, old)
+            old = f".{name}.old-{os.getpid()}"
+            self.lock.moved(old, name)  # a kill between the renames: the next writer puts it back
+            os.rename(self.folder, os.path.join(parent, old))
             os.rename(self.path, self.folder)
             self.path = self.folder
-            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(os.path.join(parent, old), ignore_errors=True)
 
     def discard(self) -> None:
         """Delete what this writer wrote: the whole folder, or only the replacement in progress."""
-        self.close()
-        if not (self.replacing and self.path == self.folder):
+        if self.made and not (self.replacing and self.path == self.folder):
             shutil.rmtree(self.path, ignore_errors=True)
+        self.close()
 
     def close(self) -> None:
-        """Close the metrics file after a failure; a failing flush was already reported.
-
-        An unfinished replacement is deleted: the finished run it was to replace stays.
+        """Close the metrics file after a failure (a failing flush was already reported) and release
+        the run's lock. An unfinished replacement is deleted: the finished run it was to replace stays.
         """
-        if not self.metrics.closed:
+        if self.metrics is not None and not self.metrics.closed:
             try:
                 self.metrics.close()
             except OSError:
                 pass
-        if self.replacing and self.path != self.folder:
+        if self.replacing and self.made and self.path != self.folder:
             shutil.rmtree(self.path, ignore_errors=True)
+        if self.lock is not None:
+            journal.release(self.lock)
+            self.lock = None
+
+
+def is_own_run_folder(folder: str, run_id: str) -> bool:
+    """Whether `folder` is a run folder lossbench wrote for run `run_id`: its config.yaml hashes to
+    that id (the name is the hash of the config it holds), or its summary names it (a failed member)."""
+    try:
+        config = read_run_yaml(os.path.join(folder, "config.yaml"))
+        if isinstance(config, dict) and config_hash(config) == run_id:
+            return True
+    except (OSError, UserError, UnicodeError):
+        pass
+    try:
+        summary = read_json(os.path.join(folder, "summary.json"))
+        return isinstance(summary, dict) and summary.get("run_id") == run_id
+    except (OSError, ValueError, UserError):
+        return False
+
+
+def _remove_incomplete_run(folder: str, run_id: str) -> None:
+    """Remove an earlier, unfinished attempt at this run (the caller holds the run's lock), after
+    checking it is one: anything else at that path is the user's, and stays."""
+    if os.path.isdir(folder) and not os.path.islink(folder):
+        journal.clean(folder)  # the temporary files of a writer killed in it
+        if not os.listdir(folder) or is_own_run_folder(folder, run_id):
+            shutil.rmtree(folder)
+            return
+    raise UserError(
+        [("", "exists but is not a lossbench run folder; move it away or choose another --out")], folder
+    )
 
 
 def _missing_folders(folder: str) -> list[str]:
@@ -303,33 +339,39 @@ def load_metrics(path: str) -> dict:
     """
     import numpy as np
 
-    with open(path) as f:
-        lines = [line for line in f.read().split("\n") if line.strip()]
+    text = read_bounded(path, MAX_METRICS_BYTES).decode("utf-8", "replace")
+    lines = [line for line in text.split("\n") if line.strip()]
     try:  # one parse for the whole file: much faster than a parse per line
         rows = json.loads("[" + ",".join(lines) + "]")
-    except ValueError:
+    except (ValueError, RecursionError):
         rows = []
         for i, line in enumerate(lines):
             try:
                 rows.append(json.loads(line))
-            except ValueError:
+            except (ValueError, RecursionError):
                 if i == len(lines) - 1:  # a torn last line, cut short by a kill
                     break
                 raise RunFolderError([("", f"line {i + 1} is not valid JSON")], path) from None
     if not all(isinstance(row, dict) for row in rows):
         raise RunFolderError([("", "holds a line that is not a JSON object")], path)
-    keys = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
+    keys = dict.fromkeys(k for row in rows for k in row)
     columns = {}
     for key in keys:
         values = [row.get(key) for row in rows]
-        width = max((len(v) for v in values if isinstance(v, list)), default=None)
+        try:
+            width = max((len(v) for v in values if isinstance(v, list)), default=None)
+            if width is not None:
+                nan = [float("nan")] * width
+                values = [v if isinstance(v, list) else nan for v in values]
+            column = np.array([float("nan") if v is None else v for v in values], dtype=float)
+            if column.ndim > 2 or (width is not None and column.ndim != 2):
+                raise ValueError
+        except (ValueError, TypeError):
+            what = "a number per row" if width is None else f"{width} numbers per row"
+            raise RunFolderError([(str(key), f"must hold {what} (null for none)")], path) from None
         if width is not None:
-            nan = [float("nan")] * width
-            columns[key] = np.array([v if isinstance(v, list) else nan for v in values], dtype=float)
-        else:
-            columns[key] = np.array([float("nan") if v is None else v for v in values], dtype=float)
+            column = column.reshape(len(values), width)
+        columns[key] = column
     return columns
 
 
@@ -344,18 +386,22 @@ def load_run(path: str) -> Run:
     if missing:
         raise RunFolderError([("", f"not a run folder: {', '.join(missing)} missing")], path)
     try:
-        with open(os.path.join(path, "config.yaml")) as f:
-            config = yaml.load(f, Loader=SAFE_LOADER)
-    except (OSError, yaml.YAMLError) as e:
-        raise RunFolderError([("config.yaml", f"unreadable: {e}")], path) from None
+        config = read_run_yaml(os.path.join(path, "config.yaml"))
+    except OSError as e:
+        raise RunFolderError([("config.yaml", f"unreadable: {e.strerror or e}")], path) from None
+    except UserError as e:
+        raise RunFolderError([("config.yaml", e.problems[0][1])], path) from None
     if not isinstance(config, dict):
         raise RunFolderError([("config.yaml", "does not hold a config mapping")], path)
     summary = None
     summary_path = os.path.join(path, "summary.json")
     if os.path.exists(summary_path):
         try:
-            with open(summary_path) as f:
-                summary = json.load(f)
+            summary = read_json(summary_path)
         except (OSError, ValueError):
             raise RunFolderError([("summary.json", "is truncated or not JSON")], path) from None
+        except UserError as e:
+            raise RunFolderError([("summary.json", e.problems[0][1])], path) from None
+        if not isinstance(summary, dict):
+            raise RunFolderError([("summary.json", "does not hold a mapping")], path)
     return Run(path, config, summary, load_metrics(os.path.join(path, "metrics.jsonl")))

@@ -279,6 +279,8 @@ def fixed_part(resolved: dict, swept: list[str]) -> dict:
 
 def check_folder(folder: str, configs: list[Config], swept: list[str], source: str) -> None:
     """Refuse a results folder holding a sweep (or runs) of a different base config under this name."""
+    from .store import read_run_yaml
+
     new = fixed_part(configs[0].to_dict(), swept)
     fix = (
         f"{folder} holds {{what}}; give this sweep another name (a `name:` key, or name=NEW on the "
@@ -288,10 +290,9 @@ def check_folder(folder: str, configs: list[Config], swept: list[str], source: s
     olds = []
     if os.path.exists(path):
         try:
-            with open(path) as f:
-                saved = yaml.safe_load(f)
+            saved = read_run_yaml(path)
             olds.append(("a sweep of a different base config", saved["fixed"]))
-        except (OSError, yaml.YAMLError, TypeError, KeyError):
+        except (OSError, UserError, TypeError, KeyError):
             raise UserError(
                 [("", f"{path} is unreadable; delete it, or pass --force to replace it")], source
             ) from None
@@ -299,9 +300,8 @@ def check_folder(folder: str, configs: list[Config], swept: list[str], source: s
         for entry in sorted(os.listdir(folder)):
             cfg_path = os.path.join(folder, entry, "config.yaml")
             try:
-                with open(cfg_path) as f:
-                    old = yaml.safe_load(f)
-            except (OSError, yaml.YAMLError):
+                old = read_run_yaml(cfg_path)
+            except (OSError, UserError):
                 continue
             if isinstance(old, dict):
                 olds.append((f"runs of a different config (e.g. {entry})", fixed_part(old, swept)))
@@ -359,8 +359,13 @@ def plan_groups(configs: list[Config], workers: int, batch: bool = True) -> list
 
 
 def _failed(cfg: Config, root: str, error: BaseException | str) -> tuple[dict, str, str | None]:
-    """Record a member that raised: its folder's summary.json says `failed` with the error."""
-    from .store import atomic_write, run_dir
+    """Record a member that raised: its folder's summary.json says `failed` with the error.
+
+    Written only under the run's lock and only into a folder that is free or lossbench's own run:
+    never into a run another process is writing, nor over a user's folder.
+    """
+    from .journal import RunBusy, hold, release
+    from .store import atomic_write, is_own_run_folder, run_dir
 
     folder = run_dir(root, cfg)
     text = error if isinstance(error, str) else "".join(traceback.format_exception_only(type(error), error))
@@ -371,72 +376,176 @@ def _failed(cfg: Config, root: str, error: BaseException | str) -> tuple[dict, s
         "name": cfg.name,
         "run_id": os.path.basename(folder),
     }
+    if isinstance(error, RunBusy):
+        summary["error"] = error.problems[0][1]
+        return summary, folder, summary["error"]
     try:
-        os.makedirs(folder, exist_ok=True)
-        atomic_write(os.path.join(folder, "summary.json"), json.dumps(summary, indent=2).encode())
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+        lock = hold(folder)
+    except (OSError, RunBusy):
+        return summary, folder, summary["error"]
+    try:
+        if (
+            not os.path.exists(folder)
+            or not os.listdir(folder)
+            or is_own_run_folder(folder, summary["run_id"])
+        ):
+            os.makedirs(folder, exist_ok=True)
+            atomic_write(os.path.join(folder, "summary.json"), json.dumps(summary, indent=2).encode())
     except OSError:
         pass
+    finally:
+        release(lock)
     return summary, folder, summary["error"]
 
 
-def run_group(cfgs: list[Config], root: str, threads: int | None = 1) -> list[tuple[dict, str, str | None]]:
-    """Compute one task: a stack (several members) or a plain run. Runs in a worker or a Ray task.
+def run_group(
+    cfgs: list[Config], root: str, threads: int | None = 1, stack: bool = True
+) -> list[tuple[dict, str, str | None]]:
+    """Compute one task: a stack (members sharing a `group_key`) or a plain run. Runs in a worker
+    or a Ray task.
 
-    Returns (summary, folder, error or None) per member, in order. Members the stacked engine
+    Every member is locked first; one that another process is writing is left to it (recorded with
+    an error, its folder untouched). With `stack`, stackable members go through the stacked engine
+    even when only one is left to compute, so that a resumed sweep computes each member exactly as
+    an uninterrupted one did (the plain loop agrees only to rounding). Members the stacked engine
     cannot train exactly (`can_stack`), or whose stack raises, run one by one with the plain loop;
-    a member that still raises is recorded as failed.
+    a member that still raises is recorded as failed. Returns (summary, folder, error or None) per
+    member, in order.
     """
     import torch
 
     from ..engine.stacked import can_stack
+    from .journal import RunBusy, hold, release
     from .runner import execute, run_stacked
+    from .store import run_dir
 
     if threads:
         torch.set_num_threads(threads)
-    if len(cfgs) > 1 and can_stack(cfgs):
-        try:
-            return [(s, f, None) for s, f in run_stacked(cfgs, root)]
-        except KeyboardInterrupt:
-            raise
-        except Exception:  # one member's trouble must not take the stack down: retry them plainly
-            pass
-    records: list[tuple[dict, str, str | None]] = []
-    for cfg in cfgs:
-        try:
-            summary, folder, _ = execute(cfg, root, force=True)
-            records.append((summary, folder, None))
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:
-            records.append(_failed(cfg, root, e))
-    return records
+    records: dict[int, tuple[dict, str, str | None]] = {}
+    locks, mine = [], []
+    try:
+        for i, cfg in enumerate(cfgs):
+            try:
+                os.makedirs(os.path.dirname(run_dir(root, cfg)), exist_ok=True)
+                locks.append(hold(run_dir(root, cfg)))
+                mine.append(i)
+            except (RunBusy, OSError) as e:
+                records[i] = _failed(cfg, root, e)
+        if mine and stack and can_stack([cfgs[i] for i in mine]):
+            try:
+                for i, (s, f) in zip(mine, run_stacked([cfgs[i] for i in mine], root)):
+                    records[i] = (s, f, None)
+                mine = []
+            except KeyboardInterrupt:
+                raise
+            except Exception:  # one member's trouble must not take the stack down: retry them plainly
+                pass
+        for i in mine:
+            try:
+                summary, folder, _ = execute(cfgs[i], root, force=True)
+                records[i] = (summary, folder, None)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                records[i] = _failed(cfgs[i], root, e)
+    finally:
+        for lock in locks:
+            release(lock)
+    return [records[i] for i in range(len(cfgs))]
 
 
-def _init_worker() -> None:
+_busy = False  # whether this worker process is computing a task (see _on_sigterm)
+
+
+def _init_worker(parent: int) -> None:
+    """Set up a pool worker: one torch thread, and it ends with the sweep's main process.
+
+    On Linux the kernel kills the worker when its parent dies, however it dies (prctl's parent-death
+    signal); elsewhere a thread watches the parent. The main process stops a sweep by sending each
+    worker SIGTERM (on Ctrl-C, SIGTERM or an error), so the terminal's SIGINT is ignored here.
+    """
+    import signal
+
     import torch
 
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _die_with_parent(parent)
 
 
-def _compute(groups, root, workers, backend, address, bar) -> list:
-    """Run every group; yields nothing, returns [(group, records)] in completion order."""
+def _die_with_parent(parent: int) -> None:
+    import signal
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    else:
+        import threading
+        import time
+
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(1)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the signal was set
+        os._exit(1)
+
+
+def _on_sigterm(signum, frame) -> None:
+    """In a worker: stop the task in hand like Ctrl-C (its runs are marked interrupted), once."""
+    import signal
+
+    if not _busy:
+        os._exit(0)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _worker_task(cfgs: list[Config], root: str, stack: bool):
+    """run_group in a pool worker; after an interrupt the worker ends instead of taking more work."""
+    global _busy
+    _busy = True
+    try:
+        return run_group(cfgs, root, 1, stack)
+    except KeyboardInterrupt:
+        os._exit(130)
+    finally:
+        _busy = False
+
+
+def _compute(groups, root, workers, backend, address, bar, stack=True) -> list:
+    """Run every group; returns [(group, records)] in completion order.
+
+    On an interrupt (Ctrl-C, SIGTERM) every worker is told to stop and waited for, so none is left
+    running; queued groups are cancelled.
+    """
     done = []
     if backend == "ray":
-        return _compute_ray(groups, root, workers, address, bar)
+        return _compute_ray(groups, root, workers, address, bar, stack)
     if workers <= 1 or len(groups) == 1:
         for g in groups:
-            done.append((g, run_group(g, root, threads=None)))
+            done.append((g, run_group(g, root, None, stack)))
             bar.update(len(g))
         return done
     import multiprocessing
+    import signal
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(groups)), mp_context=ctx, initializer=_init_worker
+        max_workers=min(workers, len(groups)),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
     )
     try:
-        futures = {pool.submit(run_group, g, root): g for g in groups}
+        futures = {pool.submit(_worker_task, g, root, stack): g for g in groups}
         for fut in as_completed(futures):
             g = futures[fut]
             try:
@@ -445,12 +554,19 @@ def _compute(groups, root, workers, backend, address, bar) -> list:
                 records = [_failed(c, root, f"worker process failed: {e!r}") for c in g]
             done.append((g, records))
             bar.update(len(g))
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except OSError:
+                pass
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return done
 
 
-def _compute_ray(groups, root, workers, address, bar) -> list:
+def _compute_ray(groups, root, workers, address, bar, stack=True) -> list:
     try:
         import ray
     except ImportError:
@@ -461,7 +577,7 @@ def _compute_ray(groups, root, workers, address, bar) -> list:
     started = not ray.is_initialized()
     if started:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            _connect_ray(ray, address)
         else:
             package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
             pythonpath = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
@@ -474,7 +590,7 @@ def _compute_ray(groups, root, workers, address, bar) -> list:
     done = []
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(run_group)
-        refs = {task.remote(g, root): g for g in groups}
+        refs = {task.remote(g, root, 1, stack): g for g in groups}
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
@@ -490,6 +606,48 @@ def _compute_ray(groups, root, workers, address, bar) -> list:
         if started:
             ray.shutdown()
     return done
+
+
+RAY_CONNECT_TIMEOUT = 60.0  # seconds: a cluster answers in a few; past this, nothing will
+
+
+def _connect_ray(ray, address: str) -> None:
+    """`ray.init(address=...)` that fails with a message instead of waiting without end.
+
+    First a plain TCP connection to HOST:PORT (10 s), so an address where nothing listens is
+    refused at once; then ray.init itself in a thread, given RAY_CONNECT_TIMEOUT seconds.
+    """
+    import socket
+    import threading
+
+    problem = None
+    if address != "auto":
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        except (OSError, ValueError) as e:
+            problem = f"nothing answers at {address} ({e.strerror or e}); is the cluster started? "
+    if problem is None:
+        outcome: list = []
+
+        def connect():
+            try:
+                ray.init(address=address, log_to_driver=False)
+                outcome.append(None)
+            except Exception as e:  # noqa: BLE001 (shown to the user)
+                outcome.append(e)
+
+        thread = threading.Thread(target=connect, daemon=True)
+        thread.start()
+        thread.join(RAY_CONNECT_TIMEOUT)
+        if not outcome:
+            problem = f"no Ray cluster answered at {address} within {RAY_CONNECT_TIMEOUT:.0f} s; "
+        elif outcome[0] is not None:
+            problem = f"cannot join the Ray cluster at {address}: {outcome[0]}; "
+    if problem:
+        raise UserError(
+            [("--address", problem + "`ray start --head` prints the address to give (HOST:6379)")], "sweep"
+        )
 
 
 def execute_all(
@@ -508,17 +666,22 @@ def execute_all(
     """
     from tqdm import tqdm
 
-    from .store import is_finished, read_summary, run_dir
+    from .store import read_summary, run_dir
+    from .verify import reuse_check
 
     workers = workers or os.cpu_count() or 1
     records: list[dict | None] = [None] * len(configs)
-    todo = []
+    todo, notes = [], {}
     for i, cfg in enumerate(configs):
         folder = run_dir(out, cfg)
-        if not force and is_finished(folder, cfg):
+        reusable, note = (False, None) if force else reuse_check(folder, cfg)
+        if reusable:
             records[i] = {"summary": read_summary(folder), "folder": folder, "reused": True, "error": None}
         else:
             todo.append(cfg)
+            if note:
+                notes[i] = note
+                print(f"lossbench: note: {note}", file=sys.stderr)
     if todo:
         index = {id(c): i for i, c in enumerate(configs)}
         groups = plan_groups(todo, workers, batch)
@@ -531,7 +694,7 @@ def execute_all(
             disable=not (progress and sys.stderr.isatty()),
         )
         try:
-            for g, recs in _compute(groups, root, workers, backend, address, bar):
+            for g, recs in _compute(groups, root, workers, backend, address, bar, batch):
                 for cfg, (summary, _, error) in zip(g, recs):
                     folder = run_dir(out, cfg)
                     records[index[id(cfg)]] = {
@@ -539,6 +702,7 @@ def execute_all(
                         "folder": folder,
                         "reused": False,
                         "error": error,
+                        "note": notes.get(index[id(cfg)]),
                     }
         finally:
             bar.close()
@@ -588,7 +752,7 @@ def table(configs: list[Config], records: list[dict], swept: list[str]) -> tuple
     rows = []
     for cfg, rec, s in zip(configs, records, summaries):
         resolved = cfg.to_dict()
-        note = "reused" if rec["reused"] else ""
+        note = "reused" if rec["reused"] else "redone: did not verify" if rec.get("note") else ""
         if rec.get("error"):
             note = rec["error"].splitlines()[-1][:80]
         elif s.get("status") == "diverged":

@@ -1,0 +1,246 @@
+"""Journals: how lossbench knows which files are its own, and which writer owns a run folder.
+
+A journal is a small hidden file that a writer creates in a folder *before* it creates anything
+there, and keeps locked (`flock`) for as long as it lives. Its first line says that lossbench wrote
+it and which process; each later line records one thing the writer made or moved, written before
+the writer does it:
+
+    {"journal": "lossbench", "pid": 4121, "host": "lab-07"}
+    {"made": ".tmp-4121-k2x9"}
+    {"moved": ".a1b2c3.old-4121", "from": "a1b2c3"}
+
+The kernel drops the lock when the writer ends, however it ends (a SIGKILL too), so a journal whose
+lock can be taken belongs to a writer that is gone, and exactly the paths it lists are its
+leftovers: `clean(folder)` removes what it made and puts back what it moved, then the journal. A
+file is never removed for its name alone: a user's `.photos.new-123/` or `.tmp-9-draft.txt` is
+not in any journal, so it stays.
+
+Two kinds: `atomic_write` keeps one for a temporary file (`.lossbench-<pid>-<random>.journal`), and a
+run folder's writer holds `.<run_id>.lock` beside the folder, which is also the folder's lock: a
+second writer of the same run finds it locked and stops with `RunBusy` naming the owner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import stat
+
+from ..errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; an exclusive create stands in for them
+    fcntl = None
+
+MAGIC = "lossbench"
+MAX_JOURNAL_BYTES = 1 << 16  # a journal lists a handful of names; a bigger file is not ours
+_held: dict[str, tuple[Journal, int]] = {}  # run locks this process holds: path -> (journal, count)
+
+
+class RunBusy(UserError):
+    """Another live process is writing this run folder."""
+
+
+def _plain_name(name) -> bool:
+    """A name inside the journal's own folder: no separator, not `.` or `..`."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and os.sep not in name
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+class Journal:
+    """A locked journal file in `folder`; raises RunBusy when a live writer holds `name`'s lock."""
+
+    def __init__(self, folder: str, name: str | None = None, what: str = "this folder"):
+        self.folder = folder
+        self.name = name or f".lossbench-{os.getpid()}-{secrets.token_hex(4)}.journal"
+        self.path = os.path.join(folder, self.name)
+        while True:  # until the file we locked is the one at our path
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | (0 if fcntl else os.O_EXCL), 0o666)
+            except FileExistsError:  # (Windows) the exclusive create stands in for the lock
+                fd = os.open(self.path, os.O_RDONLY)
+            if (fcntl is None and fd_is_new(fd)) or (fcntl is not None and _try_lock(fd)):
+                try:
+                    same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    break
+                os.close(fd)
+                continue
+            owner = _owner(os.read(fd, MAX_JOURNAL_BYTES))
+            os.close(fd)
+            raise RunBusy(
+                [
+                    (
+                        "",
+                        f"another lossbench process{owner} is writing {what} right now; "
+                        "wait for it to end, then run again (a run it finishes is reused)",
+                    )
+                ],
+                os.path.join(folder, name or ""),
+            )
+        self.fd = fd
+        leftovers = _records(os.read(fd, MAX_JOURNAL_BYTES))
+        if leftovers is not None:  # the lock of a writer that is gone: undo what it left
+            _undo(folder, leftovers)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        self._write({"journal": MAGIC, "pid": os.getpid(), "host": socket.gethostname()})
+
+    def _write(self, record: dict) -> None:
+        os.write(self.fd, (json.dumps(record) + "\n").encode())
+
+    def made(self, name: str) -> None:
+        """Record that `name` (in the journal's folder) is about to be created by this writer."""
+        self._write({"made": name})
+
+    def moved(self, name: str, origin: str) -> None:
+        """Record that `origin` is about to be renamed to `name` (put back if the writer dies)."""
+        self._write({"moved": name, "from": origin})
+
+    def close(self) -> None:
+        """Remove the journal: what it listed is now either finished work or already removed."""
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def fd_is_new(fd: int) -> bool:
+    return os.fstat(fd).st_size == 0
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _owner(data: bytes) -> str:
+    try:
+        head = json.loads(data.split(b"\n", 1)[0])
+        return f" (pid {int(head['pid'])} on {head['host']})"
+    except (ValueError, TypeError, KeyError):
+        return ""
+
+
+def _records(data: bytes) -> list[dict] | None:
+    """The records of a lossbench journal written on this machine; None for anything else."""
+    lines = data.split(b"\n")
+    try:
+        head = json.loads(lines[0])
+    except ValueError:
+        return None
+    if not (
+        isinstance(head, dict) and head.get("journal") == MAGIC and head.get("host") == socket.gethostname()
+    ):
+        return None  # not ours, or a writer on another machine sharing the folder: its pid means nothing here
+    records = []
+    for line in lines[1:]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            break  # a record cut short by a kill: its action was never started
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _undo(folder: str, records: list[dict]) -> None:
+    """Undo a gone writer's records, newest first: delete what it made, put back what it moved."""
+    for record in reversed(records):
+        try:
+            if _plain_name(record.get("made")):
+                _remove(os.path.join(folder, record["made"]))
+            elif _plain_name(record.get("moved")) and _plain_name(record.get("from")):
+                moved, origin = (os.path.join(folder, record[k]) for k in ("moved", "from"))
+                if os.path.lexists(moved):
+                    if os.path.lexists(origin):
+                        _remove(moved)  # the swap had finished: this is the replaced old copy
+                    else:
+                        os.rename(moved, origin)
+        except OSError:
+            pass  # read-only, or another cleaner was first
+
+
+def clean(folder: str) -> None:
+    """Remove the leftovers of gone lossbench writers in `folder`, as their journals list them.
+
+    A journal is recognised by its content (the lossbench header, this machine's name), never by its
+    name alone, and only one whose lock can be taken (its writer is gone) is undone.
+    """
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith((".journal", ".lock"))]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.abspath(path) in _held:
+            continue
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_JOURNAL_BYTES:
+                continue
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if fcntl is None or not _try_lock(fd):
+                continue
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                continue
+            records = _records(os.read(fd, MAX_JOURNAL_BYTES))
+            if records is None:
+                continue  # a user's file that happens to end in .lock: not touched
+            _undo(folder, records)
+            os.unlink(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def hold(folder: str) -> Journal:
+    """Take the lock of run folder `folder` (`.<run_id>.lock` beside it), or raise RunBusy.
+
+    Re-entrant within a process: a sweep worker locks a whole stack's members, then each member's
+    writer takes the same lock again; `release` is called once per `hold`.
+    """
+    parent, name = os.path.split(os.path.abspath(folder))
+    path = os.path.join(parent, f".{name}.lock")
+    if path in _held:
+        journal, count = _held[path]
+        _held[path] = (journal, count + 1)
+        return journal
+    journal = Journal(parent, f".{name}.lock", what=f"run {name}")
+    _held[path] = (journal, 1)
+    return journal
+
+
+def release(journal: Journal) -> None:
+    journal_path = journal.path
+    held = _held.get(journal_path)
+    if held is None:
+        return
+    if held[1] > 1:
+        _held[journal_path] = (journal, held[1] - 1)
+        return
+    del _held[journal_path]
+    journal.close()

@@ -1,0 +1,140 @@
+"""Reuse only what verifies: the checks a finished run folder must pass before it is reused.
+
+A folder whose `summary.json` says `finished` or `diverged` may still be unfit: a metrics file cut
+short or garbled by hand, a summary edited or written by a tool that left fields out, a config that
+is not this run's, weights missing. Reusing it would pass the damage on to every table and figure
+(or crash them on every later run), so such a run is trained again, with a note saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..config.schema import Config
+from ..errors import UserError
+from .store import MAX_METRICS_BYTES, read_bounded, read_json, read_run_yaml
+
+NUMBER = (int, float)
+REQUIRED = {  # key -> accepted types (bool is refused where a number is meant)
+    "status": (str,),
+    "steps": (int,),
+    "steps_done": (int,),
+    "epochs": NUMBER,
+    "wall_time": NUMBER,
+    "task": (str,),
+    "run_id": (str,),
+}
+OPTIONAL = {"diverged_step": (int,), "steps_to_target": (int,), "seconds_to_target": NUMBER, "n_rows": (int,)}
+
+
+def _type_problem(key: str, value, types: tuple, optional: bool) -> str | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, types):
+        names = " or ".join(t.__name__ for t in types) + (" or null" if optional else "")
+        return f"summary.json: {key} is {value!r}, not {names}"
+    if isinstance(value, (int, float)) and value != value:  # NaN never reads back from strict JSON
+        return f"summary.json: {key} is not a number"
+    return None
+
+
+def summary_problem(summary: dict, run_id: str) -> str | None:
+    """Why a finished-looking summary cannot be trusted, or None."""
+    for key, types in REQUIRED.items():
+        if key not in summary:
+            return f"summary.json has no {key}"
+        problem = _type_problem(key, summary[key], types, False)
+        if problem:
+            return problem
+    for key, value in summary.items():
+        if key.startswith("final_") and not isinstance(value, (dict, list)):
+            problem = _type_problem(key, value, NUMBER, True)
+        elif key in OPTIONAL:
+            problem = _type_problem(key, value, OPTIONAL[key], True)
+        else:
+            continue
+        if problem:
+            return problem
+    if summary["run_id"] != run_id:
+        return f"summary.json names run {summary['run_id']!r}, not {run_id}"
+    if not 0 <= summary["steps_done"] <= summary["steps"]:
+        return (
+            f"summary.json: steps_done {summary['steps_done']} is not between 0 and steps {summary['steps']}"
+        )
+    if summary["status"] == "diverged" and summary.get("diverged_step") is None:
+        return "summary.json says diverged without a diverged_step"
+    return None
+
+
+def metrics_problem(folder: str, summary: dict) -> str | None:
+    """Why metrics.jsonl does not hold the run the summary describes, or None."""
+    path = os.path.join(folder, "metrics.jsonl")
+    data = read_bounded(path, MAX_METRICS_BYTES)
+    lines = data.split(b"\n")
+    if lines[-1].strip():
+        return "metrics.jsonl ends in a line cut short"
+    rows = [line for line in lines if line.strip()]
+    try:
+        parsed = json.loads(b"[" + b",".join(rows) + b"]")
+    except (ValueError, RecursionError):
+        return "metrics.jsonl holds a line that is not JSON"
+    steps = [row.get("step") if isinstance(row, dict) else None for row in parsed]
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
+        return "metrics.jsonl holds a row without an integer step"
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        return "metrics.jsonl steps do not increase"
+    expected = summary.get("n_rows")
+    if expected is not None and len(parsed) != expected:
+        return f"metrics.jsonl holds {len(parsed)} rows, the summary says {expected}"
+    if summary["steps_done"] and not parsed:
+        return "metrics.jsonl is empty"
+    if parsed and steps[-1] > summary["steps_done"]:
+        return f"metrics.jsonl goes to step {steps[-1]}, past steps_done {summary['steps_done']}"
+    return None
+
+
+def problem(folder: str, cfg: Config) -> str | None:
+    """Why the finished run in `folder` must not be reused for `cfg`, or None when it verifies.
+
+    Checks the summary's fields and types, that config.yaml is `cfg`, the metrics rows against the
+    summary (every line whole, steps increasing, the row count), and that a finished run has its
+    weights and picture data.
+    """
+    run_id = os.path.basename(os.path.normpath(folder))
+    try:
+        summary = read_json(os.path.join(folder, "summary.json"))
+        if not isinstance(summary, dict):
+            return "summary.json does not hold a mapping"
+        why = summary_problem(summary, run_id)
+        if why:
+            return why
+        config = read_run_yaml(os.path.join(folder, "config.yaml"))
+        if config != cfg.to_dict():
+            return "config.yaml is not this run's config"
+        why = metrics_problem(folder, summary)
+        if why:
+            return why
+    except FileNotFoundError as e:
+        return f"{os.path.basename(e.filename or '?')} is missing"
+    except (OSError, ValueError, UserError) as e:
+        return f"a file is unreadable ({e})"
+    if summary["status"] == "finished":
+        for name in ("model.pt", "view.npz"):
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path) or os.path.getsize(path) == 0:
+                return f"{name} is missing or empty"
+    return None
+
+
+def reuse_check(folder: str, cfg: Config) -> tuple[bool, str | None]:
+    """(reusable, note): reusable when a finished run of `cfg` verifies; the note says why a
+    finished-looking run is redone (None when there simply is no finished run)."""
+    from .store import read_summary
+
+    if read_summary(folder) is None:
+        return False, None
+    why = problem(folder, cfg)
+    if why is None:
+        return True, None
+    return False, f"the finished run in {folder} does not verify ({why}); training it again"
