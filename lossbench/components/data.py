@@ -14,6 +14,7 @@ import gzip
 import math
 import os
 import struct
+import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ NSamples = Annotated[int, Ge(1)]
 Noise = Annotated[float, Ge(0)]
 NClasses = Annotated[int, Interval(ge=1, le=1000)]
 NFeatures = Annotated[int, Interval(ge=1, le=100_000)]
+
+
+MAX_DRAW_ROUNDS = 50  # rejection sampling: rounds before a setting is called (almost) impossible
 
 
 class DataError(UserError):
@@ -147,7 +151,12 @@ def blobs(
     return Dataset(x, labels, MULTICLASS, n_classes=n_classes)
 
 
-@datasets.register
+def _linear_separable_bytes(n_samples: int = 200, n_features: int = 2, **_: Any) -> tuple[int, str]:
+    """Peak bytes of `linear_separable`: a round of 4 x n_samples candidate points, and the kept ones."""
+    return n_samples * n_features * 8 * 10, "the points (n_samples x n_features); use fewer of either"
+
+
+@datasets.register(peak_bytes=_linear_separable_bytes)
 def linear_separable(
     g: torch.Generator,
     *,
@@ -155,13 +164,33 @@ def linear_separable(
     n_features: NFeatures = 2,
     margin: Annotated[float, Gt(0)] = 0.3,
 ) -> Dataset:
-    """Two classes on either side of a random hyperplane through 0, with a gap of `margin`."""
+    """Two classes on either side of a random hyperplane through 0, with a gap of `margin`.
+
+    Points are drawn in the cube [-2, 2]^n_features and those inside the gap rejected, at most
+    MAX_DRAW_ROUNDS times: a margin that (almost) no point of the cube clears is refused rather than
+    looping forever.
+    """
     w = torch.randn(n_features, generator=g, dtype=torch.float64)
     w = w / w.norm()
+    reach = 2 * float(w.abs().sum())  # the largest distance to the plane a point of the cube has
+    if margin / 2 >= reach:
+        raise DataError(
+            f"is {margin}, but no point of the cube [-2, 2]^{n_features} lies farther than {reach:.3g} "
+            f"from this plane; use a margin below {2 * reach:.3g}",
+            "data.margin",
+        )
     x = torch.empty(0, n_features, dtype=torch.float64)
-    while len(x) < n_samples:  # rejection sampling keeps the points outside the gap
+    for _ in range(MAX_DRAW_ROUNDS):  # rejection sampling keeps the points outside the gap
         c = torch.rand(4 * n_samples, n_features, generator=g, dtype=torch.float64) * 4 - 2
         x = torch.cat([x, c[(c @ w).abs() >= margin / 2]])
+        if len(x) >= n_samples:
+            break
+    else:
+        raise DataError(
+            f"is {margin}: after {MAX_DRAW_ROUNDS} rounds of {4 * n_samples} draws only {len(x)} of "
+            f"{n_samples} points clear the gap; use a smaller margin",
+            "data.margin",
+        )
     x = x[:n_samples]
     return _binary(x, (x @ w > 0).long(), info={"normal": w.tolist()})
 
@@ -228,7 +257,21 @@ def spirals(
     return Dataset(x, labels, MULTICLASS, n_classes=n_classes)
 
 
-@datasets.register
+def _mnist_like_bytes(
+    n_samples: int = 1000, n_classes: int = 10, side: int = 28, **_: Any
+) -> tuple[int, str]:
+    """Peak bytes of `mnist_like`: the stroke-distance tensor of every class, or the images."""
+    strokes = n_classes * 3 * 24 * side * side * 8 * 4  # [class, stroke, 24, side, side, 2] and d2
+    images = n_samples * side * side * 8 * 5  # stacked, noise, mask, clamped, reshaped
+    if strokes > images:
+        return (
+            strokes,
+            "drawing the class prototypes (n_classes x side^2); use fewer n_classes or a smaller side",
+        )
+    return images, "the images (n_samples x side^2); use fewer n_samples or a smaller side"
+
+
+@datasets.register(peak_bytes=_mnist_like_bytes)
 def mnist_like(
     g: torch.Generator,
     *,
@@ -307,19 +350,82 @@ def diabetes(g: torch.Generator) -> Dataset:
     return Dataset(x, (y - y.mean()) / y.std(), REGRESSION)
 
 
-def read_idx(path: str) -> torch.Tensor:
-    """A tensor from an IDX file (the MNIST format), gzipped or not."""
+MAX_IDX_DIMS = 4  # MNIST's files have 1 (labels) or 3 (images) dimensions
+
+
+def idx_header(f, path: str) -> tuple[tuple[int, ...], int]:
+    """(dims, header size) of an unsigned-byte IDX file open at its start; DataError if it is none."""
+    head = f.read(4)
+    if len(head) < 4 or head[:3] != b"\x00\x00\x08" or not 1 <= head[3] <= MAX_IDX_DIMS:
+        raise DataError(f"{path} is not an unsigned-byte IDX file (its first 4 bytes say otherwise)")
+    raw_dims = f.read(4 * head[3])
+    if len(raw_dims) < 4 * head[3]:
+        raise DataError(f"{path} is truncated in its header")
+    return struct.unpack(">" + "I" * head[3], raw_dims), 4 + len(raw_dims)
+
+
+def read_idx(path: str, rows: list[int] | None = None) -> torch.Tensor:
+    """A tensor from an IDX file (the MNIST format), gzipped or not: every row, or only `rows`.
+
+    Only the rows asked for are kept in memory (a gzipped file is streamed through once), so 100
+    examples of a huge file cost 100 rows. The header is checked against the file's length.
+    """
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{path} is not an unsigned-byte IDX file")
-    n_dims = raw[3]
-    dims = struct.unpack(">" + "I" * n_dims, raw[4 : 4 + 4 * n_dims])
-    body = raw[4 + 4 * n_dims :]
-    if len(body) != math.prod(dims):
-        raise DataError(f"{path} is truncated: expected {math.prod(dims)} bytes, found {len(body)}")
-    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(dims)
+    try:
+        with opener(path, "rb") as f:
+            dims, start = idx_header(f, path)
+            row = math.prod(dims[1:])
+            if not path.endswith(".gz"):
+                size = os.fstat(f.fileno()).st_size - start
+                if size != dims[0] * row:
+                    what = "truncated" if size < dims[0] * row else "longer than its header says"
+                    raise DataError(f"{path} is {what}: expected {dims[0] * row} bytes, found {size}")
+            wanted = range(dims[0]) if rows is None else sorted(set(rows))
+            if rows is None:
+                body = bytearray(f.read(dims[0] * row))
+                if len(body) < dims[0] * row:
+                    raise DataError(f"{path} is truncated: expected {dims[0] * row} bytes, found {len(body)}")
+            else:
+                body = _read_rows(f, wanted, row, path, dims[0])
+            if rows is None and f.read(1):
+                raise DataError(f"{path} is longer than its header says ({dims[0]} rows)")
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"cannot read {path}: {e}") from None
+    data = torch.frombuffer(body, dtype=torch.uint8) if body else torch.empty(0, dtype=torch.uint8)
+    data = data.reshape(len(wanted), *dims[1:])
+    if rows is not None:  # back into the order asked for
+        order = {r: i for i, r in enumerate(wanted)}
+        data = data[torch.tensor([order[r] for r in rows], dtype=torch.long)]
+    return data
+
+
+def _read_rows(f, wanted: list[int], row: int, path: str, n_rows: int) -> bytearray:
+    """Rows `wanted` (sorted) of an open IDX body: skipped rows are read past in 16 MiB pieces."""
+    body, position = bytearray(), 0
+    for r in wanted:
+        skip = (r - position) * row
+        while skip > 0:
+            skipped = len(f.read(min(skip, 1 << 24)))
+            if not skipped:
+                break
+            skip -= skipped
+        piece = f.read(row)
+        if len(piece) < row:
+            raise DataError(f"{path} is truncated: it ends before row {r + 1} of {n_rows}")
+        body += piece
+        position = r + 1
+    return body
+
+
+def idx_rows(path: str) -> tuple[int, int]:
+    """(rows, bytes per row) from an IDX file's header alone."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            dims, _ = idx_header(f, path)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"cannot read {path}: {e}") from None
+    return dims[0], math.prod(dims[1:])
 
 
 def _find(folder: str, stem: str) -> str:
@@ -330,18 +436,39 @@ def _find(folder: str, stem: str) -> str:
     raise DataError(f"no {stem}[.gz] in {folder}; MNIST is never downloaded, put the IDX files there")
 
 
-@datasets.register
+def _mnist_bytes(path: str = "data/mnist", n_samples: int | None = None, **_: Any) -> tuple[int, str]:
+    """Peak bytes of `mnist`, from the images file's header: the rows kept, as float64 (and a copy)."""
+    try:
+        n_rows, row = idx_rows(_find(path, "train-images-idx3-ubyte"))
+    except DataError:
+        return 0, ""  # reported when the set is built
+    n = min(n_rows, n_samples or n_rows)
+    return n * row * (1 + 8 * 3), f"{n} images of {row} pixels; use fewer n_samples"
+
+
+@datasets.register(peak_bytes=_mnist_bytes)
 def mnist(g: torch.Generator, *, path: str = "data/mnist", n_samples: NSamples | None = None) -> Dataset:
-    """MNIST from a local folder of the standard IDX files (train-images-idx3-ubyte[.gz], ...)."""
+    """MNIST from a local folder of the standard IDX files (train-images-idx3-ubyte[.gz], ...).
+
+    With `n_samples`, only those images are read (a random subset drawn from the header's count).
+    """
     if not os.path.isdir(path):
         raise DataError(f"MNIST folder {path!r} does not exist; MNIST is never downloaded", "data.path")
-    images = read_idx(_find(path, "train-images-idx3-ubyte"))
-    labels = read_idx(_find(path, "train-labels-idx1-ubyte"))
-    if len(images) != len(labels):
-        raise DataError(f"{path}: {len(images)} images but {len(labels)} labels")
+    images_path = _find(path, "train-images-idx3-ubyte")
+    labels_path = _find(path, "train-labels-idx1-ubyte")
+    n_images, _ = idx_rows(images_path)
+    n_labels, label_width = idx_rows(labels_path)
+    if n_images != n_labels or label_width != 1:
+        raise DataError(f"{path}: {n_images} images but {n_labels} labels of {label_width} bytes each")
+    keep = None
+    if n_samples is not None and n_samples < n_images:
+        keep = torch.randperm(n_images, generator=g)[:n_samples].tolist()  # as _subsample draws it
+    images, labels = read_idx(images_path, keep), read_idx(labels_path, keep).reshape(-1).long()
+    if len(labels) and int(labels.max()) > 9:
+        bad = int((labels > 9).nonzero()[0, 0])
+        raise DataError(f"{labels_path} holds label {int(labels[bad])}; MNIST's labels are 0 to 9")
     x = images.reshape(len(images), -1).double() / 255.0
-    x, y = _subsample(g, x, labels.long(), n_samples)
-    return Dataset(x, y, MULTICLASS, n_classes=10)
+    return Dataset(x, labels, MULTICLASS, n_classes=10)
 
 
 _recent: OrderedDict[tuple, Dataset] = (

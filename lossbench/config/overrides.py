@@ -83,8 +83,13 @@ def apply_overrides(raw: dict, overrides: list[str], notes: list | None = None) 
         if not sep or not key or any(not part for part in key.split(".")):
             problems.append((item, "an override must look like key.path=value, e.g. model.depth=4"))
             continue
+        if not text.strip():  # `model=` would silently reset the whole section to its defaults
+            problems.append(
+                (key, f"has no value after '='; write {key}=null to reset it to its default, or give a value")
+            )
+            continue
         try:
-            value = parse_yaml(text, f"override {key}") if text.strip() else None
+            value = parse_yaml(text, f"override {key}")
         except UserError as e:
             problems.append((key, e.problems[0][1]))
             continue

@@ -237,13 +237,13 @@ def build(raw: Any, source: str = "config", default_name: str = "run") -> Config
     cfg.data.val_fraction = check_value("data.val_fraction", val_fraction, val_annotation, problems)
     dataset = None
     if not any(p.startswith("data") for p, _ in problems):
-        estimate = _data_bytes(data_comp.kwargs)
+        estimate, cause = data_bytes(data_comp.name, data_comp.kwargs)
         if estimate > memory_budget():
             problems.append(
                 (
                     "data",
-                    f"needs about {estimate / 2**30:.1f} GiB to generate, more than "
-                    f"this machine can spare ({memory_budget() / 2**30:.1f} GiB); use fewer n_samples",
+                    f"needs about {estimate / 2**30:.1f} GiB to build ({cause}), more than "
+                    f"this machine can spare ({memory_budget() / 2**30:.1f} GiB)",
                 )
             )
         else:
@@ -346,14 +346,15 @@ def build(raw: Any, source: str = "config", default_name: str = "run") -> Config
         _try_components(cfg, dataset, problems)
         _try_loss(cfg, dataset, problems)
     if not problems:
-        estimate = memory_estimate(cfg, dataset)
-        if estimate > memory_budget():
+        parts = memory_parts(cfg, dataset)
+        if sum(parts.values()) > memory_budget():
+            largest = max(parts, key=parts.get)
             problems.append(
                 (
-                    "model",
-                    f"training needs about {estimate / 2**30:.1f} GiB, more than this "
-                    f"machine can spare ({memory_budget() / 2**30:.1f} GiB); reduce width, "
-                    f"depth or batch_size",
+                    MEMORY_KEYS[largest][0],
+                    f"training needs about {sum(parts.values()) / 2**30:.1f} GiB, more than this "
+                    f"machine can spare ({memory_budget() / 2**30:.1f} GiB); most of it "
+                    f"({parts[largest] / 2**30:.1f} GiB) for {largest}: {MEMORY_KEYS[largest][1]}",
                 )
             )
     if problems:
@@ -484,23 +485,55 @@ def _try_loss(cfg: Config, dataset: Dataset | None, problems: list[tuple[str, st
         )
 
 
-def _data_bytes(kwargs: dict) -> int:
-    n = kwargs.get("n_samples") or 2000
-    d = kwargs.get("n_features") or (kwargs.get("side", 0) ** 2) or 2
+def data_bytes(name: str, kwargs: dict) -> tuple[int, str]:
+    """(peak bytes, what they are) of building data set `name`: its own `peak_bytes` estimate when
+    it registers one (generators with large intermediates, files read from disk), else the points
+    (n_samples x n_features or side^2, in float64, a few copies)."""
+    from ..components.data import datasets
+
+    estimate = datasets[name].meta.get("peak_bytes") if name in datasets else None
     try:
-        return int(n) * int(d) * 8 * 3
+        if estimate is not None:
+            return estimate(**kwargs)
+        n = kwargs.get("n_samples") or 2000
+        d = kwargs.get("n_features") or (kwargs.get("side", 0) ** 2) or 2
+        return int(n) * int(d) * 8 * 3, "the points (n_samples x features); use fewer n_samples"
     except (TypeError, ValueError):
-        return 0
+        return 0, ""
 
 
-def memory_estimate(cfg: Config, dataset: Dataset | None) -> int:
-    """Bytes a run needs, roughly: data, parameters with gradients and optimizer state, activations."""
+MEMORY_KEYS = {
+    "the data set": ("data", "use fewer data.n_samples"),
+    "the parameters with their gradients and optimizer state": ("model", "reduce model.width or model.depth"),
+    "a training step's activations": ("train.batch_size", "reduce train.batch_size or model.width"),
+    "an evaluation pass over the whole train or validation set": (
+        "model.width",
+        "reduce model.width or data.n_samples (evaluation feeds every example at once)",
+    ),
+}
+
+
+def memory_parts(cfg: Config, dataset: Dataset | None) -> dict[str, int]:
+    """Bytes a run needs, roughly, by what needs them (keys of MEMORY_KEYS)."""
     sizes = [cfg.n_inputs] + [cfg.model.width] * cfg.model.depth + [cfg.n_outputs]
     n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
     item = 8 if cfg.dtype == "float64" else 4
     n_data = dataset.x.numel() + dataset.y.numel() if dataset is not None else 0
-    batch = cfg.train.batch_size or (len(dataset.x) if dataset is not None else 1)
-    return n_data * (8 + item) + n_params * item * 5 + batch * sum(sizes) * item * 4
+    n_all = len(dataset.x) if dataset is not None else 1
+    batch = min(cfg.train.batch_size or n_all, n_all)
+    names = list(MEMORY_KEYS)
+    return {
+        names[0]: n_data * (8 + item),
+        names[1]: n_params * item * 5,
+        names[2]: batch * sum(sizes) * item * 4,
+        names[3]: n_all * (max(sizes) * 2 + cfg.n_outputs) * item,  # a layer's input and output at once
+    }
+
+
+def memory_estimate(cfg: Config, dataset: Dataset | None) -> int:
+    """Bytes a run needs, roughly: data, parameters with gradients and optimizer state,
+    activations of a training step and of a whole-set evaluation pass."""
+    return sum(memory_parts(cfg, dataset).values())
 
 
 def memory_budget() -> int:

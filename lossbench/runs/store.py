@@ -46,7 +46,47 @@ def config_hash(resolved: dict) -> str:
 
 
 def run_dir(root: str, cfg: Config) -> str:
-    return os.path.join(root, cfg.name, config_hash(cfg.to_dict()))
+    return os.path.join(root, check_name(cfg.name, "name", "config"), config_hash(cfg.to_dict()))
+
+
+def check_name(name, key: str, source: str) -> str:
+    """`name` if it is a valid run name (as a config's `name` is checked), else UserError.
+
+    Used on every name read from a file that becomes part of a path: 1-100 letters, digits, '_',
+    '-', '.', '+', starting with a letter or digit, never '..'.
+    """
+    from ..config.schema import NAME_RE
+
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise UserError(
+            [
+                (
+                    key,
+                    f"must be 1-100 letters, digits, '_', '-', '.', '+' (no path separators or '..'), got {name!r}",
+                )
+            ],
+            source,
+        )
+    return name
+
+
+def inside(root: str, *parts: str, source: str = "results") -> str:
+    """`root` joined with `parts`, each a single plain name, the result checked to stay inside
+    `root` (symbolic links resolved): the one way a path is built from a file's contents."""
+    for part in parts:
+        if (
+            not isinstance(part, str)
+            or part in ("", ".", "..")
+            or "/" in part
+            or os.sep in part
+            or "\0" in part
+        ):
+            raise UserError([("", f"{part!r} is not a plain file or folder name")], source)
+    path = os.path.join(root, *parts)
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+        raise UserError([("", f"{path} would lie outside {root}")], source)
+    return path
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -332,6 +372,10 @@ class RunFolderError(UserError):
     pass
 
 
+SCALAR_KEYS = ("step", "epoch", "loss", "acc", "val_loss", "val_acc", "lr", "time")
+"""Metrics every reader takes as one number per row (per-layer metrics are lists)."""
+
+
 def load_metrics(path: str) -> dict:
     """metrics.jsonl as columns: scalars [n_rows], per-layer [n_rows, n_layers] numpy arrays.
 
@@ -364,7 +408,7 @@ def load_metrics(path: str) -> dict:
                 nan = [float("nan")] * width
                 values = [v if isinstance(v, list) else nan for v in values]
             column = np.array([float("nan") if v is None else v for v in values], dtype=float)
-            if column.ndim > 2 or (width is not None and column.ndim != 2):
+            if column.ndim > 2 or (width is not None and (column.ndim != 2 or key in SCALAR_KEYS)):
                 raise ValueError
         except (ValueError, TypeError):
             what = "a number per row" if width is None else f"{width} numbers per row"

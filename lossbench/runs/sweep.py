@@ -346,7 +346,8 @@ def plan_groups(configs: list[Config], workers: int, batch: bool = True) -> list
         by_key.setdefault(group_key(c), []).append(c)
     groups = []
     for g in by_key.values():
-        n_chunks = math.ceil(len(g) / MAX_STACK)
+        limit = MAX_STACK if len(g) == 1 else min(MAX_STACK, _stack_limit(g[0], workers))
+        n_chunks = math.ceil(len(g) / limit)
         size = math.ceil(len(g) / n_chunks)
         groups += [g[i : i + size] for i in range(0, len(g), size)]
     while len(groups) < workers:  # leave no worker idle while a stack could be shared
@@ -356,6 +357,19 @@ def plan_groups(configs: list[Config], workers: int, batch: bool = True) -> list
         groups.remove(big)
         groups += [big[: len(big) // 2], big[len(big) // 2 :]]
     return sorted(groups, key=len, reverse=True)
+
+
+def _stack_limit(cfg: Config, workers: int) -> int:
+    """The most members a stack of `cfg`'s shape may hold: a stack needs each member's memory, and
+    `workers` stacks train at once, so together they stay within the memory budget."""
+    from ..components.data import make
+    from ..config.validate import memory_budget, memory_estimate
+
+    try:
+        per_member = memory_estimate(cfg, make(cfg.data.name, cfg.data.kwargs, cfg.seed))
+    except Exception:  # noqa: BLE001 (the run reports its own trouble; here only a size is wanted)
+        return MAX_STACK
+    return max(1, memory_budget() // max(1, per_member * max(1, workers)))
 
 
 def _failed(cfg: Config, root: str, error: BaseException | str) -> tuple[dict, str, str | None]:

@@ -48,7 +48,7 @@ def summary_problem(summary: dict, run_id: str) -> str | None:
         if problem:
             return problem
     for key, value in summary.items():
-        if key.startswith("final_") and not isinstance(value, (dict, list)):
+        if key.startswith("final_"):
             problem = _type_problem(key, value, NUMBER, True)
         elif key in OPTIONAL:
             problem = _type_problem(key, value, OPTIONAL[key], True)
@@ -130,11 +130,18 @@ def problem(folder: str, cfg: Config) -> str | None:
 def reuse_check(folder: str, cfg: Config) -> tuple[bool, str | None]:
     """(reusable, note): reusable when a finished run of `cfg` verifies; the note says why a
     finished-looking run is redone (None when there simply is no finished run)."""
-    from .store import read_summary
+    from .store import DONE
 
-    if read_summary(folder) is None:
-        return False, None
-    why = problem(folder, cfg)
+    try:
+        summary = read_json(os.path.join(folder, "summary.json"))
+    except FileNotFoundError:
+        return False, None  # never finished (or never started)
+    except (OSError, ValueError, UserError) as e:
+        why = f"summary.json is unreadable: {e}"
+    else:
+        if not isinstance(summary, dict) or summary.get("status") not in DONE:
+            return False, None  # interrupted, failed: redone as usual
+        why = problem(folder, cfg)
     if why is None:
         return True, None
     return False, f"the finished run in {folder} does not verify ({why}); training it again"

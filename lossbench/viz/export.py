@@ -18,7 +18,7 @@ import yaml
 
 from .. import progress
 from ..errors import UserError
-from ..runs.store import check_writable
+from ..runs.store import check_name, check_writable, inside
 from .load import group_runs, load_runs
 
 SKIP = {"step", "diverged"}
@@ -61,12 +61,14 @@ def export_tensorboard(path: str, out: str, quiet: bool = True) -> list[str]:
     runs = load_runs([path])
     summary_writer = _summary_writer()
     check_writable(out)
-    folders = []
-    labelled = run_labels(runs)
-    for run, label in progress.iterate(labelled, "export", "run", not quiet):
-        name = str(run.config.get("name") or "run")
+    planned = []
+    for run, label in run_labels(runs):  # every path checked before anything is written
+        name = check_name(run.config.get("name", "run"), "name", os.path.join(run.path, "config.yaml"))
         run_id = os.path.basename(os.path.normpath(run.path))
-        folder = os.path.join(out, name, f"{label} ({run_id})" if label != name else run_id)
+        leaf = f"{label} ({run_id})" if label != name else run_id
+        planned.append((run, inside(out, name, leaf, source=os.path.join(run.path, "config.yaml"))))
+    folders = []
+    for run, folder in progress.iterate(planned, "export", "run", not quiet):
         writer = summary_writer(log_dir=folder)
         try:
             writer.add_text("config", "```\n" + yaml.safe_dump(run.config, sort_keys=False) + "```", 0)
