@@ -526,7 +526,7 @@ def test_every_argument_that_takes_a_value_is_checked():
 CASES = [
     (command, action.dest, action.option_strings[:1], bad, action.type.__name__)
     for command, action in value_arguments()
-    if action.choices is None
+    if action.choices is None and action.type in FLAG_TYPES.values()  # (the others fail the test above)
     for bad in BAD[action.type.__name__]
 ]
 
