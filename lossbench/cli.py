@@ -353,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a full disk, a path too long, a read-only folder met while writing figures
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"lossbench: error: cannot write or read {where}{e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 def _sigterm_like_ctrl_c() -> None:

@@ -210,7 +210,12 @@ CASES = [
     # more memory than the machine has: refused up front with an estimate
     Case(
         "data set too large",
-        ["data: needs about", "GiB to generate, more than this machine can spare"],
+        [
+            "data: needs about",
+            "GiB to build (the points",
+            "use fewer n_samples",
+            "more than this machine can spare",
+        ],
         {"data.n_samples": 10**12},
     ),
     Case(
@@ -218,7 +223,7 @@ CASES = [
         [
             "model: training needs about",
             "GiB, more than this machine can spare",
-            "reduce width, depth or batch_size",
+            "for the parameters with their gradients and optimizer state: reduce model.width or model.depth",
         ],
         {"model.width": 100_000, "model.depth": 200},
     ),

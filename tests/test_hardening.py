@@ -584,3 +584,24 @@ def test_an_empty_override_does_not_reset_a_section(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "model: has no value after '='" in err and "model=null" in err
     assert main(["validate", write(tmp_path, TINY), "train.batch_size=null"]) == 0
+
+
+@pytest.mark.parametrize("command", ["plot", "report"])
+def test_plot_and_report_on_a_full_disk_give_a_message(tmp_path, command):
+    """A file-size limit makes the first figure (or the page) fail with EFBIG, as a full disk would."""
+    import resource
+
+    from test_faults import fork_call
+
+    _, folder, _ = execute(make_cfg(), str(tmp_path / "results"))
+    out = str(tmp_path / "out")
+
+    def run():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+        return main([command, folder, "--out", out])
+
+    code, err = fork_call(run)
+    assert code == 2, err
+    assert "cannot write" in err and "File too large" in err and "Traceback" not in err, err
+    assert not [f for f in files_under(out) if ".tmp-" in f]
