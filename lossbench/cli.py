@@ -168,6 +168,7 @@ FLAG_TYPES = {
     "by": name,
     "kind": name,
     "metric": name,
+    "port": port,
 }
 """How every value a command takes is checked, by its argparse `dest` (`overrides` are checked as
 config values). `_typed` installs them, so a flag added without an entry here fails its test."""

@@ -679,10 +679,11 @@ def test_a_forced_rerun_killed_at_each_rename_leaves_a_finished_run_and_its_left
 
 
 def test_a_sweep_resumed_with_one_member_of_a_stack_left_computes_it_as_the_full_sweep_did(tmp_path, capsys):
-    """The cause of a rare failure of the test above: when a kill left exactly one member of a stack
-    to compute, the rerun trained it with the plain loop, which agrees with the stacked engine only
-    to rounding (1e-6 relative in float32, amplified in a diverging run). A lone member now goes
-    through the stacked engine too, so resuming gives the same bits whichever members were left."""
+    """The cause of a rare failure of the test above: when a kill left only some members of a stack
+    to compute, the rerun trained them alone (first with the plain loop, which agrees with the stacked
+    engine only to rounding; then in a smaller stack, whose largest learning rate, to which the
+    engine scales every member's step, differs). Now a stack is computed whole, as planned over every
+    member, and only the missing members are written: the same bits whichever members were left."""
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump(SWEEP))
     ref_root, root = str(tmp_path / "reference"), str(tmp_path / "results")

@@ -495,12 +495,14 @@ MINIMAL = {  # a valid command line for each command, the value-taking arguments
     "report": ["report", "p"],
     "export": ["export", "tensorboard", "p"],
     "reproduce": ["reproduce"],
+    "watch": ["watch", "c.yaml"],
 }
 BAD = {
     "count": ["0", "-3", "abc", "1.5", "100000"],
     "path": ["", "a\0b", "x" * 300],
     "address": ["nowhere", "host:0", "host:70000", "ray://:1"],
     "name": ["a/b", "../x", ""],
+    "port": ["-1", "70000", "http"],
 }
 
 

@@ -81,29 +81,41 @@ def _stamp(summary: dict, cfg: Config, folder: str, device: str) -> None:
     )
 
 
-def run_stacked(cfgs: list[Config], root: str) -> list[tuple[dict, str]]:
+def run_stacked(
+    cfgs: list[Config], root: str, write: list[bool] | None = None
+) -> list[tuple[dict, str] | None]:
     """Train a stack (`engine.stacked`) and write each member's folder exactly as `execute` writes it.
 
-    Returns (summary, folder) per member. A KeyboardInterrupt is raised again after every folder
-    records its member as interrupted.
+    Only the members in `write` (default: all) are written; the others are trained as part of the
+    stack (their stack-mates' bits depend on them) and give None. Returns (summary, folder) per
+    member written. A KeyboardInterrupt is raised again after every folder records its member as
+    interrupted.
     """
     from ..engine import stacked
     from ..engine.train import predict_view
 
+    write = list(write) if write is not None else [True] * len(cfgs)
     folders = [run_dir(root, c) for c in cfgs]
-    writers = [RunWriter(f, c) for f, c in zip(folders, cfgs)]
+    writers = [RunWriter(f, c) if w else None for f, c, w in zip(folders, cfgs, write)]
     try:
-        summaries, net, ds = stacked.train_stacked(cfgs, logs=[w.log for w in writers])
+        summaries, net, ds = stacked.train_stacked(cfgs, logs=[w.log if w else _ignore for w in writers])
         for m, (c, w, folder, summary) in enumerate(zip(cfgs, writers, folders, summaries)):
+            if w is None:
+                continue
             _stamp(summary, c, folder, str(net.params[0].device))
             model = net.member_model(m, c) if summary["status"] != "diverged" else None
             w.finish(summary, model, predict_view(model, ds[m]) if model is not None else None)
     finally:
         for w in writers:
-            w.close()
-    if any(s["status"] == "interrupted" for s in summaries):
+            if w is not None:
+                w.close()
+    if any(s["status"] == "interrupted" for s, w in zip(summaries, write) if w):
         raise KeyboardInterrupt
-    return list(zip(summaries, folders))
+    return [(s, f) if w else None for s, f, w in zip(summaries, folders, write)]
+
+
+def _ignore(row: dict) -> None:
+    """The log of a member computed only as one of its stack: its rows are not kept."""
 
 
 def _remove_empty(created: list[str]) -> None:

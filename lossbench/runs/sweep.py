@@ -414,18 +414,24 @@ def _failed(cfg: Config, root: str, error: BaseException | str) -> tuple[dict, s
 
 
 def run_group(
-    cfgs: list[Config], root: str, threads: int | None = 1, stack: bool = True
-) -> list[tuple[dict, str, str | None]]:
+    cfgs: list[Config],
+    root: str,
+    threads: int | None = 1,
+    stack: bool = True,
+    write: list[bool] | None = None,
+) -> list[tuple[dict, str, str | None] | None]:
     """Compute one task: a stack (members sharing a `group_key`) or a plain run. Runs in a worker
-    or a Ray task.
+    or a Ray task. Returns (summary, folder, error or None) per member written, None for the others.
 
-    Every member is locked first; one that another process is writing is left to it (recorded with
-    an error, its folder untouched). With `stack`, stackable members go through the stacked engine
-    even when only one is left to compute, so that a resumed sweep computes each member exactly as
-    an uninterrupted one did (the plain loop agrees only to rounding). Members the stacked engine
-    cannot train exactly (`can_stack`), or whose stack raises, run one by one with the plain loop;
-    a member that still raises is recorded as failed. Returns (summary, folder, error or None) per
-    member, in order.
+    A stack is always computed whole, as the sweep planned it over all its members, and only the
+    members in `write` (default: all) are written: the stacked engine steps every member at the
+    stack's largest learning rate and scales each member's move to its own, so a member's last bits
+    depend on its stack-mates, and a resumed sweep that trained only the missing members would not
+    give the bits of an uninterrupted one. A stack costs little more than one member of it.
+    Every member to write is locked first; one that another process is writing is left to it
+    (recorded with an error, its folder untouched) and computed as one of the stack. Members the
+    stacked engine cannot train exactly (`can_stack`), or whose stack raises, run one by one with
+    the plain loop; a member that still raises is recorded as failed.
     """
     import torch
 
@@ -436,20 +442,25 @@ def run_group(
 
     if threads:
         torch.set_num_threads(threads)
-    records: dict[int, tuple[dict, str, str | None]] = {}
+    write = list(write) if write is not None else [True] * len(cfgs)
+    records: dict[int, tuple[dict, str, str | None] | None] = {i: None for i, w in enumerate(write) if not w}
     locks, mine = [], []
     try:
         for i, cfg in enumerate(cfgs):
+            if not write[i]:
+                continue
             try:
                 os.makedirs(os.path.dirname(run_dir(root, cfg)), exist_ok=True)
                 locks.append(hold(run_dir(root, cfg)))
                 mine.append(i)
             except (RunBusy, OSError) as e:
                 records[i] = _failed(cfg, root, e)
-        if mine and stack and can_stack([cfgs[i] for i in mine]):
+        if mine and stack and can_stack(cfgs):
             try:
-                for i, (s, f) in zip(mine, run_stacked([cfgs[i] for i in mine], root)):
-                    records[i] = (s, f, None)
+                mask = [i in mine for i in range(len(cfgs))]
+                for i, pair in enumerate(run_stacked(cfgs, root, mask)):
+                    if pair is not None:
+                        records[i] = (pair[0], pair[1], None)
                 mine = []
             except KeyboardInterrupt:
                 raise
@@ -521,12 +532,12 @@ def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _worker_task(cfgs: list[Config], root: str, stack: bool):
+def _worker_task(cfgs: list[Config], root: str, stack: bool, write: list[bool]):
     """run_group in a pool worker; after an interrupt the worker ends instead of taking more work."""
     global _busy
     _busy = True
     try:
-        return run_group(cfgs, root, 1, stack)
+        return run_group(cfgs, root, 1, stack, write)
     except KeyboardInterrupt:
         os._exit(130)
     finally:
@@ -542,10 +553,10 @@ def _compute(groups, root, workers, backend, address, bar, stack=True) -> list:
     done = []
     if backend == "ray":
         return _compute_ray(groups, root, workers, address, bar, stack)
-    if workers <= 1 or len(groups) == 1:
-        for g in groups:
-            done.append((g, run_group(g, root, None, stack)))
-            bar.update(len(g))
+    if workers <= 1 or len(groups) == 1:  # groups: (configs, which of them to write)
+        for g, write in groups:
+            done.append((g, run_group(g, root, None, stack, write)))
+            bar.update(sum(write))
         return done
     import multiprocessing
     import signal
@@ -559,15 +570,17 @@ def _compute(groups, root, workers, backend, address, bar, stack=True) -> list:
         initargs=(os.getpid(),),
     )
     try:
-        futures = {pool.submit(_worker_task, g, root, stack): g for g in groups}
+        futures = {pool.submit(_worker_task, g, root, stack, w): (g, w) for g, w in groups}
         for fut in as_completed(futures):
-            g = futures[fut]
+            g, write = futures[fut]
             try:
                 records = fut.result()
             except Exception as e:  # a worker died (killed, out of memory): record, go on
-                records = [_failed(c, root, f"worker process failed: {e!r}") for c in g]
+                records = [
+                    _failed(c, root, f"worker process failed: {e!r}") if w else None for c, w in zip(g, write)
+                ]
             done.append((g, records))
-            bar.update(len(g))
+            bar.update(sum(write))
     except BaseException:
         for process in list(getattr(pool, "_processes", {}).values()):
             try:
@@ -604,18 +617,21 @@ def _compute_ray(groups, root, workers, address, bar, stack=True) -> list:
     done = []
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(run_group)
-        refs = {task.remote(g, root, 1, stack): g for g in groups}
+        refs = {task.remote(g, root, 1, stack, w): (g, w) for g, w in groups}
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:
-                g = refs[ref]
+                g, write = refs[ref]
                 try:
                     records = ray.get(ref)
                 except Exception as e:
-                    records = [_failed(c, root, f"ray task failed: {type(e).__name__}: {e}") for c in g]
+                    records = [
+                        _failed(c, root, f"ray task failed: {type(e).__name__}: {e}") if w else None
+                        for c, w in zip(g, write)
+                    ]
                 done.append((g, records))
-                bar.update(len(g))
+                bar.update(sum(write))
     finally:
         if started:
             ray.shutdown()
@@ -698,7 +714,13 @@ def execute_all(
                 print(f"lossbench: note: {note}", file=sys.stderr)
     if todo:
         index = {id(c): i for i, c in enumerate(configs)}
-        groups = plan_groups(todo, workers, batch)
+        # planned over every member, so each stack is the one an uninterrupted sweep trains
+        missing = {id(c) for c in todo}
+        groups = [
+            (g, [id(c) in missing for c in g])
+            for g in plan_groups(configs, workers, batch)
+            if any(id(c) in missing for c in g)
+        ]
         root = os.path.abspath(out)
         bar = tqdm(
             total=len(todo),
@@ -709,7 +731,10 @@ def execute_all(
         )
         try:
             for g, recs in _compute(groups, root, workers, backend, address, bar, batch):
-                for cfg, (summary, _, error) in zip(g, recs):
+                for cfg, rec in zip(g, recs):
+                    if rec is None:  # a member computed only as one of its stack
+                        continue
+                    summary, _, error = rec
                     folder = run_dir(out, cfg)
                     records[index[id(cfg)]] = {
                         "summary": summary,
