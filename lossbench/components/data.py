@@ -11,6 +11,7 @@ To add one: a function here with `@datasets.register`, returning `Dataset(x, y, 
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import struct
@@ -353,7 +354,7 @@ def diabetes(g: torch.Generator) -> Dataset:
 MAX_IDX_DIMS = 4  # MNIST's files have 1 (labels) or 3 (images) dimensions
 
 
-def idx_header(f, path: str) -> tuple[tuple[int, ...], int]:
+def idx_header(f: io.BufferedIOBase, path: str) -> tuple[tuple[int, ...], int]:
     """(dims, header size) of an unsigned-byte IDX file open at its start; DataError if it is none."""
     head = f.read(4)
     if len(head) < 4 or head[:3] != b"\x00\x00\x08" or not 1 <= head[3] <= MAX_IDX_DIMS:
@@ -380,7 +381,7 @@ def read_idx(path: str, rows: list[int] | None = None) -> torch.Tensor:
                 if size != dims[0] * row:
                     what = "truncated" if size < dims[0] * row else "longer than its header says"
                     raise DataError(f"{path} is {what}: expected {dims[0] * row} bytes, found {size}")
-            wanted = range(dims[0]) if rows is None else sorted(set(rows))
+            wanted: Sequence[int] = range(dims[0]) if rows is None else sorted(set(rows))
             if rows is None:
                 body = bytearray(f.read(dims[0] * row))
                 if len(body) < dims[0] * row:
@@ -399,7 +400,7 @@ def read_idx(path: str, rows: list[int] | None = None) -> torch.Tensor:
     return data
 
 
-def _read_rows(f, wanted: list[int], row: int, path: str, n_rows: int) -> bytearray:
+def _read_rows(f: io.BufferedIOBase, wanted: Sequence[int], row: int, path: str, n_rows: int) -> bytearray:
     """Rows `wanted` (sorted) of an open IDX body: skipped rows are read past in 16 MiB pieces."""
     body, position = bytearray(), 0
     for r in wanted:

@@ -348,7 +348,7 @@ def build(raw: Any, source: str = "config", default_name: str = "run") -> Config
     if not problems:
         parts = memory_parts(cfg, dataset)
         if sum(parts.values()) > memory_budget():
-            largest = max(parts, key=parts.get)
+            largest = max(parts, key=lambda part: parts[part])
             problems.append(
                 (
                     MEMORY_KEYS[largest][0],

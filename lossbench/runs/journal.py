@@ -28,9 +28,11 @@ import secrets
 import shutil
 import socket
 import stat
+from types import ModuleType
 
 from ..errors import UserError
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; an exclusive create stands in for them
@@ -90,7 +92,7 @@ class Journal:
                 ],
                 os.path.join(folder, name or ""),
             )
-        self.fd = fd
+        self.fd: int | None = fd
         leftovers = _records(os.read(fd, MAX_JOURNAL_BYTES))
         if leftovers is not None:  # the lock of a writer that is gone: undo what it left
             _undo(folder, leftovers)
@@ -99,6 +101,7 @@ class Journal:
         self._write({"journal": MAGIC, "pid": os.getpid(), "host": socket.gethostname()})
 
     def _write(self, record: dict) -> None:
+        assert self.fd is not None, "a closed journal records nothing"
         os.write(self.fd, (json.dumps(record) + "\n").encode())
 
     def made(self, name: str) -> None:
@@ -126,6 +129,7 @@ def fd_is_new(fd: int) -> bool:
 
 
 def _try_lock(fd: int) -> bool:
+    assert fcntl is not None, "asked only where fcntl exists"
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True

@@ -22,7 +22,7 @@ import secrets
 import shutil
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
@@ -49,7 +49,7 @@ def run_dir(root: str, cfg: Config) -> str:
     return os.path.join(root, check_name(cfg.name, "name", "config"), config_hash(cfg.to_dict()))
 
 
-def check_name(name, key: str, source: str) -> str:
+def check_name(name: object, key: str, source: str) -> str:
     """`name` if it is a valid run name (as a config's `name` is checked), else UserError.
 
     Used on every name read from a file that becomes part of a path: 1-100 letters, digits, '_',
@@ -130,7 +130,7 @@ def read_bounded(path: str, limit: int) -> bytes:
     return data
 
 
-def read_json(path: str, limit: int = MAX_SUMMARY_BYTES):
+def read_json(path: str, limit: int = MAX_SUMMARY_BYTES) -> Any:
     """A JSON file of a run folder; ValueError when it is not JSON (or nests absurdly deep)."""
     try:
         return json.loads(read_bounded(path, limit))
@@ -138,7 +138,7 @@ def read_json(path: str, limit: int = MAX_SUMMARY_BYTES):
         raise ValueError("nested too deeply") from None
 
 
-def read_run_yaml(path: str):
+def read_run_yaml(path: str) -> Any:
     """A YAML file of a run folder (config.yaml, sweep.yaml), with a config file's bounds."""
     from ..config.yaml_io import MAX_CONFIG_BYTES, parse_yaml
 
@@ -206,12 +206,14 @@ class RunWriter:
 
     def __init__(self, folder: str, cfg: Config):
         self.folder = folder
-        self.metrics = None
+        self.metrics: TextIO | None = None
         self.n_rows = 0
         self.replacing, self.path, self.made = False, folder, False
         parent, name = os.path.split(folder)
         os.makedirs(parent or ".", exist_ok=True)
-        self.lock = journal.hold(folder)  # RunBusy when another process is writing this run
+        self.lock: journal.Journal | None = journal.hold(
+            folder
+        )  # RunBusy when another process is writing this run
         try:
             journal.clean(parent or ".")
             self.replacing = read_summary(folder) is not None
@@ -232,6 +234,7 @@ class RunWriter:
             raise
 
     def log(self, row: dict) -> None:
+        assert self.metrics is not None, "the writer is closed"
         self.metrics.write(json.dumps(strict_json(row), allow_nan=False) + "\n")
         self.metrics.flush()
         self.n_rows += 1
@@ -243,7 +246,8 @@ class RunWriter:
         import numpy as np
         import torch
 
-        self.metrics.close()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.replacing and summary.get("status") == "interrupted":
             self.discard()  # the finished run being replaced stays
             return
@@ -263,6 +267,7 @@ class RunWriter:
         if self.replacing:  # swap the whole new run in, then drop the old one
             parent, name = os.path.split(self.folder)
             old = f".{name}.old-{os.getpid()}"
+            assert self.lock is not None, "the writer holds its run's lock until close"
             self.lock.moved(old, name)  # a kill between the renames: the next writer puts it back
             os.rename(self.folder, os.path.join(parent, old))
             os.rename(self.path, self.folder)

@@ -655,8 +655,10 @@ def _connect_ray(ray, address: str) -> None:
         host, _, port = address.removeprefix("ray://").rpartition(":")
         try:
             socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
-        except (OSError, ValueError) as e:
+        except OSError as e:
             problem = f"nothing answers at {address} ({e.strerror or e}); is the cluster started? "
+        except ValueError:
+            problem = f"{address} does not end in a port number; "
     if problem is None:
         outcome: list = []
 

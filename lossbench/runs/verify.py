@@ -79,9 +79,10 @@ def metrics_problem(folder: str, summary: dict) -> str | None:
         parsed = json.loads(b"[" + b",".join(rows) + b"]")
     except (ValueError, RecursionError):
         return "metrics.jsonl holds a line that is not JSON"
-    steps = [row.get("step") if isinstance(row, dict) else None for row in parsed]
-    if not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
+    raw_steps = [row.get("step") if isinstance(row, dict) else None for row in parsed]
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in raw_steps):
         return "metrics.jsonl holds a row without an integer step"
+    steps = [int(s) for s in raw_steps if s is not None]
     if any(b <= a for a, b in zip(steps, steps[1:])):
         return "metrics.jsonl steps do not increase"
     expected = summary.get("n_rows")
@@ -137,7 +138,7 @@ def reuse_check(folder: str, cfg: Config) -> tuple[bool, str | None]:
     except FileNotFoundError:
         return False, None  # never finished (or never started)
     except (OSError, ValueError, UserError) as e:
-        why = f"summary.json is unreadable: {e}"
+        why: str | None = f"summary.json is unreadable: {e}"
     else:
         if not isinstance(summary, dict) or summary.get("status") not in DONE:
             return False, None  # interrupted, failed: redone as usual
