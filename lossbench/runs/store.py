@@ -157,15 +157,18 @@ def read_summary(folder: str) -> dict | None:
 
 
 def is_finished(folder: str, cfg: Config | None = None) -> bool:
-    """True when `folder` holds a finished run (of `cfg`, when given) that verifies.
+    """True when `folder` holds a finished run (of `cfg`, when given: its config.yaml is `cfg`).
 
-    With `cfg`, the run's files must be whole and consistent (`runs.verify.problem`).
+    Whether such a run may be reused (its files whole and consistent) is `runs.verify.reuse_check`.
     """
+    if read_summary(folder) is None:
+        return False
     if cfg is None:
-        return read_summary(folder) is not None
-    from .verify import problem
-
-    return read_summary(folder) is not None and problem(folder, cfg) is None
+        return True
+    try:
+        return read_run_yaml(os.path.join(folder, "config.yaml")) == cfg.to_dict()
+    except (OSError, UserError):
+        return False
 
 
 def versions() -> dict:
