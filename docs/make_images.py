@@ -27,19 +27,17 @@ PICTURES = {
             ("mae_jumping", ["optim.schedule=inverse_time"]),
             ("mae_jumping", ["loss.name=mse"]),
         ],
-        "loss_curves",
+        "linear",
     ),
     "lesson_3_hinge_margin": ([("hinge_margin", []), ("hinge_margin", ["loss=bce"])], "task"),
-    "lesson_4_nielsen_neuron": (
-        [("nielsen_neuron", []), ("nielsen_neuron", ["loss.name=bce"])],
-        "loss_curves",
-    ),
+    "lesson_4_nielsen_neuron": ([("nielsen_neuron", []), ("nielsen_neuron", ["loss.name=bce"])], "linear"),
     "lesson_5_deep_sigmoid": (
         [("deep_sigmoid", []), ("deep_sigmoid", ["model.activation=relu", "model.init=kaiming_uniform"])],
         "grad_profile",
     ),
+    "lesson_5_sweep_activations": ([("sweep_activations", [])], "sweep_summary"),
     "lesson_6_init_scale": ([("init_scale", [])], "grad_profile"),
-    "lesson_7_likelihood": ([("likelihood", []), ("likelihood", ["loss.name=mae"])], "loss_curves"),
+    "lesson_7_likelihood": ([("likelihood", []), ("likelihood", ["loss.name=mae"])], "linear"),
 }
 
 

@@ -1,6 +1,6 @@
 """Same config, same torch build, same thread count: identical metrics, weights and summary.
 
-What is promised (README, Reliability): bit-for-bit equal runs on one machine and torch build at
+What is promised (docs/reliability.md): bit-for-bit equal runs on one machine and torch build at
 one thread count, whatever ran before in the process. Not promised: equality across thread
 counts, machines, torch builds or on a GPU (reduction order changes the last bits, and training
 amplifies them).
