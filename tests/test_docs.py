@@ -9,7 +9,9 @@ command runs in bash. Three kinds of command are not run as written, and the
 page says so where it shows them:
 - `pip install ...` (needs the network; CI runs `pip install -e ".[dev]"` itself) and `pytest` (the
   command that runs this test) are left out of a line, keeping the rest (`pip install -e . && X` runs X);
-- a line ending in `# tested with ARGS` runs with ARGS appended (a benchmark at reduced size).
+- a line ending in `# tested with ARGS` runs with ARGS appended (a benchmark at reduced size);
+- `watch`, which serves until stopped, is started, must print its page's address, and is stopped
+  with Ctrl-C (SIGINT), which must end it with exit code 130.
 The ```python blocks run too (after the page's bash blocks, in the same folder), except on
 extending.md, whose code belongs inside a lossbench module. docs/lessons.md is run by
 tests/test_lessons.py, which also checks the answers it gives.
@@ -85,7 +87,11 @@ def run_page(page: str, cwd: str, timeout: int = 900) -> tuple[int, str]:
         for command in commands(page):
             printed.write(f"$ {command}\n")
             words = shlex.split(command, comments=True)
-            if words[:3] == ["python", "-m", "lossbench"] and not SHELL_SYNTAX.search(command.split("#")[0]):
+            if words[:4] == ["python", "-m", "lossbench", "watch"]:
+                code = _watch(words, env, printed)
+            elif words[:3] == ["python", "-m", "lossbench"] and not SHELL_SYNTAX.search(
+                command.split("#")[0]
+            ):
                 with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
                     try:
                         code = main(words[3:])
@@ -110,6 +116,38 @@ def run_page(page: str, cwd: str, timeout: int = 900) -> tuple[int, str]:
     finally:
         os.chdir(here)
     return 0, printed.getvalue()
+
+
+def _watch(words: list[str], env: dict, printed, wait: float = 120) -> int:
+    """Start `lossbench watch`, wait for its address, stop it with SIGINT; 0 when all went as said."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, *words[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+
+    def read() -> str:
+        try:
+            return os.read(fd, 65536).decode(errors="replace")
+        except BlockingIOError:
+            return ""
+
+    seen, deadline = "", time.monotonic() + wait
+    while "http://127.0.0.1:" not in seen and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        seen += read()
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = -9
+    seen += read()
+    printed.write(seen)
+    return 0 if "http://127.0.0.1:" in seen and code == 130 else code or 1
 
 
 def runnable(page: str) -> bool:

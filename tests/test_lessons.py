@@ -220,3 +220,7 @@ def test_lesson_7_the_likelihood_view(lessons):
     far = [1.0, 2.0, 3.0, 4.0, 1000.0]  # exercise b
     assert abs(bias(one(ws, "likelihood", loss__name="mse", data__targets=far)) - 202) < 0.5
     assert abs(bias(one(ws, "likelihood", loss__name="mae", data__targets=far)) - 3) < 0.01
+    bce = one(ws, "quickstart", loss__name="bce").summary  # the loss is the Bernoulli NLL
+    assert bce["final_train_nll"] == pytest.approx(bce["final_train_loss"], rel=1e-5)
+    mse = one(ws, "quickstart", loss__name="mse").summary
+    assert abs(mse["final_train_nll"] - mse["final_train_loss"]) > 0.5 * mse["final_train_loss"]
