@@ -116,10 +116,16 @@ def draw(
 
 
 def _ignore_interrupt() -> None:
-    """Workers leave Ctrl-C to the parent, which stops them (no traceback from each worker)."""
+    """Workers leave Ctrl-C to the parent, which stops them (no traceback from each worker), and
+    end with it: a parent killed outright would otherwise leave them waiting for work forever."""
+    import ctypes
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # Linux's PR_SET_PDEATHSIG (1): a SIGTERM when the parent dies
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        pass
 
 
 def _collect(futures: dict, done: dict, bar) -> None:
