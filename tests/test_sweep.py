@@ -184,6 +184,30 @@ def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monke
     assert all(r["summary"]["status"] == "finished" for r in records)
 
 
+def test_the_sweep_command_names_each_failed_member_and_its_cause(raw, tmp_path, monkeypatch, capsys):
+    import lossbench.engine.stacked  # noqa: F401
+    import lossbench.engine.train  # noqa: F401
+
+    plain_train = lossbench.engine.train.train
+
+    def flaky(cfg, *args, **kwargs):
+        if cfg.seed == 11 and cfg.model.depth == 1:
+            raise RuntimeError("boom in member")
+        return plain_train(cfg, *args, **kwargs)
+
+    def broken_stack(*args, **kwargs):
+        raise RuntimeError("the stack fails")
+
+    monkeypatch.setattr(lossbench.engine.train, "train", flaky)
+    monkeypatch.setattr(lossbench.engine.stacked, "train_stacked", broken_stack)
+    assert sweep_module.run_sweep(raw, "test", str(tmp_path), workers=1, progress=False) == 1
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("failed: ")] == [
+        line for line in err.splitlines() if "boom in member" in line
+    ]
+    assert err.count("boom in member") == 2  # the two failing members of the test above, one line each
+
+
 def read_metrics(folder):
     rows = [json.loads(line) for line in open(os.path.join(folder, "metrics.jsonl"))]
     for row in rows:

@@ -897,4 +897,9 @@ def run_sweep(
     if n_failed:
         line += f", {n_failed} failed (their summary.json holds the error)"
     print(f"{line}\nsweep table: {os.path.join(folder, 'sweep.csv')}")
+    # each failure's last line, so a failed member is never a mystery (the whole text: its summary.json)
+    for cfg, r in zip(configs, records):
+        if r["error"]:
+            lines = str(r["error"]).strip().splitlines() or ["?"]
+            print(f"failed: {r['folder'] or cfg.name}: {lines[-1]}", file=sys.stderr)
     return 1 if n_failed else 0
