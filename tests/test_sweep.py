@@ -153,7 +153,10 @@ def test_cli_bad_sweep_exits_2(raw, write_config, capsys):
     assert "did you mean 'sigmoid'" in err and "grid point model.activation=sigmod" in err
 
 
-def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monkeypatch):
+@pytest.fixture
+def failing_member(monkeypatch):
+    """The members with seed 11 and depth 1 raise, and stacks fail (so members run one by one);
+    returns the real `train` to put back."""
     import lossbench.engine.stacked  # noqa: F401
     import lossbench.engine.train  # noqa: F401
 
@@ -169,12 +172,19 @@ def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monke
 
     monkeypatch.setattr(lossbench.engine.train, "train", flaky)
     monkeypatch.setattr(lossbench.engine.stacked, "train_stacked", broken_stack)
+    return plain_train
+
+
+def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monkeypatch, failing_member):
+    plain_train = failing_member
     cfgs = expand(raw, "test")
     results = run_configs(cfgs, str(tmp_path), workers=1)
     statuses = [s["status"] for s, _ in results]
     assert statuses == ["finished", "failed", "finished", "finished"] * 2
     failed = json.load(open(os.path.join(results[1][1], "summary.json")))
     assert failed["status"] == "failed" and "boom in member" in failed["error"]
+
+    import lossbench.engine.train
 
     monkeypatch.setattr(
         lossbench.engine.train, "train", plain_train
@@ -184,22 +194,7 @@ def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monke
     assert all(r["summary"]["status"] == "finished" for r in records)
 
 
-def test_the_sweep_command_names_each_failed_member_and_its_cause(raw, tmp_path, monkeypatch, capsys):
-    import lossbench.engine.stacked  # noqa: F401
-    import lossbench.engine.train  # noqa: F401
-
-    plain_train = lossbench.engine.train.train
-
-    def flaky(cfg, *args, **kwargs):
-        if cfg.seed == 11 and cfg.model.depth == 1:
-            raise RuntimeError("boom in member")
-        return plain_train(cfg, *args, **kwargs)
-
-    def broken_stack(*args, **kwargs):
-        raise RuntimeError("the stack fails")
-
-    monkeypatch.setattr(lossbench.engine.train, "train", flaky)
-    monkeypatch.setattr(lossbench.engine.stacked, "train_stacked", broken_stack)
+def test_the_sweep_command_names_each_failed_member_and_its_cause(raw, tmp_path, failing_member, capsys):
     assert sweep_module.run_sweep(raw, "test", str(tmp_path), workers=1, progress=False) == 1
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if line.startswith("failed: ")] == [
