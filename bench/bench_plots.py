@@ -43,8 +43,9 @@ def write_run(folder: str, cfg: dict, n_rows: int, n_layers: int, rng) -> None:
             f.write(json.dumps(row) + "\n")
     reached = next((int(s) for s, v in zip(steps, loss) if v < 0.3), None)
     summary = {"status": "finished", "steps": int(steps[-1]) + 1, "steps_done": int(steps[-1]) + 1,
-               "final_train_loss": loss[-1], "final_val_loss": loss[-1] * 1.1, "target_loss": 0.3,
-               "steps_to_target": reached, "seconds_to_target": reached and reached * 1e-3,
+               "final_train_loss": loss[-1], "final_val_loss": loss[-1] * 1.1,
+               "targets": [{"metric": "loss", "value": 0.3, "steps_to": reached,
+                            "seconds_to": reached and reached * 1e-3}],
                "diverged_step": None, "task": "binary", "wall_time": 1.0}  # fmt: skip
     with open(os.path.join(folder, "summary.json"), "w") as f:
         json.dump(summary, f)

@@ -471,7 +471,7 @@ def print_summary(summary: dict, folder: str, config: dict | None = None) -> Non
                     " / ".join(_fmt(v, ".3f" if m == "acc" else ".4g") for m, v in values),
                 )
             )
-    rows += _target_rows(summary)
+    rows += _target_rows(summary, loss_name)
     rows += _linear_rows(summary, config or {}, folder)
     if summary.get("grad_ratio_first_last") is not None:  # (needs two hidden layers)
         rows.append(("grad first/last", _fmt(summary["grad_ratio_first_last"], ".3g")))
@@ -492,23 +492,30 @@ def _component_name(node: object) -> str | None:
     return node if isinstance(node, str) else node.get("name") if isinstance(node, dict) else None
 
 
-def _target_rows(summary: dict) -> list[tuple[str, str]]:
-    """One row per target: the step and seconds it was first reached, or that it was not."""
-    targets = summary.get("targets")
-    if not isinstance(targets, list):  # a run written before `targets`: its target_loss
-        targets = [] if summary.get("target_loss") is None else [
-            {"metric": "loss", "value": summary["target_loss"], "steps_to": summary.get("steps_to_target"),
-             "seconds_to": summary.get("seconds_to_target")}
-        ]  # fmt: skip
+def _target_rows(summary: dict, loss_name: str | None) -> list[tuple[str, str]]:
+    """One row per target: the step and seconds it was first reached, or that it was not. A target
+    on the loss names the loss's units; when those are not a shared metric's (measured: the final
+    train loss differs from every shared metric), a last row points to a target on a shared one."""
     rows = []
-    for t in targets:
-        sign = ">=" if t.get("metric", "").endswith("acc") else "<="
-        reached = t.get("steps_to")
-        text = (
-            f"step {reached} ({_fmt(t.get('seconds_to'), '.2f')} s)" if reached is not None else "not reached"
-        )
-        rows.append((f"to {t.get('metric')} {sign} {_fmt(t.get('value'))}", text))
+    shared = ["mse", "mae"] if summary.get("task") == "regression" else ["nll", "acc"]
+    for t in summary.get("targets") or []:
+        sign = ">=" if t["metric"].endswith("acc") else "<="
+        reached = t["steps_to"]
+        text = f"step {reached} ({_fmt(t['seconds_to'], '.2f')} s)" if reached is not None else "not reached"
+        units = f" ({loss_name} units)" if t["metric"].endswith("loss") and loss_name else ""
+        rows.append((f"to {t['metric']} {sign} {_fmt(t['value'])}{units}", text))
+    loss = summary.get("final_train_loss")
+    on_loss = any(t["metric"].endswith("loss") for t in summary.get("targets") or [])
+    recorded = [m for m in shared if summary.get(f"final_train_{m}") is not None]
+    if on_loss and loss_name and loss is not None and recorded:
+        if not any(_close(summary[f"final_train_{m}"], loss) for m in recorded):
+            rows.append(("note", f"a loss target is in {loss_name}'s own units; to compare losses,"))
+            rows.append(("", f"set train.target: {{metric: val_{recorded[0]}, value: ...}}"))
     return rows
+
+
+def _close(a: object, b: float) -> bool:
+    return isinstance(a, (int, float)) and abs(a - b) <= 1e-5 * max(abs(a), abs(b), 1e-12)
 
 
 def _linear_from_weights(folder: str, config: dict) -> dict | None:

@@ -310,11 +310,19 @@ def test_printed_summary_shows_shared_metrics_targets_and_fitted_parameters(caps
     line = config(**{"model.depth": 0, "data": {"name": "line"}})
     print_summary({**base, "task": "regression", "linear": {"weight": [[2.02]], "bias": [3.05]}}, "f", line)
     assert "y = 2.02 x + 3.05" in capsys.readouterr().out
-    print_summary({**base, "task": "binary", "final_val_acc": 0.95, "final_val_nll": 0.12, "target_loss": 0.05,
-                   "steps_to_target": 40, "seconds_to_target": 0.3}, "f", config())  # fmt: skip
+    loss_target = [{"metric": "loss", "value": 0.05, "steps_to": 40, "seconds_to": 0.3}]
+    binary = {**base, "task": "binary", "final_val_acc": 0.95, "final_val_nll": 0.12, "targets": loss_target}
+    hinge = config(**{"loss": {"name": "hinge"}, "model.output": "identity"})
+    print_summary({**binary, "final_train_loss": 0.2, "final_train_acc": 0.9}, "f", hinge)
     out = capsys.readouterr().out
     assert re.search(r"val acc / nll +0.950 / 0.12\n", out)
-    assert re.search(r"to loss <= 0.05 +step 40 \(0.30 s\)\n", out)
+    # a loss target names the loss's units, and hinge's are no shared metric's: the way to compare
+    assert re.search(r"to loss <= 0.05 \(hinge units\) +step 40 \(0.30 s\)\n", out)
+    assert "train.target: {metric: val_acc, value: ...}" in out
+    bce = {**binary, "final_train_loss": 0.2, "final_train_nll": 0.2, "final_train_acc": 0.9}
+    print_summary(bce, "f", config(**{"loss": {"name": "bce"}}))  # bce is the labels' NLL: no pointer
+    out = capsys.readouterr().out
+    assert "to loss <= 0.05 (bce units)" in out and "train.target: {metric" not in out
 
 
 # ----- the report ------------------------------------------------------------------------------------
@@ -350,7 +358,7 @@ def test_sweep_of_losses_with_a_loss_target_shows_no_incomparable_steps(tmp_path
         write_run(folder / f"r{i}", config(**{"loss": {"name": name}, "train.target_loss": 0.5}),
                   {"loss": list(CURVE), "val_loss": list(CURVE), "val_mse": list(CURVE)},
                   {"task": "regression", "final_val_loss": 1.0 + i, "final_val_mse": 2.0 + i,
-                   "target_loss": 0.5, "steps_to_target": 30})  # fmt: skip
+                   "targets": [{"metric": "loss", "value": 0.5, "steps_to": 30, "seconds_to": 0.1}]})  # fmt: skip
     (folder / "sweep.yaml").write_text(yaml.safe_dump({"swept": ["loss.name"]}))
     fig = fig_sweep_summary(groups_of(folder))
     assert [ax.get_ylabel() for ax in fig.axes] == ["final validation MSE"]  # no "steps to loss" row

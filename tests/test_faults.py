@@ -34,6 +34,7 @@ from lossbench.config.validate import load
 from lossbench.runs import store as runs
 from lossbench.runs.runner import execute
 from lossbench.runs.store import is_finished, load_run, read_summary
+from lossbench.runs.verify import reuse_check
 
 
 def make_cfg(**train):
@@ -220,7 +221,16 @@ def test_sigkill_at_every_write_then_rerun(tmp_path):
 
 @pytest.mark.parametrize(
     "damage",
-    ["truncated", "empty", "status interrupted", "status missing", "not a mapping", "other config"],
+    [
+        "truncated",
+        "empty",
+        "status interrupted",
+        "status missing",
+        "not a mapping",
+        "other config",
+        "targets not a list",
+        "target without steps_to",
+    ],
 )
 def test_damaged_summary_is_never_taken_for_finished(tmp_path, damage):
     cfg = make_cfg()
@@ -238,12 +248,20 @@ def test_damaged_summary_is_never_taken_for_finished(tmp_path, damage):
         open(path, "w").write(json.dumps({k: v for k, v in first.items() if k != "status"}))
     elif damage == "not a mapping":
         open(path, "w").write("[1, 2]")
+    elif damage == "targets not a list":  # the one shape of targets (engine/recording.py) or nothing
+        open(path, "w").write(json.dumps({**first, "targets": {"metric": "loss"}}))
+    elif damage == "target without steps_to":
+        open(path, "w").write(json.dumps({**first, "targets": [{"metric": "loss", "value": 0.5}]}))
     else:  # the folder holds another config's run under this id
         config_path = os.path.join(folder, "config.yaml")
         other = yaml.safe_load(open(config_path))
         other["seed"] = 99
         open(config_path, "w").write(yaml.safe_dump(other))
-    assert not is_finished(folder, cfg)
+    if damage.startswith("target"):  # finished-looking, but it does not verify
+        reusable, note = reuse_check(folder, cfg)
+        assert not reusable and "targets" in note
+    else:
+        assert not is_finished(folder, cfg)
     summary, folder_again, reused = execute(cfg, root)
     assert not reused and folder_again == folder
     assert read_summary(folder)["status"] == "finished"

@@ -183,7 +183,8 @@ def test_convergence_bars_are_the_summary_steps_to_target(lab):
     widths = [p.get_width() for p in steps_ax.patches]
     expected, flagged = [], 0
     for g in groups:
-        values = [r.summary["steps_to_target"] for r in g.runs if r.summary["steps_to_target"] is not None]
+        reached = [r.summary["targets"][0]["steps_to"] for r in g.runs]
+        values = [v for v in reached if v is not None]
         if values:
             expected.append(np.mean(values))
         flagged += len(g.runs) - len(values)

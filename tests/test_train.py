@@ -146,7 +146,11 @@ def test_run_folder_holds_config_metrics_summary(tiny, tmp_path):
     # steps to target: the first logged row at or below the target
     losses = run.metrics["loss"]
     hits = [s for s, v in zip(steps, losses) if v <= 0.6]
-    assert summary["steps_to_target"] == (hits[0] if hits else None)
+    (target,) = summary["targets"]  # train.target_loss is a target on `loss`, in the one shape
+    assert target["metric"] == "loss" and target["value"] == 0.6
+    assert target["steps_to"] == (hits[0] if hits else None)
+    assert (target["seconds_to"] is None) == (target["steps_to"] is None)
+    assert not {"target_loss", "steps_to_target", "seconds_to_target"} & set(summary)
     # the final loss is a full pass with the trained weights, reloaded from model.pt
     state = torch.load(os.path.join(folder, "model.pt"))
     model = build_model(cfg, torch.Generator())
@@ -341,7 +345,7 @@ def test_targets_on_any_metric_are_reached_where_the_rows_say(tiny, tmp_path):
     loss_step, acc_step = first("loss", lambda v: v <= 0.6), first("val_acc", lambda v: v >= 0.9)
     assert [t["metric"] for t in summary["targets"]] == ["loss", "val_acc", "nll"]
     assert [t["steps_to"] for t in summary["targets"]] == [loss_step, acc_step, None]
-    assert summary["steps_to_target"] == loss_step and 0 < acc_step < loss_step  # reached mid-run
+    assert 0 < acc_step < loss_step  # reached mid-run
     assert summary["targets"][2]["seconds_to"] is None
 
 

@@ -137,7 +137,7 @@ def run(out: str, fast: bool) -> dict:
         final = runs[f"{key}_fixed"].summary["final_train_loss"]  # the loss after the last step
         measured[f"{key}_final_abs"] = float(math.sqrt(final if key == "mse" else 2 * final))
     for key in ("mse_large", "mae_large"):
-        measured[f"{key}_steps_to_half"] = runs[key].summary["steps_to_target"]
+        measured[f"{key}_steps_to_half"] = runs[key].summary["targets"][0]["steps_to"]
     _figure(runs, out)
     return measured
 
@@ -175,7 +175,7 @@ def _figure(runs: dict, out: str) -> None:
         b.plot(
             r.metrics["step"],
             _abs_theta(r),
-            label=f"{label} (reaches 0.5 at step {r.summary['steps_to_target']})",
+            label=f"{label} (reaches 0.5 at step {r.summary['targets'][0]['steps_to']})",
         )
     b.axhline(0.5, color="grey", lw=0.8, ls="--")
     b.set(xlabel="step", ylabel="|theta - target|", title="a large error at equal step (lr 0.1)")
@@ -264,7 +264,7 @@ def judge(measured: dict) -> list[dict]:
                 measured,
                 f"{key}_steps_to_half",
                 E[f"{key[:3]}_steps_to_half"],
-                "summary steps_to_target",
+                "summary targets: steps_to",
             )
         )
     mse, mae = m("mse_large_steps_to_half"), m("mae_large_steps_to_half")

@@ -336,9 +336,8 @@ class Recorder:
             finals = [{**a, **b} for a, b in zip(train, val)]
         wall = self.elapsed()
         summaries = []
-        for m, cfg in enumerate(self.cfgs):
+        for m in range(len(self.cfgs)):
             done = self.status[m] != "diverged"
-            loss_target = self.targets[m][0] if cfg.train.target_loss is not None else {}
             summaries.append(
                 {
                     "status": self.status[m],
@@ -350,9 +349,6 @@ class Recorder:
                     "diverged_step": self.diverged_step[m],
                     **(finals[m] if done else {}),
                     **({"linear": linear[m]} if linear and done else {}),
-                    "target_loss": cfg.train.target_loss,
-                    "steps_to_target": loss_target.get("steps_to"),
-                    "seconds_to_target": loss_target.get("seconds_to"),
                     "targets": [dict(t) for t in self.targets[m]],
                     "grad_ratio_first_last": hidden_ratio(self.first[m]),
                     "grad_ratio_first_last_end": hidden_ratio(self.last[m]),
@@ -365,7 +361,11 @@ class Recorder:
 
 
 def _targets(cfg: Config) -> list[dict]:
-    """A member's targets, not yet reached: `train.target_loss` (on `loss`) first, then `train.target`."""
+    """A member's targets, not yet reached: `train.target_loss` (on `loss`) first, then `train.target`.
+
+    The summary's `targets` holds them as {metric, value, steps_to, seconds_to}, the one shape every
+    reader (the printed summary, the sweep table, the figures, the report) reads.
+    """
     loss = [{"metric": "loss", "value": cfg.train.target_loss}] if cfg.train.target_loss is not None else []
     return [{**t, "steps_to": None, "seconds_to": None} for t in loss + list(cfg.train.target or [])]
 

@@ -11,7 +11,7 @@ Every member records what `lossbench.engine.train.train` records for its config,
 every registered component): the same data (`data.make` and `data.split` with its seed), the same
 init (`build_model` with `Generator(seed + 1)`), the same data order (`Generator(seed + 2)`, one
 `randperm` per epoch), the same rows on the same steps. The one difference: `time` in a row (and
-`wall_time`, `seconds_to_target` in the summary) is the wall time of the whole stacked group, and the
+`wall_time` and each target's `seconds_to` in the summary) is the wall time of the whole stacked group, and the
 summary says how many members were stacked (`stacked`).
 """
 

@@ -25,7 +25,8 @@ REQUIRED = {  # key -> accepted types (bool is refused where a number is meant)
     "task": (str,),
     "run_id": (str,),
 }
-OPTIONAL = {"diverged_step": (int,), "steps_to_target": (int,), "seconds_to_target": NUMBER, "n_rows": (int,)}
+OPTIONAL = {"diverged_step": (int,), "n_rows": (int,)}
+TARGET = {"metric": (str,), "value": NUMBER}  # and, reached or not, steps_to: int, seconds_to: number
 
 
 def _type_problem(key: str, value, types: tuple, optional: bool) -> str | None:
@@ -56,6 +57,9 @@ def summary_problem(summary: dict, run_id: str) -> str | None:
             continue
         if problem:
             return problem
+    problem = _targets_problem(summary.get("targets", []))
+    if problem:
+        return problem
     if summary["run_id"] != run_id:
         return f"summary.json names run {summary['run_id']!r}, not {run_id}"
     if not 0 <= summary["steps_done"] <= summary["steps"]:
@@ -64,6 +68,21 @@ def summary_problem(summary: dict, run_id: str) -> str | None:
         )
     if summary["status"] == "diverged" and summary.get("diverged_step") is None:
         return "summary.json says diverged without a diverged_step"
+    return None
+
+
+def _targets_problem(targets) -> str | None:
+    """Why `targets` is not a list of {metric, value, steps_to, seconds_to}, the one shape of a
+    summary's targets (`engine.recording`), or None."""
+    if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
+        return "summary.json: targets is not a list of mappings"
+    for i, t in enumerate(targets):
+        for key, types in [*TARGET.items(), ("steps_to", (int,)), ("seconds_to", NUMBER)]:
+            if key not in t:
+                return f"summary.json: targets[{i}] has no {key}"
+            problem = _type_problem(f"targets[{i}].{key}", t[key], types, key not in TARGET)
+            if problem:
+                return problem
     return None
 
 

@@ -141,21 +141,8 @@ def _epoch_axis(ax, groups: list[Group]) -> None:
 
 
 def run_targets(run: Run) -> list[dict]:
-    """The run's targets as {metric, value, steps_to, seconds_to}: the summary's `targets`, or an
-    older run's `target_loss` (a target on `loss`)."""
-    s = run.summary or {}
-    if isinstance(s.get("targets"), list):
-        return [t for t in s["targets"] if isinstance(t, dict) and isinstance(t.get("metric"), str)]
-    if s.get("target_loss") is not None:
-        return [
-            {
-                "metric": "loss",
-                "value": s["target_loss"],
-                "steps_to": s.get("steps_to_target"),
-                "seconds_to": s.get("seconds_to_target"),
-            }
-        ]
-    return []
+    """The run's targets, as the summary records them: [{metric, value, steps_to, seconds_to}]."""
+    return (run.summary or {}).get("targets") or []
 
 
 def target_metric(groups: list[Group], metric: str | None = None) -> str | None:
@@ -179,7 +166,7 @@ def fig_convergence(groups: list[Group], metric: str | None = None) -> Figure | 
     reached it), a dot per seed, markers for runs that never reached it or diverged; a run without a
     target on that metric is written "no target", never drawn as a failure.
 
-    Returns None when no run has a target (`train.target` or `train.target_loss`).
+    Returns None when no run has a target (`train.target` or `train.target_loss`, a target on `loss`).
     """
     name = target_metric(groups, metric)
     if name is None:

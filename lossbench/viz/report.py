@@ -202,8 +202,7 @@ def _table(groups: list, out: str) -> str:
 
 
 def _target_columns(runs: list) -> list[tuple]:
-    """((metric, "steps_to" | "seconds_to"), header) for each metric any run has a target on (an older
-    run's target_loss is a target on `loss`)."""
+    """((metric, "steps_to" | "seconds_to"), header) for each metric any run has a target on."""
     values: dict[str, set] = {}
     for r in runs:
         for t in run_targets(r):
