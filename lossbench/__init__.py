@@ -9,6 +9,7 @@ The heavy modules (torch) load on first use, so `python -m lossbench --help` ans
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -63,17 +64,36 @@ def load_config(path: str, *overrides: str) -> Config:
     return load(path, overrides)[0]
 
 
-def run_many(configs: list[Config], out: str = "results", workers: int | None = 1) -> list[Run]:
-    """Train (or reuse) several Configs into run folders under `out`; returns their loaded `Run`s.
+def run_many(
+    configs: str | dict | list[Config],
+    out: str = "results",
+    workers: int | None = 1,
+    force: bool = False,
+    **overrides: Any,
+) -> list[Run]:
+    """Train (or reuse) several configs into run folders under `out`; returns their loaded `Run`s.
 
-    Configs that differ only in seed, learning rate, init or target are trained as one stack (the
-    same numbers as separate runs). A member that fails raises RuntimeError with its error.
+    `configs`: a list of Configs, or a config with a `sweep:` block (a YAML path or a mapping, with
+    overrides as `run` takes them), run as `python -m lossbench run` runs it: `out/<name>/` with its
+    sweep.yaml and sweep.csv (the table is printed), the runs in grid order. Configs that differ only
+    in seed, learning rate, init or target are trained as one stack (the same numbers as separate
+    runs). A member that fails raises RuntimeError with its error.
     """
     from .runs.store import load_run as _load_run
-    from .runs.sweep import run_configs
+    from .runs.sweep import expand, run_configs, run_sweep
 
+    sweep: dict = {}
+    if not isinstance(configs, list):
+        from .config.validate import load
+
+        items = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()]
+        path, raw = (configs, None) if isinstance(configs, str) else (None, configs)
+        cfg, sweep, raw = load(path, items, raw=raw)
+        if sweep:
+            run_sweep(raw, path or "config", out, force=force, workers=workers, progress=False)
+        configs = expand(raw, path or "config") if sweep else [cfg]
     runs = []
-    for summary, folder in run_configs(configs, out, workers=workers):
+    for summary, folder in run_configs(configs, out, workers=workers, force=force and not sweep):
         if (summary or {}).get("status") == "failed":
             raise RuntimeError(f"{folder}: {summary.get('error')}")
         runs.append(_load_run(folder))

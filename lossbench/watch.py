@@ -134,7 +134,7 @@ def train_and_draw(path: str, overrides: list[str], out: str, pool: Executor | N
     """Validate the config, train it (or reuse its finished runs), draw: (figures, status line)."""
     from .config.validate import load
     from .runs.store import check_writable, load_run
-    from .runs.sweep import execute_all, expand
+    from .runs.sweep import execute_all, expand, swept_keys
     from .viz.draw import draw
     from .viz.figures import figure_jobs
     from .viz.load import group_runs
@@ -147,7 +147,8 @@ def train_and_draw(path: str, overrides: list[str], out: str, pool: Executor | N
     trained = time.perf_counter()
     runs = [load_run(r["folder"]) for r in records if r["error"] is None]
     failed = len(records) - len(runs)
-    figures = draw([figure_jobs(group_runs(runs))], pool=pool)[0] if runs else {}
+    swept = swept_keys(raw["sweep"]) if sweep else []  # the runs come in the grid's order
+    figures = draw([figure_jobs(group_runs(runs, swept=swept))], pool=pool)[0] if runs else {}
     reused = sum(r["reused"] for r in records)
     what = f"{len(records)} runs" if sweep else cfg.name
     status = (

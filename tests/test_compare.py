@@ -218,7 +218,8 @@ def test_groups_follow_the_grid_and_keep_their_colours(sweep):
     lines = [ln for ln in fig.axes[0].get_lines() if ln.get_label() in {g.label for g in groups}]
     assert [ln.get_label() for ln in lines] == [g.label for g in groups]
     assert [ln.get_color() for ln in lines] == [g.color for g in groups]
-    assert len({g.color for g in groups}) == 9  # a shade per depth within each activation's hue
+    styles = [(c, s) for c in viz_load.PALETTE[:3] for s in viz_load.LINESTYLES[:3]]
+    assert [(g.color, g.linestyle) for g in groups] == styles  # a hue per activation, a style per depth
     heat = plots.fig_grad_heatmap(groups, "grad_out")
     assert [ax.get_title().replace("\n", " ") for ax in heat.axes[:9]] == [g.label for g in groups]
 

@@ -4,6 +4,7 @@ the commands it shows (`list`, `validate` with an override) answer as it says.""
 from __future__ import annotations
 
 import math
+import os
 import re
 import textwrap
 from typing import Annotated
@@ -58,3 +59,12 @@ def test_adding_an_experiment_as_contributing_says(tmp_path, monkeypatch):
     assert [c["verdict"] for c in experiment["checks"]] == ["PASS", "PASS"], experiment
     module = rp.load_experiment("huber_delta", folder / "experiment.py")
     assert [c["verdict"] for c in module.judge({"small_delta": 22.0})] == ["FAIL", "FAIL"]
+
+
+def test_contributing_points_only_inside_the_repository():
+    """Its links and the paths it names resolve in a checkout (the project notes are not part of it)."""
+    text = open(f"{ROOT}/CONTRIBUTING.md", encoding="utf-8").read()
+    links = re.findall(r"\]\(([^)#]+)", text)
+    for link in [x for x in links if "://" not in x]:
+        assert os.path.exists(os.path.join(ROOT, link)), link
+    assert "../" not in text

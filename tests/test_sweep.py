@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 import os
+import re
 
 import pytest
 import yaml
@@ -223,3 +224,19 @@ def test_ray_backend_writes_what_the_local_backend_writes(raw, tmp_path):
         assert s_ray["final_val_loss"] == s_local["final_val_loss"]
         assert read_metrics(f_ray) == read_metrics(f_local)
         assert sorted(os.listdir(f_ray)) == sorted(os.listdir(f_local))
+
+
+def test_the_python_api_runs_a_sweep_from_its_path_as_the_command_does(raw, tmp_path, write_config, capsys):
+    import lossbench
+
+    path = write_config({**raw, "sweep": {"model.activation": ["sigmoid", "tanh"]}})
+    with pytest.raises(UserError) as e:
+        lossbench.run(path, out=str(tmp_path))
+    named = re.findall(r"lossbench\.(\w+)", e.value.problems[0][1])
+    assert named and all(name in lossbench.__all__ for name in named) and "run_many" in named
+    runs = lossbench.run_many(path, out=str(tmp_path), model__width=3)
+    table = rows_of(tmp_path / "sw" / "sweep.csv")
+    assert [os.path.basename(r.path) for r in runs] == [row["run_id"] for row in table]
+    assert [r.config["model"]["activation"] for r in runs] == ["sigmoid", "tanh"]
+    assert {r.config["model"]["width"] for r in runs} == {3}
+    assert "2 runs: 0 reused, 2 computed" in capsys.readouterr().out

@@ -154,7 +154,9 @@ def run(
     else:
         cfg, sweep, _ = config_module.load(str(config_or_path), overrides=items)
     if not isinstance(config_or_path, Config) and sweep:
-        raise UserError([("sweep", "lossbench.run takes a single run; use lossbench.sweep")], "config")
+        raise UserError(
+            [("sweep", "lossbench.run takes a single run; run a sweep with lossbench.run_many")], "config"
+        )
     check_writable(out)
     _, folder, _ = execute(cfg, out, force=force)
     return load_run(folder)

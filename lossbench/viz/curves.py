@@ -55,8 +55,7 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
             ok = np.isfinite(mean)
             if not ok.any():
                 continue
-            marker = "o" if ok.sum() < 3 else None  # a line of one point is invisible
-            ax.plot(xs[ok], mean[ok], color=g.color, ls=g.linestyle, lw=1.6, marker=marker, label=g.label)
+            ax.plot(xs[ok], mean[ok], label=g.label, **line_style(g, int(ok.sum())))
             if len(g.runs) > 1:
                 ax.fill_between(
                     xs[ok], lo[ok], hi[ok], color=g.color, alpha=0.2 if len(groups) <= 4 else 0.08, lw=0
@@ -92,6 +91,14 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
     _legend(fig, axes[0], len(groups) + bool(n_diverged))
     _notes(fig, notes)
     return fig
+
+
+def line_style(g: Group, n_points: int) -> dict:
+    """The group's line as plot keywords: its colour, line style and marker (about ten marks along
+    the line; a dot on each point of a line too short to see)."""
+    marker = g.marker or ("o" if n_points < 3 else None)
+    return {"color": g.color, "ls": g.linestyle, "lw": 1.6, "marker": marker,
+            "markevery": max(1, n_points // 10), "ms": 5}  # fmt: skip
 
 
 UNITS = {"loss": " (loss units)", "mse": " (target units²)", "mae": " (target units)", "nll": " (nats)"}

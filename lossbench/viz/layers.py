@@ -139,7 +139,15 @@ def fig_grad_profile(groups: list[Group]) -> Figure | None:
                     continue
                 layers = np.arange(1, len(values) + 1)
                 ok = values > 0
-                ax.plot(layers[ok], values[ok], "o", ls=g.linestyle, color=g.color, label=g.label, ms=4)
+                ax.plot(
+                    layers[ok],
+                    values[ok],
+                    marker=g.marker or "o",
+                    ls=g.linestyle,
+                    color=g.color,
+                    label=g.label,
+                    ms=4,
+                )
                 steps_seen.add(step)
                 any_line = True
             if any_line:

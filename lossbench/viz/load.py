@@ -16,8 +16,11 @@ from ..errors import UserError
 from ..runs.store import Run, RunFolderError, load_run
 
 # Okabe & Ito (2008), ordered so the first colours are the most distinct on white; colour-blind safe.
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+# Their yellow is left out: a thin yellow line on white is barely visible. The closest pair left
+# (blue and sky blue) is 26 apart in CIELAB, far above the ~2 a reader can just tell apart.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
 LINESTYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 MAX_PANELS = 12  # per-group panels (heat maps, task pictures); more groups are named in the title
 SKIP_DIRS = {"figures", "report", "tensorboard", "compare"}
 LAYER_LABEL = "layer (1 = next to the input, last = output layer)"
@@ -232,17 +235,21 @@ def differing_keys(
     differ = [k for k in differ if (k in renamed) or (k not in COMPONENTS and _owner(k) not in renamed)]
     if len(differ) > 1 and "name" in differ:
         differ.remove("name")
-    for k in [k for k in differ if k in DERIVED]:
-        if any(_partition(texts[k]) == _partition(texts[o]) for o in differ if o != k):
-            differ.remove(k)
+    for k in [k for k in differ if k in DERIVED and k not in prefer]:
+        # a derived value (an `auto` output follows the loss) adds nothing to a label where another
+        # differing key fixes it, and never leads one (it is not what the user compared)
+        differ.remove(k)
+        if not any(_follows(texts[k], texts[o]) for o in differ):
+            differ.append(k)
+    prefer = [k[: -len(".name")] if k.endswith(".name") and k[:-5] in COMPONENTS else k for k in prefer]
     first = [k for k in prefer if k in differ]
     return first + [k for k in differ if k not in first]
 
 
-def _partition(values: list[str]) -> tuple:
-    """Which items share a value, independent of the values themselves: ["a", "b", "a"] -> (0, 1, 0)."""
-    seen: dict[str, int] = {}
-    return tuple(seen.setdefault(v, len(seen)) for v in values)
+def _follows(derived: list[str], other: list[str]) -> bool:
+    """Whether each value of `other` comes with one value of `derived` (bce -> sigmoid, mse -> identity)."""
+    seen: dict[str, str] = {}
+    return all(seen.setdefault(o, d) == d for o, d in zip(other, derived))
 
 
 def _text(v) -> str:
@@ -293,6 +300,8 @@ class Group:
     values: dict = field(default_factory=dict)
     color: str = PALETTE[0]
     linestyle: str = "-"
+    marker: str | None = None
+    swept: tuple[str, ...] = ()  # the keys the runs' sweep varied (but the seed), in grid order
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -345,10 +354,13 @@ class _quiet:
         self._w.__exit__(*exc)
 
 
-def group_runs(runs: list[Run], by: list[str] | None = None) -> list[Group]:
+def group_runs(runs: list[Run], by: list[str] | None = None, swept: list[str] | None = None) -> list[Group]:
     """Groups of runs differing only in seed, labelled by the keys that differ (or the `by` keys),
-    in the sweep's grid order (else sorted by their values), each with a colour it keeps in every
-    figure drawn from these groups.
+    in the sweep's grid order (else sorted by their values), each with a colour, line style and
+    marker it keeps in every figure drawn from these groups (`_styles`).
+
+    `swept`: the keys a sweep varied when the runs are given in its grid order (watch trains a sweep
+    without a sweep folder); by default both are read from the runs' sweep folders (sweep.yaml, sweep.csv).
 
     Raises UserError when a `by` key is in no run's config.
     """
@@ -368,13 +380,16 @@ def group_runs(runs: list[Run], by: list[str] | None = None) -> list[Group]:
         keyed.setdefault(ident, []).append(i)
     members = list(keyed.values())
     firsts = [configs[m[0]] for m in members]
-    differ = differing_keys(firsts, prefer=swept_keys(runs))
+    if swept is None:
+        swept, grid = swept_keys(runs), grid_positions(runs)
+    else:
+        grid = {r.path: i for i, r in enumerate(runs)}
+    differ = differing_keys(firsts, prefer=swept)
     label_keys = list(by) if by else differ
     values = [{k: value_text(c, k) for k in label_keys} for c in firsts]
     if by and len({tuple(v.values()) for v in values}) < len(values):  # --by alone does not tell them apart
         label_keys = list(by) + [k for k in differ if k not in by]
         values = [{k: value_text(c, k) for k in label_keys} for c in firsts]
-    grid = grid_positions(runs)
     order = sorted(
         range(len(members)),
         key=lambda j: (
@@ -384,7 +399,7 @@ def group_runs(runs: list[Run], by: list[str] | None = None) -> list[Group]:
     )
     styles = _styles([values[j] for j in order], label_keys)
     groups = []
-    for (color, linestyle), j in zip(styles, order):
+    for (color, linestyle, marker), j in zip(styles, order):
         group_runs_ = [runs[i] for i in members[j]]
         label = ", ".join(f"{k}={v}" for k, v in values[j].items())
         if len(group_runs_) > 1:
@@ -396,33 +411,43 @@ def group_runs(runs: list[Run], by: list[str] | None = None) -> list[Group]:
                 values=values[j],
                 color=color,
                 linestyle=linestyle,
+                marker=marker,
+                swept=tuple(k for k in swept if k != "seed"),
             )
         )
     return groups
 
 
-def _styles(values: list[dict], keys: list[str]) -> list[tuple[str, str]]:
-    """(colour, line style) per group, in order. With two or more label keys, the first key's value
-    picks the hue and the second's a shade (light to dark) and a line style, so that "relu, depth 10"
-    reads as the dark, dotted member of the relu family; otherwise one palette colour each."""
-    from matplotlib.colors import to_hex, to_rgb
-
-    firsts = list(dict.fromkeys(v[keys[0]] for v in values)) if keys else []
-    seconds = list(dict.fromkeys(v[keys[1]] for v in values)) if len(keys) > 1 else []
-    if len(keys) < 2 or len(firsts) > len(PALETTE) or len(seconds) > 6:
-        return [
-            (PALETTE[j % len(PALETTE)], LINESTYLES[(j // len(PALETTE)) % len(LINESTYLES)])
-            for j in range(len(values))
-        ]
+def _styles(values: list[dict], keys: list[str]) -> list[tuple[str, str, str | None]]:
+    """(colour, line style, marker) per group, in order: the first label key's value picks the hue,
+    the second's the line style, the third's the marker, so that "relu, depth 10" is the relu colour
+    drawn dotted in every figure. Keys past the first with more values than that (or a fourth key)
+    share style and marker between them; where even that cannot tell every group apart (more
+    values of the first key than hues), the groups take hue, then style, then marker in turn."""
+    marks: list[str | None] = [None, *MARKERS]
+    index = [list(dict.fromkeys(v[k] for v in values)) for k in keys]
+    n = [len(ix) for ix in index]
+    at = [[ix.index(v[k]) for k, ix in zip(keys, index)] for v in values]
+    simple = len(n) <= 3 and all(m <= c for m, c in zip(n[1:], (len(LINESTYLES), len(marks))))
     out = []
-    for v in values:
-        hue = np.array(to_rgb(PALETTE[firsts.index(v[keys[0]])]))
-        k = seconds.index(v[keys[1]])
-        t = k / max(len(seconds) - 1, 1)  # 0: the first value, lightest; 1: the last, darkest
-        shade = hue + (1 - hue) * 0.5 * (1 - t) if t < 0.5 else hue * (1 - 0.45 * (t - 0.5))
-        red, green, blue = (float(c) for c in np.clip(shade, 0, 1))
-        out.append((to_hex((red, green, blue)), LINESTYLES[k % len(LINESTYLES)]))
-    return out
+    for a in at if keys and n[0] <= len(PALETTE) else []:
+        if simple:
+            style, mark = (a[1:] + [0, 0])[:2]
+        else:  # the later keys' values counted together, styles first
+            rest = int(np.ravel_multi_index(a[1:], n[1:])) if len(a) > 1 else 0
+            style, mark = rest % len(LINESTYLES), rest // len(LINESTYLES)
+        out.append((PALETTE[a[0]], LINESTYLES[style], marks[mark % len(marks)]))
+    if out and len(set(out)) == len(out):
+        return out
+    n_hues, n_styles = len(PALETTE), len(LINESTYLES)
+    return [
+        (
+            PALETTE[j % n_hues],
+            LINESTYLES[(j // n_hues) % n_styles],
+            marks[(j // (n_hues * n_styles)) % len(marks)],
+        )
+        for j in range(len(values))
+    ]
 
 
 def swept_keys(runs: list[Run]) -> list[str]:

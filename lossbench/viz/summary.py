@@ -17,7 +17,7 @@ import numpy as np
 
 from .canvas import _figure, _notes, _suptitle, _wants_log, _wrap
 from .curves import run_targets, target_metric
-from .load import PALETTE, Group, swept_keys, value_text
+from .load import MARKERS, PALETTE, Group, _natural, value_text
 from .metrics import HIGHER_IS_BETTER, METRICS, base, choose_metric, lacking_note, losses_differ, task_of
 
 if TYPE_CHECKING:  # matplotlib loads on first use
@@ -25,16 +25,12 @@ if TYPE_CHECKING:  # matplotlib loads on first use
 
     from ..runs.store import Run
 
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-
 
 def sweep_axes(groups: list[Group]) -> list[tuple[str, list[str]]]:
-    """(key, its values in grid order) for every swept key with two values or more: the sweep's own
-    keys (sweep.yaml), else the keys the groups' labels name."""
-    runs = [r for g in groups for r in g.runs]
-    keys = [k for k in swept_keys(runs) if k != "seed"] or list(groups[0].values)
+    """(key, its values in grid order) for every key the sweep varied that takes two values or more
+    here; none outside a sweep (a comparison of separate runs has no axes to read a result along)."""
     out = []
-    for key in keys:
+    for key in groups[0].swept if groups else ():
         values = list(dict.fromkeys(value_text(g.runs[0].config, key) for g in groups))
         if len(values) > 1:
             out.append((key, values))
@@ -90,11 +86,10 @@ def _recorded(run, kind: str, key: str) -> bool:
 
 def fig_sweep_summary(groups: list[Group], metric: str | None = None) -> Figure | None:
     """Each result against each swept key, one line per value of the other swept keys (see the module
-    docstring). None for fewer than three configs outside a sweep, or when no key takes two values."""
+    docstring). None outside a sweep, or when no swept key takes two values here."""
     runs = [r for g in groups for r in g.runs]
     axes_keys = sweep_axes(groups)
-    from_sweep = any(k != "seed" for k in swept_keys(runs))
-    if not axes_keys or (not from_sweep and len(groups) < 3):
+    if not axes_keys:
         return None
     rows = results(groups, metric)
     cols = axes_keys[:4]
@@ -138,6 +133,7 @@ def _panel(ax, groups: list[Group], key: str, xs: list[str], others: list[str], 
         at = lines.setdefault(combo, {}).setdefault(xs.index(value_text(config, key)), [])
         at += [v for run in g.runs if (v := value(run)) is not None]
     everything = [v for line in lines.values() for vs in line.values() for v in vs]
+    numeric = all(_natural(x)[0] == 0 for x in xs)  # categories (losses) are points, never joined
     for j, (combo, points) in enumerate(lines.items()):
         pos = sorted(p for p, vs in points.items() if vs)
         if not pos:
@@ -157,8 +153,12 @@ def _panel(ax, groups: list[Group], key: str, xs: list[str], others: list[str], 
             ms=6,
             capsize=4,
             lw=1.6,
+            ls="-" if numeric else "none",
             label=name,
         )
+        if not others:  # one point per value of the one swept key: each in that value's colour
+            hue = {value_text(g.runs[0].config, key): g.color for g in reversed(groups)}
+            ax.scatter(np.array(pos) + dodge, mean, c=[hue[xs[p]] for p in pos], s=60, zorder=3)
     ax.set_xticks(range(len(xs)), [_wrap(x, 14) for x in xs], fontsize="small")
     ax.set_xlim(-0.4, len(xs) - 0.6)
     if _wants_log(everything):
