@@ -378,15 +378,6 @@ def test_a_component_whose_arguments_alone_differ_is_named_by_them(tmp_path):
     ]
 
 
-def test_health_peaks_come_from_the_caller_where_torch_is_loaded(sweep):
-    """Figures may be drawn in forked workers, where torch ops can hang: with torch loaded here (the
-    tests load it), the jobs carry the peak derivatives, computed by the engine's own function."""
-    from lossbench.components.activations import peak_derivative
-
-    (options,) = [o for name, _, _, o in plots.figure_jobs(groups_of(sweep)) if name == "activation_health"]
-    assert options["peaks"] == {a: peak_derivative(a, {}) for a in ["sigmoid", "tanh", "relu"]}
-
-
 def test_printed_summary_of_an_older_depth0_run_reads_its_weights(tmp_path, capsys):
     import torch
 

@@ -12,10 +12,12 @@ import copy
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import TINY, run_cli
+from conftest import ROOT, TINY, run_cli
 
 from lossbench import config
 from lossbench.errors import UserError
@@ -261,6 +263,50 @@ def test_activation_health_lines_and_guide(lab):
     assert guide and np.allclose(guide[0].get_ydata(), 1e-3) and ratio_ax.get_yscale() == "log"
     legend = {t.get_text() for t in fig.legends[0].get_texts()}
     assert legend == {f"layer {i}" for i in range(1, n_layers)} | {"output layer (sigmoid)", "1e-3 guide"}
+
+
+def test_runs_record_what_the_figures_would_otherwise_ask_torch_for(lab):
+    """Reference: the registries and the engine's own peak function, asked here where torch is loaded."""
+    from lossbench.components.activations import SATURATION, peak_derivative
+    from lossbench.config.overrides import registry_at
+
+    run = runs.load_run(lab["sweep"]["hinge", 0])
+    assert run.summary["activation"] == {
+        "peak_derivative": peak_derivative("tanh", {}),
+        "saturation": SATURATION,
+    }
+    recorded = run.summary["defaults"]
+    assert recorded["loss"] == registry_at(("loss",))["hinge"].defaults() and "margin" in recorded["loss"]
+    assert recorded["optim"] == registry_at(("optim",))["sgd"].defaults()
+    assert set(recorded) == set(viz_load.COMPONENTS)
+
+
+def test_drawing_a_runs_figures_never_loads_torch(lab, tmp_path):
+    """`plot` draws from the files alone: labels leave defaults out and the activation health is
+    scaled by the recorded peak, with torch never imported (checked in a fresh process)."""
+    folder = os.path.dirname(lab["sweep"]["bce", 0])
+    code = (
+        "import sys\n"
+        "from lossbench.viz import figures, load\n"
+        f"groups = load.group_runs(load.load_runs([{folder!r}]))\n"
+        "print([g.label for g in groups])\n"
+        "fig = figures.fig_activation_health(groups)\n"
+        "print(list(fig.axes[2].get_lines()[0].get_ydata()[:3]))  # row 2, column 1: bce\n"
+        "drawn = [name for name, fig in figures.figures(groups) if figures.render(fig)]\n"
+        "from lossbench.cli import main\n"
+        f"assert main(['plot', {folder!r}, '--out', {str(tmp_path)!r}, '--quiet']) == 0\n"
+        "print('torch' in sys.modules, len(drawn))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    labels, health, last = lines[0], lines[1], lines[-1]
+    assert labels == "['loss=bce (2 seeds)', 'loss=hinge (2 seeds)']"  # hinge(margin=1): default
+    seeds = [runs.load_run(lab["sweep"]["bce", seed]) for seed in (0, 1)]
+    mean = viz_load.group_runs(seeds)[0].mean("act_deriv")[1]
+    np.testing.assert_allclose(eval(health), mean[:3, 0] / seeds[0].summary["activation"]["peak_derivative"])
+    assert last == "False 7" and len(os.listdir(tmp_path)) == 7
 
 
 # ----- task pictures ---------------------------------------------------------------------------------

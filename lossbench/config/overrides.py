@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+from ..components.registry import Registry
 from ..errors import UserError
 from .yaml_io import parse_yaml
 
@@ -24,7 +25,7 @@ COMPONENT_KEYS = {
 SECTION_KEYS = {("data",): {"val_fraction"}, ("optim",): {"schedule"}}
 
 
-def _registry(path: tuple):
+def registry_at(path: tuple) -> Registry:
     """The registry that names the components at config `path` (imported late: it loads torch)."""
     from ..components.activations import activations
     from ..components.data import datasets
@@ -43,6 +44,24 @@ def _registry(path: tuple):
     }[path]
 
 
+def component_defaults(resolved: dict) -> dict[str, dict]:
+    """Each named component's keyword defaults, by dotted config path: `{"loss": {"delta": 1.0}}`.
+
+    A run records them in its summary, so that labels can leave out what is at its default
+    without importing the registries (and torch) to find out.
+    """
+    out = {}
+    for path in sorted(COMPONENT_KEYS):
+        node: object = resolved
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        name = node.get("name") if isinstance(node, dict) else node
+        registry = registry_at(path)
+        if isinstance(name, str) and name in registry:
+            out[".".join(path)] = registry[name].defaults()
+    return out
+
+
 def _drop_foreign_keys(path: tuple, node: dict, old_name, new_name, notes: list) -> None:
     """After `<path>.name=<new_name>`: remove the old component's keys the new one does not take.
 
@@ -51,7 +70,7 @@ def _drop_foreign_keys(path: tuple, node: dict, old_name, new_name, notes: list)
     """
     if old_name == new_name or not isinstance(new_name, str):
         return
-    registry = _registry(path)
+    registry = registry_at(path)
     if new_name not in registry:
         return  # validation names the unknown component and its choices
     keep = {"name", *registry[new_name].params(), *SECTION_KEYS.get(path, ())}

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..components.activations import OUTPUTS, SATURATION, activations, derivative_fn, peak_derivative
 from ..components.losses import MULTICLASS, REGRESSION, mean_loss, per_example
+from ..config.overrides import component_defaults
 from ..config.schema import Config, common_metrics
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -355,9 +356,21 @@ class Recorder:
                     "wall_time": wall,
                     "n_params": n_params,
                     "task": self.task,
+                    **drawing_facts(self.cfgs[m]),
                 }
             )
         return summaries
+
+
+def drawing_facts(cfg: Config) -> dict:
+    """What the figures need that only the registries know, recorded so that `plot` never loads
+    torch: each component's keyword defaults (labels leave them out) and the hidden activation's
+    peak derivative with the saturation threshold, a fraction of it (activation health)."""
+    act = cfg.model.activation
+    return {
+        "defaults": component_defaults(cfg.to_dict()),
+        "activation": {"peak_derivative": peak_derivative(act.name, act.kwargs), "saturation": SATURATION},
+    }
 
 
 def _targets(cfg: Config) -> list[dict]:

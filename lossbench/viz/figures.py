@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..runs.store import atomic_write, check_writable
 from .canvas import _figure, _wants_log, render  # noqa: F401 (tests use _wants_log from here)
 from .curves import fig_convergence, fig_loss_curves
-from .layers import fig_activation_health, fig_grad_heatmap, fig_grad_profile, health_peaks
+from .layers import fig_activation_health, fig_grad_heatmap, fig_grad_profile
 from .load import MAX_PANELS, Group
 from .metrics import check_metric
 from .summary import fig_sweep_summary
@@ -66,11 +65,6 @@ def figure_jobs(groups: list[Group], metric: str | None = None) -> list[tuple]:
     jobs: list[tuple[str, Callable[..., Figure | None], list[Group], dict[str, Any]]] = []
     for name, fn in FIGURES.items():
         options: dict[str, Any] = {"metric": metric} if name in TAKES_METRIC else {}
-        if name == "activation_health" and "torch" in sys.modules:
-            # torch is loaded here (watch, or labels that read a registry): the peak derivatives are
-            # computed now, so a figure drawn in a forked worker runs no torch op (those can hang
-            # in a fork); a parent without torch leaves them to the figure, which loads it afresh
-            options["peaks"] = health_peaks(groups)
         per = PAGED.get(name)
         if per and len(groups) > per:
             n_pages = -(-len(groups) // per)

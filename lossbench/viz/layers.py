@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..runs.store import Run
 from .canvas import _diverged_step, _figure, _grid, _legend, _page, _suptitle, _what, _wrap
 from .load import LAYER_LABEL, Group, value_text
 
@@ -170,13 +171,11 @@ def fig_grad_profile(groups: list[Group]) -> Figure | None:
     return fig
 
 
-def fig_activation_health(
-    groups: list[Group], page: tuple[int, int] | None = None, peaks: dict[str, float] | None = None
-) -> Figure | None:
+def fig_activation_health(groups: list[Group], page: tuple[int, int] | None = None) -> Figure | None:
     """Per layer against step, one column per config: the saturated fraction, the mean derivative
     relative to its peak (continuous: a neuron at sigma'(z) = 7% of the peak reads 0.07, nearly
     saturated), the dead fraction (hidden layers only) and the update-to-weight ratio (log axis, with
-    the 1e-3 guide). The threshold is the engine's own (`components.activations.SATURATION`).
+    the 1e-3 guide). The peak and the threshold are the engine's own, as the run recorded them.
 
     The output layer is drawn apart (black, dashed): a sigmoid output's saturation and derivative are
     shown, a softmax output's fraction of confident examples (max p > 0.99), an identity output's
@@ -185,12 +184,11 @@ def fig_activation_health(
     """
     from matplotlib import colormaps
 
-    from ..components.activations import SATURATION
-
     shown = _layered(groups, "update_ratio")
     if not shown:
         return None
-    limit = f"{SATURATION:.0%}"
+    saturation = {recorded(r, "saturation") for g in shown for r in g.runs} - {None}
+    limit = f"{saturation.pop():.0%}" if len(saturation) == 1 else "a set fraction"
     rows = [
         ("act_saturated", f"saturated fraction\n(|f'(z)| < {limit} of its peak)"),
         ("act_deriv", "mean |f'(z)| / peak\n(1: every unit at its steepest)"),
@@ -203,7 +201,7 @@ def fig_activation_health(
     axes = fig.subplots(len(rows), len(shown), squeeze=False, sharex="col")
     for c, g in enumerate(shown):
         output = value_text(g.runs[0].config, "model.output")
-        peak = (peaks or {}).get(value_text(g.runs[0].config, "model.activation")) or peak_of(g)
+        peak = recorded(g.runs[0], "peak_derivative") or float("nan")
         for r, (key, name) in enumerate(rows):
             ax = axes[r, c]
             m = g.mean(key)
@@ -268,21 +266,9 @@ def _health_line(ax, steps, values, key: str, colour, style: str, label: str) ->
     ax.plot(steps[ok], values[ok], color=colour, ls=style, lw=1.4, marker=marker, label=label)
 
 
-def health_peaks(groups: list[Group]) -> dict[str, float]:
-    """Each hidden activation's peak derivative, by its label text: computed by the caller where
-    torch is already loaded, so that figures drawn in forked workers never run torch ops."""
-    return {value_text(g.runs[0].config, "model.activation"): peak_of(g) for g in groups}
-
-
-def peak_of(g: Group) -> float:
-    """The hidden activation's largest derivative, as the engine computes it (1/4 for sigmoid)."""
-    from ..components.activations import peak_derivative
-
-    act = g.runs[0].config.get("model", {}).get("activation", "relu")
-    name, kwargs = (
-        (act, {}) if isinstance(act, str) else (act["name"], {k: v for k, v in act.items() if k != "name"})
-    )
-    try:
-        return peak_derivative(name, kwargs)
-    except (KeyError, TypeError):  # an activation this version does not know: no relative scale
-        return float("nan")
+def recorded(run: Run, key: str) -> float | None:
+    """A fact about the run's hidden activation that the engine recorded in its summary
+    (`peak_derivative`, `saturation`); None for a run still training."""
+    facts = (run.summary or {}).get("activation")
+    value = facts.get(key) if isinstance(facts, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None

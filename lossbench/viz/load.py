@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +99,7 @@ def load_runs(paths: list[str]) -> list[Run]:
                     [("metrics.jsonl", "holds no metrics rows (truncated or empty)")], folder
                 )
             runs.append(run)
+    remember_defaults(runs)
     return runs
 
 
@@ -173,27 +175,32 @@ def component_text(path: str, node: Any) -> str:
     return f"{name}({', '.join(f'{k}={_text(v)}' for k, v in args.items())})" if args else name
 
 
+RECORDED_DEFAULTS: dict[tuple[str, str], dict] = {}
+"""(config path, component name) -> its keyword defaults, as the runs loaded so far recorded them
+(`summary.json`'s `defaults`): labels read them instead of the registries, which load torch."""
+
+
+def remember_defaults(runs: list[Run]) -> None:
+    """Note the component defaults each run recorded (`RECORDED_DEFAULTS`)."""
+    for run in runs:
+        recorded = (run.summary or {}).get("defaults")
+        for path, defaults in recorded.items() if isinstance(recorded, dict) else ():
+            name = _name_of(_node(run.config, path)) if path in COMPONENTS else None
+            if name is not None and isinstance(defaults, dict):
+                RECORDED_DEFAULTS[path, name] = defaults
+
+
 def _params(path: str, name: str) -> dict | None:
-    """The registered component's arguments and the text of their defaults (None: no default);
-    None for a name the registry does not know (a foreign or newer run).
+    """The component's keyword arguments and the text of their defaults, as a run recorded them;
+    None when no run loaded here did (a run still training, or a foreign one): then every argument
+    is shown. Where torch is loaded anyway (watch), the registry says the same."""
+    defaults = RECORDED_DEFAULTS.get((path, name))
+    if defaults is None and "torch" in sys.modules:
+        from ..config.overrides import registry_at
 
-    Imported here rather than at the top: the registries import torch, which only labels naming a
-    component's arguments need."""
-    from ..components import activations, data, inits, losses, optim
-
-    registry = {
-        "data": data.datasets,
-        "loss": losses.losses,
-        "optim": optim.optimizers,
-        "optim.schedule": optim.schedules,
-        "model.activation": activations.activations,
-        "model.init": inits.inits,
-        "model.bias_init": inits.inits,
-    }[path]
-    if name not in registry:
-        return None
-    defaults = registry[name].defaults()
-    return {k: (_text(defaults[k]) if k in defaults else None) for k in registry[name].params()}
+        registry = registry_at(tuple(path.split(".")))
+        defaults = registry[name].defaults() if name in registry else None
+    return None if defaults is None else {k: _text(v) for k, v in defaults.items()}
 
 
 def value_text(config: dict, key: str) -> str:
@@ -364,6 +371,7 @@ def group_runs(runs: list[Run], by: list[str] | None = None, swept: list[str] | 
 
     Raises UserError when a `by` key is in no run's config.
     """
+    remember_defaults(runs)
     configs = [r.config for r in runs]
     if by:
         every = known_keys(configs)
