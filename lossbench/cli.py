@@ -24,6 +24,7 @@ EPILOG = """examples:
   python -m lossbench compare results/a results/b --by loss.name
   python -m lossbench compare results/mae results/huber --metric val_mae
   python -m lossbench report results
+  python -m lossbench landscape results/outliers
   python -m lossbench watch configs/quickstart.yaml
   python -m lossbench reproduce --fast --only outliers
 
@@ -41,6 +42,7 @@ COMMANDS = {
     "export": ("lossbench.cli", "cmd_export"),
     "reproduce": ("lossbench.cli", "cmd_reproduce"),
     "watch": ("lossbench.cli", "cmd_watch"),
+    "landscape": ("lossbench.cli", "cmd_landscape"),
 }
 LIST_KINDS = ("loss", "activation", "init", "optimizer", "schedule", "data")
 PATH_HELP = "a run folder, a sweep folder or a results folder (run folders are found up to 4 levels down)"
@@ -147,6 +149,41 @@ def port(text: str) -> int:
     return value
 
 
+def resolution(text: str) -> int:
+    """A landscape grid's side: an integer from 3 to 1001 points."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 3 <= value <= 1001:
+        raise argparse.ArgumentTypeError(f"must be an integer from 3 to 1001, got {text!r}")
+    return value
+
+
+def positive(text: str) -> float:
+    """A finite number above 0 (a landscape's span)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
+    return value
+
+
+def natural(text: str) -> int:
+    """A seed or an example count: an integer from 0 to 2**63 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, got {text!r}")
+    return value
+
+
 def name(text: str) -> str:
     """An experiment name, a list kind or a dotted config key: letters, digits, '_', '-', '.'."""
     import re
@@ -169,6 +206,10 @@ FLAG_TYPES = {
     "kind": name,
     "metric": name,
     "port": port,
+    "resolution": resolution,
+    "span": positive,
+    "seed": natural,
+    "examples": natural,
 }
 """How every value a command takes is checked, by its argparse `dest` (`overrides` are checked as
 config values). `_typed` installs them, so a flag added without an entry here fails its test."""
@@ -302,7 +343,32 @@ def parser() -> _Parser:
     _add_config_args(sp)
     sp.add_argument("--out", default="results", help="results root (default: results)")
     sp.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    for name in ("validate", "plot", "compare", "report", "export", "reproduce"):
+    sp = command("landscape", "draw the loss landscape around each run: line, 2-D slice, training path")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help=PATH_HELP)
+    sp.add_argument("--resolution", type=int, default=41, help="points per side of a 2-D grid (default 41)")
+    sp.add_argument(
+        "--span",
+        type=float,
+        default=1.0,
+        help="the slice's half-width in filter-normalised units (default 1)",
+    )
+    sp.add_argument("--seed", type=int, default=0, help="seed of the two random directions (default 0)")
+    sp.add_argument(
+        "--bias",
+        choices=["row", "zero"],
+        default="row",
+        help="a direction's bias: one more entry of its unit's row (default), or 0 (Li et al.)",
+    )
+    sp.add_argument(
+        "--examples",
+        type=int,
+        default=None,
+        help="evaluate on the first N examples of each set (default all)",
+    )
+    sp.add_argument(
+        "--format", default="png", choices=["png", "svg", "pdf"], help="image format (default png)"
+    )
+    for name in ("validate", "plot", "compare", "report", "export", "reproduce", "landscape"):
         p.commands[name].add_argument(
             "--quiet", action="store_true", help="no progress bar (none is drawn unless on a terminal)"
         )
@@ -710,6 +776,24 @@ def cmd_watch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nlossbench watch: stopped", file=sys.stderr)
         return 130
+    return 0
+
+
+def cmd_landscape(args: argparse.Namespace) -> int:
+    """Each run's loss landscape (`lossbench.landscape`): files under its figures/, one path a line."""
+    from .landscape import landscape
+
+    for p in landscape(
+        args.paths,
+        args.resolution,
+        args.span,
+        args.seed,
+        args.bias,
+        args.examples,
+        args.format,
+        echo=lambda m: print(m, file=sys.stderr),
+    ):
+        print(p)
     return 0
 
 

@@ -496,6 +496,7 @@ MINIMAL = {  # a valid command line for each command, the value-taking arguments
     "export": ["export", "tensorboard", "p"],
     "reproduce": ["reproduce"],
     "watch": ["watch", "c.yaml"],
+    "landscape": ["landscape", "p"],
 }
 BAD = {
     "count": ["0", "-3", "abc", "1.5", "100000"],
@@ -503,6 +504,9 @@ BAD = {
     "address": ["nowhere", "host:0", "host:70000", "ray://:1"],
     "name": ["a/b", "../x", ""],
     "port": ["-1", "70000", "http"],
+    "resolution": ["2", "1002", "4.5", "x"],
+    "positive": ["0", "-1", "nan", "inf", "x"],
+    "natural": ["-1", "1.5", str(2**63), "x"],
 }
 
 

@@ -65,6 +65,7 @@ class TrainConfig:
     eval_every: Count | None = None
     target_loss: float | None = None
     target: list[dict] | None = None  # [{metric, value}]: read by validate._targets, not check_value
+    snapshots: Annotated[int, Interval(ge=0, le=1000)] = 0  # weights kept N + 1 times, for `landscape`
 
 
 @dataclass
@@ -105,8 +106,13 @@ class Config:
                 **self.optim.kwargs,
                 "schedule": self.optim.schedule.to_yaml(),
             },
-            # an unset target is left out, so the run ids of configs without one do not change
-            "train": {k: v for k, v in vars(self.train).items() if k != "target" or v is not None},
+            # an unset target or no snapshots is left out, so the run ids of configs without them
+            # do not change
+            "train": {
+                k: v
+                for k, v in vars(self.train).items()
+                if not (k == "target" and v is None or k == "snapshots" and not v)
+            },
         }
 
     def __repr__(self) -> str:

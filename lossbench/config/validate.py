@@ -510,6 +510,7 @@ MEMORY_KEYS = {
         "model.width",
         "reduce model.width or data.n_samples (evaluation feeds every example at once)",
     ),
+    "the weight snapshots": ("train.snapshots", "use fewer train.snapshots"),
 }
 
 
@@ -527,6 +528,7 @@ def memory_parts(cfg: Config, dataset: Dataset | None) -> dict[str, int]:
         names[1]: n_params * item * 5,
         names[2]: batch * sum(sizes) * item * 4,
         names[3]: n_all * (max(sizes) * 2 + cfg.n_outputs) * item,  # a layer's input and output at once
+        names[4]: (cfg.train.snapshots + 1 if cfg.train.snapshots else 0) * n_params * 4,  # float32
     }
 
 

@@ -235,7 +235,25 @@ class Recorder:
         self.targets = [_targets(c) for c in cfgs]
         self.first: list[dict] = [{} for _ in cfgs]
         self.last: list[dict] = [{} for _ in cfgs]
+        n_snaps = cfgs[0].train.snapshots
+        self.snapshot_steps = {round(k * n_steps / n_snaps) for k in range(n_snaps)} if n_snaps else set()
+        self.kept: list[tuple[int, list[torch.Tensor]]] = []
         self.start = time.perf_counter()
+
+    def keep_weights(self, step: int, params: Callable[[], list], last: bool = False) -> None:
+        """Keep a float32 copy of the weights after `step` steps where `train.snapshots` asks (its N
+        evenly spaced steps from 0, and `last`, the final weights): `params()` gives every parameter
+        as a plain model's state_dict orders and shapes it, with the members first."""
+        if step in self.snapshot_steps or (last and self.snapshot_steps):
+            self.kept.append((step, [p.detach().to("cpu", torch.float32, copy=True) for p in params()]))
+
+    def snapshots(self, m: int) -> dict | None:
+        """Member m's kept weights for `snapshots.npz`: `steps` [K] and each state_dict key [K, ...]."""
+        if not self.kept:
+            return None
+        names = [f"layers.{i // 2}.{('weight', 'bias')[i % 2]}" for i in range(len(self.kept[0][1]))]
+        out = {"steps": torch.tensor([s for s, _ in self.kept]).numpy()}
+        return out | {k: torch.stack([ps[i][m] for _, ps in self.kept]).numpy() for i, k in enumerate(names)}
 
     def records(self, step: int) -> bool:
         return step % self.log_every == 0 or step == self.n_steps - 1

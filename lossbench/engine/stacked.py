@@ -150,6 +150,10 @@ class StackedMLP:
             x = self.act(z) if i < self.n_layers - 1 else z
         return x
 
+    def state(self) -> list[torch.Tensor]:
+        """Every member's parameters in a plain MLP's state_dict order and shapes, members first."""
+        return [t for w, b in zip(self.weights, self.biases) for t in (w.transpose(1, 2), b[:, 0])]
+
     def member_model(self, m: int, cfg: Config) -> MLP:
         """Member m (of config `cfg`) as the nn.Linear MLP its plain run trains, on the CPU."""
         state = {}
@@ -206,6 +210,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None) -> tuple[list[di
             batch = slice((step % per_epoch) * batch_size, (step % per_epoch + 1) * batch_size)
             xb, yb = x_epoch[:, batch], y_epoch[:, batch]
             record = book.records(step)
+            book.keep_weights(step, net.state)
 
             keep: list[
                 torch.Tensor
@@ -234,6 +239,9 @@ def train_stacked(cfgs: list[Config], logs: list | None = None) -> tuple[list[di
                     break
     except KeyboardInterrupt:
         book.interrupt()
+    book.keep_weights(step + 1, net.state, last=True)
+    for m, d in enumerate(ds):
+        d["snapshots"] = book.snapshots(m)
     fits = None
     if cfg.model.depth == 0:
         fits = [linear_fit(net.weights[0][m].T, net.biases[0][m, 0]) for m in range(n_members)]

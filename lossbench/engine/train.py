@@ -90,6 +90,7 @@ def train(
             idx = order[(step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size]
             xb, yb, n_batch = x[idx], y[idx], idx.shape[0]  # (len() of a tensor is a slow Python call)
             record = book.records(step)
+            book.keep_weights(step, lambda: [p[None] for p in model.parameters()])
 
             # forward: keep the pre-activations on recorded steps to read their gradients
             keep: list[torch.Tensor] = []
@@ -123,6 +124,8 @@ def train(
     except KeyboardInterrupt:
         book.interrupt()
     bar.close()
+    book.keep_weights(step + 1, lambda: [p[None] for p in model.parameters()], last=True)
+    d["snapshots"] = book.snapshots(0)
     weight, bias = model.layers[0].parameters()  # a depth-0 model is this one layer: its fit is kept
     fit = [linear_fit(weight, bias)] if cfg.model.depth == 0 else None
     summary = book.summaries(step, model, sum(p.numel() for p in model.parameters()), fit)[0]

@@ -53,7 +53,7 @@ def execute(
         summary, model, d = train(cfg, log=writer.log, progress=progress)
         _stamp(summary, cfg, folder, str(next(model.parameters()).device))
         view = predict_view(model, d) if summary["status"] != "diverged" else None
-        writer.finish(summary, model if summary["status"] != "diverged" else None, view)
+        writer.finish(summary, model if summary["status"] != "diverged" else None, view, d["snapshots"])
     except OSError as e:
         # a full disk or a read-only folder: leave nothing half-written behind (a finished run
         # that was being replaced stays)
@@ -104,7 +104,8 @@ def run_stacked(
                 continue
             _stamp(summary, c, folder, str(net.params[0].device))
             model = net.member_model(m, c) if summary["status"] != "diverged" else None
-            w.finish(summary, model, predict_view(model, ds[m]) if model is not None else None)
+            view = predict_view(model, ds[m]) if model is not None else None
+            w.finish(summary, model, view, ds[m]["snapshots"])
     finally:
         for w in writers:
             if w is not None:

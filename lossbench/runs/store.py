@@ -3,7 +3,8 @@
 - `config.yaml`: the resolved config (every default filled in), written first;
 - `metrics.jsonl`: one JSON row per recorded step, appended as the run goes;
 - `model.pt`: the trained weights (a state_dict), and `view.npz`: the data and the model's
-  predictions on a grid, for the task pictures;
+  predictions on a grid, for the task pictures; `snapshots.npz` with `train.snapshots`: the
+  weights at evenly spaced steps in float32 (`steps` and each state_dict key), for `landscape`;
 - `summary.json`: final metrics, status and versions, written atomically, last.
 
 A run is finished when `summary.json` holds status `finished` or `diverged`; any other folder is
@@ -242,8 +243,15 @@ class RunWriter:
         self.metrics.flush()
         self.n_rows += 1
 
-    def finish(self, summary: dict, model: torch.nn.Module | None = None, view: dict | None = None) -> None:
-        """Close the metrics, save the weights and the picture data, then the summary (last)."""
+    def finish(
+        self,
+        summary: dict,
+        model: torch.nn.Module | None = None,
+        view: dict | None = None,
+        snapshots: dict | None = None,
+    ) -> None:
+        """Close the metrics, save the weights, the picture data and the weight snapshots
+        (`train.snapshots`), then the summary (last)."""
         import io
 
         import numpy as np
@@ -259,10 +267,11 @@ class RunWriter:
             buf = io.BytesIO()
             torch.save(model.state_dict(), buf)
             atomic_write(os.path.join(self.path, "model.pt"), buf.getvalue())
-        if view is not None:
-            buf = io.BytesIO()
-            np.savez_compressed(buf, allow_pickle=False, **{k: np.asarray(v) for k, v in view.items()})
-            atomic_write(os.path.join(self.path, "view.npz"), buf.getvalue())
+        for name, arrays in (("view.npz", view), ("snapshots.npz", snapshots)):
+            if arrays is not None:
+                buf = io.BytesIO()
+                np.savez_compressed(buf, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})
+                atomic_write(os.path.join(self.path, name), buf.getvalue())
         atomic_write(
             os.path.join(self.path, "summary.json"),
             json.dumps(strict_json(summary), indent=2, allow_nan=False).encode(),
