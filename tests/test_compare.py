@@ -244,6 +244,60 @@ def test_sweep_summary_points_are_the_runs_summaries(sweep):
     assert "model.depth" in axes[1, 1].get_xlabel()
 
 
+STEPS_TO = {"sigmoid": [10, 20, 40], "relu": [30, None, 50]}  # relu seed 1 never reaches the target
+FINAL_ACC = {"sigmoid": [0.61, 0.55, 0.7], "relu": [0.9, 0.97, 0.95]}
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    """A sweep of two activations x three seeds with known final accuracies and steps to a target."""
+    folder = tmp_path / "seeded"
+    for act in STEPS_TO:
+        for seed, (steps, acc) in enumerate(zip(STEPS_TO[act], FINAL_ACC[act])):
+            cfg = config(**{"seed": seed, "model.activation": act, "name": "seeded"})
+            target = {
+                "metric": "val_acc",
+                "value": 0.9,
+                "steps_to": steps,
+                "seconds_to": steps and steps / 1e3,
+            }
+            write_run(folder / f"{act}{seed}", cfg, {"loss": list(CURVE), "acc": [0.5, 0.6, 0.7, acc]},
+                      {"task": "binary", "final_val_acc": acc, "targets": [target]})  # fmt: skip
+    (folder / "sweep.yaml").write_text(yaml.safe_dump({"swept": ["model.activation", "seed"]}))
+    return folder
+
+
+def t_interval(values):
+    from scipy import stats
+
+    return stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+
+
+def test_figures_draw_scipys_t_interval_of_the_recorded_values(seeded):
+    groups = groups_of(seeded)
+    acts = [g.values["model.activation"] for g in groups]  # (no sweep.csv: sorted by name)
+    fig = fig_sweep_summary(groups)
+    acc_ax, steps_ax = fig.axes  # one swept key: final val acc, steps to the target
+    assert "95% Student-t interval" in fig._suptitle.get_text() and "3 seeds" in fig._suptitle.get_text()
+    for ax, values in [(acc_ax, FINAL_ACC), (steps_ax, STEPS_TO)]:
+        (bars,) = ax.containers
+        segments = bars.lines[2][0].get_segments()
+        for (x, lo), (_, hi) in segments:
+            seeds = [v for v in values[acts[round(x)]] if v is not None]
+            assert (lo, hi) == pytest.approx(t_interval(seeds))
+    assert sorted(t.get_text() for t in steps_ax.texts) == ["2/3", "3/3"]  # seeds that reached it
+    fig = plots.fig_convergence(groups)
+    bars = [c for c in fig.axes[0].containers if getattr(c, "has_xerr", False)]
+    assert len(bars) == 2
+    for bar, act in zip(bars, acts):
+        ((start, _), (end, _)) = bar.lines[2][0].get_segments()[0]
+        assert (start, end) == pytest.approx(t_interval([v for v in STEPS_TO[act] if v is not None]))
+    labels = [t.get_text().replace("\n", " ") for t in fig.axes[0].get_yticklabels()]
+    assert [label.split(": ")[-1] for label in labels] == [
+        f"{len(STEPS_TO[a]) - (None in STEPS_TO[a])}/3 reached it" for a in acts
+    ]
+
+
 def test_per_config_figures_are_paged_not_dropped(sweep):
     groups = groups_of(sweep)
     jobs = [(name, page) for name, _, page, _ in plots.figure_jobs(groups)]

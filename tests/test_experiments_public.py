@@ -134,6 +134,32 @@ def test_mean_sem_and_lookup():
     assert v.lookup({"a": None}, "a", "b") is None and v.lookup({}, "x") is None
 
 
+def test_seed_interval_is_scipys_t_interval_of_the_finite_values():
+    import numpy as np
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 5, 10, 40):
+        values = rng.normal(0.8, 0.1, n)
+        mean, lo, hi, count = v.seed_interval(list(values))
+        ref = stats.t.interval(0.95, n - 1, loc=values.mean(), scale=stats.sem(values))
+        assert count == n and mean == pytest.approx(values.mean(), rel=1e-12)
+        assert (lo, hi) == pytest.approx(ref, rel=1e-9)
+    # a diverged seed (NaN, inf) is left out and not counted; one value gives no interval
+    assert v.seed_interval([1.0, float("nan"), 3.0, float("inf")]) == pytest.approx(
+        (2.0, *stats.t.interval(0.95, 1, loc=2.0, scale=stats.sem([1.0, 3.0])), 2)
+    )
+    one = v.seed_interval([0.5])
+    assert one.mean == 0.5 and math.isnan(one.lo) and math.isnan(one.hi) and one.n == 1
+    assert math.isnan(v.seed_interval([]).mean) and v.seed_interval([]).n == 0
+    # columns of [n_seeds, n_steps], each with its own count, as the loss-curve bands use it
+    table = np.array([[1.0, 2.0, np.nan], [3.0, np.nan, np.nan], [5.0, 7.0, 1.0]])
+    mean, lo, hi, count = v.seed_interval(table)
+    assert list(count) == [3, 2, 1] and list(mean) == [3.0, 4.5, 1.0]
+    assert (lo[1], hi[1]) == pytest.approx(stats.t.interval(0.95, 1, loc=4.5, scale=stats.sem([2.0, 7.0])))
+    assert np.isnan(lo[2]) and np.isnan(hi[2])
+
+
 def test_against_reads_the_expectation_and_cites_its_source():
     exp = {"value": 3.0, "tol": 0.05, "source": "the median of [1, 2, 3, 4, 100]"}
     good, bad = v.against("c", 3.01, exp, "seed 0"), v.against("c", 3.2, exp)

@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT, TINY, run_cli
+from scipy import stats
 
 from lossbench import config
 from lossbench.errors import UserError
@@ -114,6 +115,9 @@ def test_single_run_loss_curve_is_the_recorded_loss(lab):
     np.testing.assert_allclose(val.get_ydata(), run.metrics["val_loss"][has_val])
     assert "step" in train_ax.get_xlabel() and "loss" in train_ax.get_ylabel()
     assert "Loss curves" in fig._suptitle.get_text()
+    assert not [c for c in train_ax.collections if len(c.get_paths())]  # one seed: no band, and it says so
+    notes = fig.legends[0].get_title().get_text() if fig.legends else fig._supxlabel.get_text()
+    assert "one seed: differences may be chance" in notes and "sweep: {seeds: N}" in notes
 
 
 def test_seeds_are_one_group_with_mean_and_band(lab):
@@ -128,9 +132,14 @@ def test_seeds_are_one_group_with_mean_and_band(lab):
     np.testing.assert_allclose(line.get_ydata(), (a + b) / 2)
     from matplotlib.colors import same_color
 
+    # the band is the 95% Student-t interval of the mean of the two seeds, step by step
+    lo, hi = stats.t.interval(0.95, 1, loc=(a + b) / 2, scale=stats.sem(np.stack([a, b]), axis=0))
     (band,) = [c for c in ax.collections if same_color(c.get_facecolor()[0][:3], line.get_color())]
-    band = band.get_paths()[0].vertices[:, 1]
-    assert np.isclose(band.min(), np.minimum(a, b).min()) and np.isclose(band.max(), np.maximum(a, b).max())
+    edge = band.get_paths()[0].vertices[:, 1]
+    if ax.get_yscale() == "log":  # drawn down to the axis' foot where the interval reaches below it
+        lo = np.maximum(lo, ax.get_ylim()[0])
+    assert np.isclose(edge.min(), lo.min()) and np.isclose(edge.max(), hi.max())
+    assert "95% Student-t interval" in fig._suptitle.get_text() and "2 seeds" in fig._suptitle.get_text()
     legend = fig.legends[0] if fig.legends else ax.get_legend()
     assert {t.get_text() for t in legend.get_texts()} >= {g.label for g in groups}
 
@@ -147,7 +156,9 @@ def test_mae_against_huber_is_drawn_on_the_recorded_mse_of_both(lab):
         np.testing.assert_allclose(
             val.get_ydata(), run.metrics["val_mse"][np.isfinite(run.metrics["val_mse"])]
         )
-    assert "MSE" in fig._suptitle.get_text() and fig._supxlabel is None  # no note: both recorded it
+    assert "MSE" in fig._suptitle.get_text()
+    notes = fig.legends[0].get_title().get_text() if fig.legends else fig._supxlabel.get_text()
+    assert notes.startswith("one seed:") and "\n" not in notes  # no other note: both recorded it
 
 
 def test_epoch_axis_uses_recorded_epochs(lab):
@@ -185,15 +196,31 @@ def test_convergence_bars_are_the_summary_steps_to_target(lab):
     widths = [p.get_width() for p in steps_ax.patches]
     expected, flagged = [], 0
     for g in groups:
-        reached = [r.summary["targets"][0]["steps_to"] for r in g.runs]
-        values = [v for v in reached if v is not None]
+        values = _reached(g)
         if values:
             expected.append(np.mean(values))
         flagged += len(g.runs) - len(values)
     np.testing.assert_allclose(widths, expected)
+    # a line over each bar of two reaching seeds: their 95% Student-t interval; the label: k/n reached
+    bars = [c for c in steps_ax.containers if getattr(c, "has_xerr", False)]
+    assert len(bars) == len([g for g in groups if len(_reached(g)) > 1])
+    for bar, g in zip(bars, [g for g in groups if len(_reached(g)) > 1]):
+        values = _reached(g)
+        ref = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+        ((start, _), (end, _)) = bar.lines[2][0].get_segments()[0]
+        assert (start, end) == pytest.approx(ref)
+    labels = [t.get_text().replace("\n", " ") for t in steps_ax.get_yticklabels()]
+    for g, label in zip(groups, labels):
+        if len(g.runs) > 1:
+            assert f"{len(_reached(g))}/{len(g.runs)} reached it" in label
     markers = [ln for ln in steps_ax.get_lines() if ln.get_marker() in ("X", "<") and len(ln.get_xdata())]
     assert len(markers) == flagged >= 1  # the diverged run at least
     assert "target" in steps_ax.get_xlabel()
+
+
+def _reached(g) -> list:
+    """The steps to the loss target of a group's seeds that reached it, from their summaries."""
+    return [s for r in g.runs if (s := r.summary["targets"][0]["steps_to"]) is not None]
 
 
 def test_convergence_is_skipped_without_a_target(lab):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..runs.store import Run
+from ..verdicts import ADD_SEEDS, INTERVAL, ONE_SEED
 from .load import Group, _default_label
 
 if TYPE_CHECKING:  # matplotlib loads on first use
@@ -97,6 +98,20 @@ def _notes(fig, notes: list[str]) -> None:
 
 
 NOTE_COLOR = "#B00020"
+
+
+def _seeds(groups: list[Group], what: str = "band") -> tuple[str, str]:
+    """(the title's words on the seeds, the note on configs with one seed) of a figure that draws
+    each config's mean over seeds with its 95% interval as a `what` ("band", "line", "bars")."""
+    counts = sorted({len(g.runs) for g in groups})
+    if counts[-1] == 1:
+        return "", ONE_SEED
+    n = f"{counts[0]}-{counts[-1]}" if len(counts) > 1 else f"{counts[0]}"
+    ones = sum(len(g.runs) == 1 for g in groups)
+    note = (
+        f"{ones} config{'s' if ones > 1 else ''} with one seed: no {what}, may differ by chance; {ADD_SEEDS}"
+    )
+    return f"mean over {n} seeds, {what}: {INTERVAL.replace(' over seeds', '')}", note if ones else ""
 
 
 def _what(groups: list[Group]) -> str:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..runs.store import Run
-from .canvas import _diverged_step, _figure, _legend, _notes, _suptitle, _wants_log, _what, _wrap
+from ..verdicts import seed_interval
+from .canvas import _diverged_step, _figure, _legend, _notes, _seeds, _suptitle, _wants_log, _what, _wrap
 from .load import Group
 from .metrics import (
     HIGHER_IS_BETTER,
@@ -25,9 +26,10 @@ if TYPE_CHECKING:  # matplotlib loads on first use
 
 
 def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = None) -> Figure | None:
-    """Train (and validation) curves of one metric against step or epoch: the mean over seeds and a
-    min-max band. The metric is the loss when every run trains the same one, else a metric every loss
-    shares (`metrics.choose_metric`; `metric` picks another). Raw losses of different losses can still
+    """Train (and validation) curves of one metric against step or epoch: the mean over seeds and its
+    95% Student-t interval as a band (`verdicts.seed_interval`; with one seed no band, and the figure
+    says its differences may be chance). The metric is the loss when every run trains the same one,
+    else a metric every loss shares (`metrics.choose_metric`; `metric` picks another). Raw losses of different losses can still
     be drawn (`metric="loss"`): the figure then says on it that their units differ.
 
     A diverged run gets an X at its divergence step, on its last finite value.
@@ -45,9 +47,9 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     n_diverged = 0
     for ax, key in zip(axes, keys):
-        everything = []
+        everything, bands = [], []
         for g in groups:
-            m = g.mean(key)
+            m = g.interval(key)
             if m is None:
                 continue
             steps, mean, lo, hi = m
@@ -56,15 +58,13 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
             if not ok.any():
                 continue
             ax.plot(xs[ok], mean[ok], label=g.label, **line_style(g, int(ok.sum())))
-            if len(g.runs) > 1:
-                ax.fill_between(
-                    xs[ok], lo[ok], hi[ok], color=g.color, alpha=0.2 if len(groups) <= 4 else 0.08, lw=0
-                )
+            bands.append((g, xs, lo, hi))
             everything.append(mean[ok])
             if key == keys[0]:
                 n_diverged += _diverged_marks(ax, g, key, x)
         if everything and name not in HIGHER_IS_BETTER and _wants_log(np.concatenate(everything)):
             ax.set_yscale("log")
+        _bands(ax, bands, 0.2 if len(groups) <= 4 else 0.08)
         ax.set_xlabel("training step" if x == "step" else "epoch")
         where = "validation" if key.startswith("val_") else "train (logged batch)"
         ax.set_ylabel(f"{where} {_short(name)}{UNITS.get(name, '')}")
@@ -74,7 +74,8 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
             _epoch_axis(ax, groups)
     if n_diverged:
         axes[0].plot([], [], "X", color="grey", mec="black", ms=9, label="diverged here")
-    band = " (line: mean over seeds, band: min-max)" if any(len(g.runs) > 1 for g in groups) else ""
+    seeds, one_seed = _seeds(groups, "band")
+    band = f" (line: {seeds})" if seeds else ""
     if name == "loss":
         title = f"Loss curves of {_what(groups)}{band}"
     else:
@@ -88,6 +89,7 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
         )
     if not notes:
         notes.append(lacking_note(lacking(groups, keys[0]), name))
+    notes.append(one_seed)
     _legend(fig, axes[0], len(groups) + bool(n_diverged))
     _notes(fig, notes)
     return fig
@@ -99,6 +101,19 @@ def line_style(g: Group, n_points: int) -> dict:
     marker = g.marker or ("o" if n_points < 3 else None)
     return {"color": g.color, "ls": g.linestyle, "lw": 1.6, "marker": marker,
             "markevery": max(1, n_points // 10), "ms": 5}  # fmt: skip
+
+
+def _bands(ax, bands: list, alpha: float) -> None:
+    """Each group's interval band, drawn once the axis scale is set. The axis keeps the lines'
+    limits: a band wider than that (2 or 3 seeds give wide intervals) runs off it, and on a log
+    axis one reaching zero or below is drawn down to the axis' foot."""
+    limits = ax.get_ylim()
+    for g, xs, lo, hi in bands:
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        if ok.any():
+            low = np.maximum(lo[ok], limits[0]) if ax.get_yscale() == "log" else lo[ok]
+            ax.fill_between(xs[ok], low, hi[ok], color=g.color, alpha=alpha, lw=0)
+    ax.set_ylim(limits)
 
 
 UNITS = {"loss": " (loss units)", "mse": " (target units²)", "mae": " (target units)", "nll": " (nats)"}
@@ -121,6 +136,15 @@ def _diverged_marks(ax, g: Group, key: str, x: str) -> int:
         ax.plot(_x_values(g, np.array([s]), x, run=r), [y], "X", color=g.color, ms=10, mec="black", zorder=5)
         n += 1
     return n
+
+
+def _tick(g: Group, mine: dict) -> str:
+    """A config's label on the convergence figure, with how many of its seeds reached the target."""
+    targets = [mine[r.path] for r in g.runs if mine[r.path]]
+    if len(g.runs) < 2 or not targets:
+        return _wrap(g.label, 40)
+    reached = sum(t.get("steps_to") is not None for t in targets)
+    return _wrap(f"{g.label}: {reached}/{len(targets)} reached it", 40)
 
 
 def _x_values(g: Group, steps: np.ndarray, x: str, run: Run | None = None) -> np.ndarray:
@@ -181,19 +205,26 @@ def fig_convergence(groups: list[Group], metric: str | None = None) -> Figure | 
     mine = {
         r.path: next((t for t in run_targets(r) if t["metric"] == name), None) for g in groups for r in g.runs
     }
+    by_group = [[mine[r.path] for r in g.runs] for g in groups]
     fig = _figure(11, 1.8 + 0.42 * len(groups))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (key, unit) in zip(
         axes, [("steps_to", "training steps"), ("seconds_to", "seconds (wall clock)")]
     ):
         tops = [t[key] for t in mine.values() if t and t.get(key) is not None]
-        flag_x = (max(tops) if tops else 1.0) * 1.08 or 1.0
+        his = [
+            seed_interval([t[key] for t in group if t and t.get(key) is not None]).hi for group in by_group
+        ]
+        flag_x = max([*tops, *(h for h in his if np.isfinite(h))] or [1.0]) * 1.08 or 1.0
         never = diverged = untargeted = 0
         for i, g in enumerate(groups):
             targets = [mine[r.path] for r in g.runs]
             values = [t[key] for t in targets if t and t.get(key) is not None]
             if values:
-                ax.barh(i, np.mean(values), color=g.color, alpha=0.8, height=0.7)
+                mean, lo, hi, n = seed_interval(values)
+                ax.barh(i, mean, color=g.color, alpha=0.8, height=0.7)
+                if n > 1:
+                    ax.errorbar(mean, i, xerr=[[mean - lo], [hi - mean]], color="black", capsize=4, lw=1)
                 if len(g.runs) > 1:
                     ax.plot(values, [i] * len(values), "o", color="black", ms=3)
             missed = [r for r, t in zip(g.runs, targets) if t and t.get(key) is None]
@@ -212,7 +243,7 @@ def fig_convergence(groups: list[Group], metric: str | None = None) -> Figure | 
             ax.plot([], [], "<", color="white", mec="grey", mew=2, ms=9, label="never reached the target")
         if diverged:
             ax.plot([], [], "X", color="grey", mec="black", ms=9, label="diverged")
-        ax.set_yticks(range(len(groups)), [_wrap(g.label, 40) for g in groups], fontsize="small")
+        ax.set_yticks(range(len(groups)), [_tick(g, mine) for g in groups], fontsize="small")
         ax.set_ylim(len(groups) - 0.5, -0.5)  # first config on top
         ax.set_xlabel(f"{unit} to reach the target")
         ax.set_title("Steps to target" if key == "steps_to" else "Wall time to target")
@@ -223,19 +254,19 @@ def fig_convergence(groups: list[Group], metric: str | None = None) -> Figure | 
     target_values = {t["value"] for t in mine.values() if t}
     value = f"{target_values.pop():g}" if len(target_values) == 1 else "each run's target"
     sign = ">=" if base(name) in HIGHER_IS_BETTER else "<="
+    interval, one_seed = _seeds(groups, "line")
     seeds = (
-        " (bar: mean of the seeds that reached it, dots: seeds)"
-        if any(len(g.runs) > 1 for g in groups)
+        "\n(bar: mean of the seeds that reached it, line: its 95% Student-t interval, dots: seeds)"
+        if interval
         else ""
     )
     _suptitle(fig, f"Convergence speed of {_what(groups)}: first logged {name} {sign} {value}{seeds}")
+    notes = [one_seed]
     if base(name) == "loss" and losses_differ(groups):
-        _notes(
-            fig,
-            [
-                "units differ: the target is on each run's own loss, so these steps do not compare; "
-                "set a target on a shared metric, e.g. train.target: {metric: "
-                f"{'val_mse' if task_of(groups) == 'regression' else 'val_acc'}, value: ...}}"
-            ],
+        notes.append(
+            "units differ: the target is on each run's own loss, so these steps do not compare; "
+            "set a target on a shared metric, e.g. train.target: {metric: "
+            f"{'val_mse' if task_of(groups) == 'regression' else 'val_acc'}, value: ...}}"
         )
+    _notes(fig, notes)
     return fig

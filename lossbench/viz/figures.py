@@ -2,10 +2,10 @@
 
 `python -m lossbench plot PATH...` draws the figures of each run, sweep or results folder into
 `PATH/figures/`; `compare PATH... [--by KEY]` overlays the runs of several folders. Runs that differ
-only in `seed` form one group, drawn as the mean over seeds with a min-max band; legend labels name
-the config keys whose values differ between groups. Each figure function takes groups and returns a
-matplotlib `Figure` (so tests can read the plotted data back from its artists); nothing here imports
-the trainer or trains anything.
+only in `seed` form one group, drawn as the mean over seeds with its 95% Student-t interval
+(`verdicts.seed_interval`); legend labels name the config keys whose values differ between groups.
+Each figure function takes groups and returns a matplotlib `Figure` (so tests can read the plotted
+data back from its artists); nothing here imports the trainer or trains anything.
 
 The figures live by subject: `curves` (loss curves, convergence), `layers` (gradient heat maps and
 profile, activation health), `task` (decision boundary, fitted function). This module lists them

@@ -15,6 +15,7 @@ import numpy as np
 from ..config.yaml_io import flatten
 from ..errors import UserError
 from ..runs.store import Run, RunFolderError, load_run
+from ..verdicts import seed_interval
 
 # Okabe & Ito (2008), ordered so the first colours are the most distinct on white; colour-blind safe.
 # Their yellow is left out: a thin yellow line on white is barely visible. The closest pair left
@@ -345,6 +346,15 @@ class Group:
             return None
         with np.errstate(all="ignore"), _quiet():
             return self.steps, np.nanmean(a, 0), np.nanmin(a, 0), np.nanmax(a, 0)
+
+    def interval(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """(steps, mean, lo, hi) over the runs: the mean and its 95% Student-t interval at each step
+        (`verdicts.seed_interval`; lo and hi NaN where fewer than two runs have a finite value)."""
+        a = self.stacked(key)
+        if a is None:
+            return None
+        mean, lo, hi, _ = seed_interval(a)
+        return self.steps, mean, lo, hi
 
 
 class _quiet:

@@ -59,10 +59,11 @@ document.querySelectorAll("table.runs th").forEach(function (th, col) {
 
 CAPTIONS = {
     "loss_curves": "Training and validation curves against step: the loss, or a metric every run shares when "
-    "they train different losses (the title says which; mean over seeds, band: min-max; X: diverged).",
-    "convergence": "Steps and wall time to reach each run's target (no target set: not a failure).",
+    "they train different losses (the title says which; mean over seeds, band: its 95% Student-t interval; X: diverged).",
+    "convergence": "Steps and wall time to reach each run's target: mean of the seeds that reached it with its "
+    "95% Student-t interval, and how many did (no target set: not a failure).",
     "sweep_summary": "What the sweep found: the final validation metric, the gradient ratio and the steps to "
-    "target against each swept key, one line per value of the other (mean over seeds, bars: min-max).",
+    "target against each swept key, one line per value of the other (mean over seeds, bars: its 95% Student-t interval).",
     "grad_heatmap_w": "Weight-gradient norm per layer over training (log colour scale, input layer at the bottom).",
     "grad_heatmap_out": "Back-propagated gradient norm (into each layer's pre-activation) per layer over training.",
     "grad_profile": "Gradient norm against layer index at the start, middle and end of training.",

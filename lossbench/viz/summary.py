@@ -4,8 +4,9 @@ For `configs/sweep_activations.yaml` one panel reads "gradient ratio against dep
 activation": the thing the sweep was run to see, which twenty-seven loss curves on one axis hide.
 Rows are results (the final validation metric, the first/last gradient ratio, steps to the target
 when one is set), columns the swept keys (their values in grid order on x), one line per value of
-the other swept keys; each point is the mean over seeds of the runs' summaries, the bar their
-min-max.
+the other swept keys; each point is the mean over seeds of the runs' summaries, the bar its 95%
+Student-t interval (`verdicts.seed_interval`) and, for steps to a target, "k/n" says how many of
+the n seeds reached it. With one seed the figure says that differences may be chance.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .canvas import _figure, _notes, _suptitle, _wants_log, _wrap
+from ..verdicts import seed_interval
+from .canvas import _figure, _notes, _seeds, _suptitle, _wants_log, _wrap
 from .curves import run_targets, target_metric
 from .load import MARKERS, PALETTE, Group, _natural, value_text
 from .metrics import HIGHER_IS_BETTER, METRICS, base, choose_metric, lacking_note, losses_differ, task_of
@@ -110,37 +112,42 @@ def fig_sweep_summary(groups: list[Group], metric: str | None = None) -> Figure 
         value = functools.partial(result_value, kind=kind, key=key_)
         without = [run for run in runs if value(run) is None]
         for c, (key, xs) in enumerate(cols):
-            _panel(axes[r, c], groups, key, xs, [k for k, _ in axes_keys if k != key], value)
+            others = [k for k, _ in axes_keys if k != key]
+            _panel(axes[r, c], groups, key, xs, others, value, counts=kind == "target")
             axes[r, c].set_xlabel(key if r == len(rows) - 1 else "")
             if c == 0:
                 axes[r, c].set_ylabel(label, fontsize="small")
         if without:
             notes.append(_why_missing(without, label, kind, key_))
-    seeds = max(len(g.runs) for g in groups)
-    spread = f" (points: mean over {seeds} seeds, bars: min-max)" if seeds > 1 else ""
+    seeds, one_seed = _seeds(groups, "bars")
+    spread = f" (points: {seeds})" if seeds else ""
+    notes.append(one_seed)
     what = ", ".join(label.split("\n")[0] for label, _, _ in rows)
     _suptitle(fig, f"What the sweep found: {what}, against {' and '.join(k for k, _ in cols)}{spread}")
     _notes(fig, notes)
     return fig
 
 
-def _panel(ax, groups: list[Group], key: str, xs: list[str], others: list[str], value) -> None:
-    """One result against `key`: a line per combination of the `others` keys' values."""
-    lines: dict[tuple, dict[int, list[float]]] = {}
+def _panel(ax, groups: list[Group], key: str, xs: list[str], others: list[str], value, counts: bool) -> None:
+    """One result against `key`: a line per combination of the `others` keys' values, each point the
+    mean over seeds with its 95% interval; `counts`: "k/n" beside each point, the seeds that have a
+    value (reached the target) out of all."""
+    lines: dict[tuple, dict[int, list]] = {}
     for g in groups:
         config = g.runs[0].config
         combo = tuple(value_text(config, o) for o in others)
         at = lines.setdefault(combo, {}).setdefault(xs.index(value_text(config, key)), [])
-        at += [v for run in g.runs if (v := value(run)) is not None]
-    everything = [v for line in lines.values() for vs in line.values() for v in vs]
+        at += [value(run) for run in g.runs]
+    everything = [v for line in lines.values() for vs in line.values() for v in vs if v is not None]
     numeric = all(_natural(x)[0] == 0 for x in xs)  # categories (losses) are points, never joined
     for j, (combo, points) in enumerate(lines.items()):
-        pos = sorted(p for p, vs in points.items() if vs)
+        pos = sorted(p for p, vs in points.items() if any(v is not None for v in vs))
         if not pos:
             continue
-        mean = np.array([np.mean(points[p]) for p in pos])
-        lo = mean - np.array([np.min(points[p]) for p in pos])
-        hi = np.array([np.max(points[p]) for p in pos]) - mean
+        found = [seed_interval([v for v in points[p] if v is not None]) for p in pos]
+        mean = np.array([f.mean for f in found])
+        lo = np.nan_to_num(mean - np.array([f.lo for f in found]))  # one seed: no bar
+        hi = np.nan_to_num(np.array([f.hi for f in found]) - mean)
         colour = _line_colour(groups, others, combo, j, len(lines))
         name = ", ".join(f"{o}={v}" for o, v in zip(others, combo)) or "all runs"
         dodge = 0.05 * (j - (len(lines) - 1) / 2)  # side by side, so equal values keep apart bars
@@ -159,6 +166,12 @@ def _panel(ax, groups: list[Group], key: str, xs: list[str], others: list[str], 
         if not others:  # one point per value of the one swept key: each in that value's colour
             hue = {value_text(g.runs[0].config, key): g.color for g in reversed(groups)}
             ax.scatter(np.array(pos) + dodge, mean, c=[hue[xs[p]] for p in pos], s=60, zorder=3)
+        for p, f, m in zip(pos, found, mean) if counts else ():
+            if len(points[p]) > 1:  # one seed: reached or not is the point itself
+                text = f"{f.n}/{len(points[p])}"
+                ax.annotate(
+                    text, (p + dodge, m), xytext=(5, 3), textcoords="offset points", fontsize="x-small"
+                )
     ax.set_xticks(range(len(xs)), [_wrap(x, 14) for x in xs], fontsize="small")
     ax.set_xlim(-0.4, len(xs) - 0.6)
     if _wants_log(everything):
