@@ -705,40 +705,60 @@ def _data_facts(name: str) -> str:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    """Figures of each PATH, written to PATH/figures (or --out, one subfolder per PATH when several)."""
+    """Figures of each PATH, written to PATH/figures (or --out, one subfolder per PATH when several);
+    a results folder is drawn per folder of runs (each sweep, each run name), as `report` does."""
     from . import progress
-    from .viz.figures import figure_jobs, save_figures
-    from .viz.load import group_runs, load_runs
+    from .viz.figures import figure_jobs, save_all
+    from .viz.load import by_folder, group_runs, load_runs
 
-    loaded = [(path, group_runs(load_runs([path]))) for path in args.paths]  # all inputs checked first
-    n_figures = 0
-    for _, groups in loaded:
-        # an unknown --metric is refused before anything is written
-        n_figures += len(figure_jobs(groups, args.metric))
-    with progress.bar(n_figures, "plot", "figure", not args.quiet) as bar:
-        for path, groups in loaded:
+    drawings = []
+    for path in args.paths:  # all inputs checked before anything is drawn
+        parts = by_folder(load_runs([path]))
+        if len(parts) == 1:
+            parts = {path: next(iter(parts.values()))}
+        elif not args.quiet:
+            print(f"{path}: {len(parts)} folders of runs, each drawn into its own figures/", file=sys.stderr)
+        for folder, runs in parts.items():
             if args.out is None:
-                out = os.path.join(path, "figures")
-            elif len(loaded) > 1:
+                out = os.path.join(folder, "figures")
+            elif len(parts) > 1:
+                out = os.path.join(args.out, os.path.relpath(folder, path))
+            elif len(args.paths) > 1:
                 out = os.path.join(args.out, os.path.basename(os.path.normpath(path)) or "results")
             else:
                 out = args.out
-            for p in save_figures(groups, out, args.format, metric=args.metric, bar=bar):
-                bar.write(p, file=sys.stdout)
+            drawings.append((out, group_runs(runs)))
+    n_figures = sum(len(figure_jobs(groups, args.metric)) for _, groups in drawings)  # a bad --metric: now
+    with progress.bar(n_figures, "plot", "figure", not args.quiet) as bar:
+        for p in save_all(drawings, args.format, args.metric, bar):
+            print(p)
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """The runs of all PATHs overlaid in one set of figures, labelled by the keys that differ (or --by)."""
     from . import progress
-    from .viz.figures import figure_jobs, save_figures
+    from .viz.figures import figure_jobs, remove_figures, save_all
     from .viz.load import group_runs, load_runs
+    from .viz.metrics import by_task
 
     runs = load_runs(args.paths)
-    groups = group_runs(runs, by=args.by)
+    group_runs(runs, by=args.by)  # a --by key no run has is refused before anything is drawn
     out = args.out or os.path.join("results", "compare")
-    with progress.bar(len(figure_jobs(groups, args.metric)), "compare", "figure", not args.quiet) as bar:
-        paths = save_figures(groups, out, args.format, metric=args.metric, bar=bar)
+    tasks = by_task(runs)  # a regression and a classifier share no metric: drawn apart
+    drawings = [
+        (out if len(tasks) == 1 else os.path.join(out, task), group_runs(members, by=args.by))
+        for task, members in tasks.items()
+    ]
+    if len(tasks) > 1:
+        remove_figures(out, args.format)  # an earlier compare's, now in the folder per task
+        print(f"runs of {len(tasks)} tasks, drawn apart (they share no metric): " + ", ".join(
+            f"{task} ({len(members)} run{'s' if len(members) > 1 else ''}) in {folder}"
+            for (task, members), (folder, _) in zip(tasks.items(), drawings)
+        ))  # fmt: skip
+    n_jobs = sum(len(figure_jobs(groups, args.metric)) for _, groups in drawings)
+    with progress.bar(n_jobs, "compare", "figure", not args.quiet) as bar:
+        paths = save_all(drawings, args.format, args.metric, bar)
     for p in paths:
         print(p)
     return 0

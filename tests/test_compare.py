@@ -451,3 +451,74 @@ def test_printed_summary_of_an_older_depth0_run_reads_its_weights(tmp_path, caps
     }
     print_summary(base, str(tmp_path), config(**{"model.depth": 0, "data": {"name": "line"}}))
     assert "y = 2.5 x + 3.25" in capsys.readouterr().out
+
+
+# ----- compare says what it compares ------------------------------------------------------------------
+
+
+def classifier(folder, loss="bce") -> str:
+    cfg = config(
+        **{"data": {"name": "moons", "n_samples": 100}, "loss": {"name": loss}, "model.output": "sigmoid"}
+    )
+    cols = {"loss": list(CURVE), "acc": [0.5, 0.7, 0.8, 0.9], "nll": list(CURVE / 4)}
+    return write_run(folder, cfg, cols, {"task": "binary", "final_val_acc": 0.9})
+
+
+def test_a_classifier_without_mse_is_named_for_its_task_never_sent_to_rerun(mae_huber, tmp_path):
+    groups = groups_of(mae_huber["mae"], classifier(tmp_path / "clf" / "run9"), by=["loss.name"])
+    fig = plots.fig_loss_curves(groups, metric="mse")
+    text = fig.legends[0].get_title().get_text() if fig.legends else fig._supxlabel.get_text()
+    assert "run9" in text and "binary task, which has no mse" in text.replace("\n", " ")
+    assert "--force" not in text
+
+
+def test_compare_draws_each_task_apart_and_keeps_only_its_own_figures(mae_huber, tmp_path):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "activation_health_2.png").write_bytes(b"an earlier compare's page")
+    (out / "notes.txt").write_text("the user's")
+    clf = classifier(tmp_path / "clf" / "run9")
+    r = run_cli("compare", mae_huber["mae"], mae_huber["huber"], clf, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (
+        "runs of 2 tasks" in r.stdout and "regression (2 runs)" in r.stdout and "binary (1 run)" in r.stdout
+    )
+    assert sorted(os.listdir(out)) == ["binary", "notes.txt", "regression"]
+    assert "loss_curves.png" in os.listdir(out / "regression") and "task.png" not in os.listdir(
+        out / "binary"
+    )
+    # a second compare of one task writes its figures only: the per-task folders stay the user's to remove
+    r = run_cli("compare", mae_huber["mae"], mae_huber["huber"], "--out", out / "regression", "--quiet")
+    assert r.returncode == 0, r.stderr
+    written = {os.path.basename(p) for p in r.stdout.split()}
+    assert set(os.listdir(out / "regression")) == written
+
+
+def test_by_names_the_label_and_the_other_differing_keys_go_to_the_title(tmp_path):
+    folders = [write_run(tmp_path / f"r{i}", config(**{"loss": {"name": loss}, "model.depth": depth}), {"loss": list(CURVE)},
+                         {"task": "regression"}) for i, (loss, depth) in enumerate([("mse", 1), ("mae", 2), ("mse", 3)])]  # fmt: skip
+    groups = groups_of(*folders, by=["loss.name"])
+    assert [g.label for g in groups] == [
+        "loss.name=mae",
+        "loss.name=mse (model.depth=1)",
+        "loss.name=mse (model.depth=3)",
+    ]
+    assert groups[1].color == groups[2].color != groups[0].color  # the hue is the --by key's
+    assert groups[1].linestyle != groups[2].linestyle
+    title = plots.fig_loss_curves(groups)._suptitle.get_text().replace("\n", " ")
+    assert "3 configs by loss.name (also differing: model.depth)" in title
+    folders.append(write_run(tmp_path / "r3", config(**{"loss": {"name": "huber"}, "data.noise": 0.3}), {"loss": list(CURVE)},
+                             {"task": "regression"}))  # fmt: skip
+    title = plots.fig_loss_curves(groups_of(*folders, by=["loss.name"]))._suptitle.get_text().replace("\n", " ")
+    assert "4 configs by loss.name (also differing: model.depth, data.noise)" in title
+
+
+def test_plot_of_a_results_folder_draws_each_folder_of_runs_apart(mae_huber, tmp_path):
+    results = os.path.dirname(os.path.dirname(mae_huber["mae"]))  # results/mae/run0, results/huber/run0
+    r = run_cli("plot", results)
+    assert r.returncode == 0, r.stderr
+    assert "2 folders of runs" in r.stderr
+    assert not os.path.exists(os.path.join(results, "figures"))
+    for name in ("mae", "huber"):
+        figures = os.listdir(os.path.join(results, name, "figures"))
+        assert "loss_curves.png" in figures and "sweep_summary.png" not in figures

@@ -118,7 +118,10 @@ def _what(groups: list[Group]) -> str:
     keys = list(groups[0].values) if groups else []
     n_runs = sum(len(g.runs) for g in groups)
     if len(groups) > 1 and keys:
-        return f"{len(groups)} configs by {', '.join(keys)}"
+        also = groups[0].also
+        return f"{len(groups)} configs by {', '.join(groups[0].by or keys)}" + (
+            f" (also differing: {', '.join(also)})" if also else ""
+        )
     return f"{_default_label(groups[0].runs[0])} ({n_runs} run{'s' if n_runs != 1 else ''})"
 
 

@@ -38,7 +38,7 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
     notes = []
     if not metric and name != "loss" and len(lacking(groups, name)) == sum(len(g.runs) for g in groups):
         # no run recorded the shared metric (all written before it was): their losses, and say so
-        notes.append(lacking_note(lacking(groups, name), name, prefix="no shared metric: "))
+        notes.append(lacking_note(lacking(groups, name), name, "no shared metric: ", groups))
         name = "loss"
     keys = [name, f"val_{name}"]
     keys = [k for k in keys if any((a := g.stacked(k)) is not None and np.isfinite(a).any() for g in groups)]
@@ -88,7 +88,7 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
             f"draw a shared metric with --metric {'mse' if task_of(groups) == 'regression' else 'acc'}"
         )
     if not notes:
-        notes.append(lacking_note(lacking(groups, keys[0]), name))
+        notes.append(lacking_note(lacking(groups, keys[0]), name, groups=groups))
     notes.append(one_seed)
     _legend(fig, axes[0], len(groups) + bool(n_diverged))
     _notes(fig, notes)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..runs.store import atomic_write, check_writable
@@ -95,24 +95,50 @@ def figures(groups: list[Group], metric: str | None = None) -> Iterator[tuple[st
 def save_figures(
     groups: list[Group], out: str, fmt: str = "png", metric: str | None = None, bar: Any = None
 ) -> list[str]:
-    """Write every figure to `out/NAME.FMT` (atomically); returns the paths.
+    """Write every figure to `out/NAME.FMT` (atomically); returns the paths. Figures of an earlier
+    drawing in `out` that these groups do not have (a removed config's page) are deleted, so the
+    folder holds this drawing's figures only; other files stay.
 
     The figures are drawn in parallel worker processes where that is safe (`viz.draw`); `bar`, a
     tqdm bar, advances once per figure job.
     """
+    return save_all([(out, groups)], fmt, metric, bar)
+
+
+def save_all(
+    drawings: list[tuple[str, list[Group]]], fmt: str = "png", metric: str | None = None, bar: Any = None
+) -> list[str]:
+    """`save_figures` of several (folder, groups), all drawn in one pool of workers."""
     from .draw import draw
 
-    jobs = figure_jobs(groups, metric)  # an unknown metric is refused before anything is written
-    check_writable(out)
-    drawn = draw([jobs], fmt, bar=bar)[0]
-    os.makedirs(out, exist_ok=True)
+    jobs = [figure_jobs(groups, metric) for _, groups in drawings]  # an unknown metric: refused first
+    for out, _ in drawings:
+        check_writable(out)
     paths = []
-    for name, data in drawn.items():
-        path = os.path.join(out, f"{name}.{fmt}")
-        atomic_write(path, data)
-        os.chmod(path, 0o644)  # atomic_write's temporary file is private (0600); figures are for sharing
-        paths.append(path)
+    for (out, _), drawn in zip(drawings, draw(jobs, fmt, bar=bar)):
+        os.makedirs(out, exist_ok=True)
+        written = []
+        for name, data in drawn.items():
+            path = os.path.join(out, f"{name}.{fmt}")
+            atomic_write(path, data)
+            os.chmod(path, 0o644)  # atomic_write's temporary file is private (0600); figures are for sharing
+            written.append(path)
+        remove_figures(out, fmt, keep=written)
+        paths += written
     return paths
+
+
+def remove_figures(folder: str, fmt: str, keep: Sequence[str] = ()) -> None:
+    """Delete the figures an earlier drawing left in `folder` (NAME.FMT, pages NAME_2.FMT) but those
+    in `keep`; other files stay."""
+    import re
+
+    if not os.path.isdir(folder):
+        return
+    for name in set(os.listdir(folder)) - {os.path.basename(p) for p in keep}:
+        stem, dot, ext = name.rpartition(".")
+        if dot and ext == fmt and re.sub(r"_[0-9]+$", "", stem) in FIGURES:
+            os.remove(os.path.join(folder, name))
 
 
 # ----- commands --------------------------------------------------------------------------------------

@@ -104,6 +104,15 @@ def load_runs(paths: list[str]) -> list[Run]:
     return runs
 
 
+def by_folder(runs: list[Run]) -> dict[str, list[Run]]:
+    """The runs by the folder that holds them (a sweep, a run name), in order: a results folder's
+    parts, each drawn and reported on its own."""
+    out: dict[str, list[Run]] = {}
+    for r in runs:
+        out.setdefault(os.path.dirname(os.path.normpath(r.path)) if len(runs) > 1 else r.path, []).append(r)
+    return out
+
+
 # ----- label terms: a component is one term ----------------------------------------------------------
 
 COMPONENTS = ("data", "loss", "optim", "optim.schedule", "model.activation", "model.init", "model.bias_init")
@@ -310,6 +319,8 @@ class Group:
     linestyle: str = "-"
     marker: str | None = None
     swept: tuple[str, ...] = ()  # the keys the runs' sweep varied (but the seed), in grid order
+    by: tuple[str, ...] = ()  # the keys the label names (--by); `values` may hold more (line styles)
+    also: tuple[str, ...] = ()  # the other keys that differ between the groups (named in titles)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -403,11 +414,14 @@ def group_runs(runs: list[Run], by: list[str] | None = None, swept: list[str] | 
     else:
         grid = {r.path: i for i, r in enumerate(runs)}
     differ = differing_keys(firsts, prefer=swept)
-    label_keys = list(by) if by else differ
+    # --by names the label (and the hue); the other differing keys still set line style and marker,
+    # and are named in a label only where --by alone does not tell two configs apart
+    label_keys = list(by) + _beyond(firsts, by, differ) if by else differ
     values = [{k: value_text(c, k) for k in label_keys} for c in firsts]
-    if by and len({tuple(v.values()) for v in values}) < len(values):  # --by alone does not tell them apart
-        label_keys = list(by) + [k for k in differ if k not in by]
-        values = [{k: value_text(c, k) for k in label_keys} for c in firsts]
+    shown = list(by) if by else label_keys
+    also = [k for k in label_keys if k not in shown]
+    also += [k for k in differ if k not in shown + also and f"{k}.name" not in shown]  # named in the title
+    named = [tuple(v[k] for k in shown) for v in values]
     order = sorted(
         range(len(members)),
         key=lambda j: (
@@ -419,7 +433,9 @@ def group_runs(runs: list[Run], by: list[str] | None = None, swept: list[str] | 
     groups = []
     for (color, linestyle, marker), j in zip(styles, order):
         group_runs_ = [runs[i] for i in members[j]]
-        label = ", ".join(f"{k}={v}" for k, v in values[j].items())
+        label = ", ".join(f"{k}={values[j][k]}" for k in shown)
+        if named.count(named[j]) > 1:
+            label += " (" + ", ".join(f"{k}={v}" for k, v in values[j].items() if k not in shown) + ")"
         if len(group_runs_) > 1:
             label = f"{label} ({len(group_runs_)} seeds)" if label else f"{len(group_runs_)} seeds"
         groups.append(
@@ -431,9 +447,23 @@ def group_runs(runs: list[Run], by: list[str] | None = None, swept: list[str] | 
                 linestyle=linestyle,
                 marker=marker,
                 swept=tuple(k for k in swept if k != "seed"),
+                by=tuple(shown),
+                also=tuple(also),
             )
         )
     return groups
+
+
+def _beyond(configs: list[dict], by: Sequence[str], differ: list[str]) -> list[str]:
+    """The differing keys that tell apart configs the `by` keys do not (`loss` adds nothing to
+    `loss.name` unless two losses of one name differ in their arguments)."""
+    same: dict[tuple, list[dict]] = {}
+    for c in configs:
+        same.setdefault(tuple(value_text(c, k) for k in by), []).append(c)
+    return [
+        k for k in differ
+        if k not in by and any(len({value_text(c, k) for c in cs}) > 1 for cs in same.values())
+    ]  # fmt: skip
 
 
 def _styles(values: list[dict], keys: list[str]) -> list[tuple[str, str, str | None]]:

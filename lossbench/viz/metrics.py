@@ -93,8 +93,35 @@ def choose_metric(groups: list[Group], requested: str | None = None) -> str:
     return "nll" if outputs <= PROBABILITY_OUTPUTS else "acc"
 
 
+REGRESSION_ONLY = {"mse", "mae"}
+"""Metrics only a regression records (a classifier's are `acc` and `nll`)."""
+
+
+def run_task(run) -> str:
+    """`regression` or a classification task: the summary's, else from what the run recorded."""
+    task = (run.summary or {}).get("task")
+    if isinstance(task, str):
+        return task
+    return "binary" if "acc" in run.metrics else "regression"
+
+
+def by_task(runs: list) -> dict[str, list]:
+    """The runs by task, in the order first seen."""
+    out: dict[str, list] = {}
+    for r in runs:
+        out.setdefault(run_task(r), []).append(r)
+    return out
+
+
+def measurable(run, key: str) -> bool:
+    """Whether a run of its task records `key` at all (a classifier has no MSE, a regression no accuracy)."""
+    regression = run_task(run) == "regression"
+    return base(key) not in (METRICS.keys() - REGRESSION_ONLY - {"loss"} if regression else REGRESSION_ONLY)
+
+
 def lacking(groups: list[Group], key: str) -> list[str]:
-    """Folders of the runs that recorded no finite `key` (older runs, or a metric their task lacks)."""
+    """Folders of the runs that recorded no finite `key` (older runs, or a metric their task lacks:
+    `lacking_note` tells which)."""
     out = []
     for g in groups:
         for r in g.runs:
@@ -104,13 +131,28 @@ def lacking(groups: list[Group], key: str) -> list[str]:
     return out
 
 
-def lacking_note(paths: list[str], what: str, prefix: str = "not drawn: ") -> str:
-    """One line naming runs without `what` and how to get it: rerun with --force."""
+def lacking_note(
+    paths: list[str], what: str, prefix: str = "not drawn: ", groups: list[Group] | None = None
+) -> str:
+    """One line naming runs without `what` and why: runs of a task that has no such metric (given
+    `groups`, and `what` a metric), else runs written before lossbench recorded it (rerun with --force)."""
     if not paths:
         return ""
+    runs = {r.path: r for g in groups or [] for r in g.runs}
+    other = [p for p in paths if p in runs and what in METRICS and not measurable(runs[p], what)]
+    older = [p for p in paths if p not in other]
+    parts = []
+    if other:
+        tasks = sorted({run_task(runs[p]) for p in other})
+        parts.append(
+            f"{_runs(other)} of the {'/'.join(tasks)} task, which has no {what}: compare runs of one task"
+        )
+    if older:
+        parts.append(f"{_runs(older)}, written before lossbench recorded {what}: rerun with --force")
+    return prefix + "; ".join(parts)
+
+
+def _runs(paths: list[str]) -> str:
     names = ", ".join(os.path.basename(os.path.normpath(p)) for p in paths[:4])
     more = f" and {len(paths) - 4} more" if len(paths) > 4 else ""
-    return (
-        f"{prefix}{len(paths)} run{'s' if len(paths) != 1 else ''} without {what} ({names}{more}); "
-        "written before lossbench recorded it: rerun with --force"
-    )
+    return f"{len(paths)} run{'s' if len(paths) != 1 else ''} ({names}{more})"

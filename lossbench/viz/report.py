@@ -106,10 +106,7 @@ def write_report(path: str, out: str, quiet: bool = False) -> str:
 
 def build_page(path: str, runs: list, out: str, quiet: bool = True) -> str:
     """The HTML text: one section per folder that holds runs (a sweep or a run name)."""
-    sections: dict[str, list] = {}
-    for r in runs:
-        parent = os.path.dirname(os.path.normpath(r.path))
-        sections.setdefault(parent if len(runs) > 1 else r.path, []).append(r)
+    sections = load.by_folder(runs)
     n_diverged = sum(1 for r in runs if _summary(r).get("status") == "diverged")
     n_open = sum(1 for r in runs if not r.summary)
     head = [
