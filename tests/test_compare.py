@@ -509,7 +509,9 @@ def test_by_names_the_label_and_the_other_differing_keys_go_to_the_title(tmp_pat
     assert "3 configs by loss.name (also differing: model.depth)" in title
     folders.append(write_run(tmp_path / "r3", config(**{"loss": {"name": "huber"}, "data.noise": 0.3}), {"loss": list(CURVE)},
                              {"task": "regression"}))  # fmt: skip
-    title = plots.fig_loss_curves(groups_of(*folders, by=["loss.name"]))._suptitle.get_text().replace("\n", " ")
+    title = (
+        plots.fig_loss_curves(groups_of(*folders, by=["loss.name"]))._suptitle.get_text().replace("\n", " ")
+    )
     assert "4 configs by loss.name (also differing: model.depth, data.noise)" in title
 
 
