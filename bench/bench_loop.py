@@ -79,7 +79,7 @@ def bare_training(raw: dict, stacked: bool) -> float:
 
     from lossbench.engine.stacked import train_stacked
     from lossbench.engine.train import train
-    from lossbench.runs.sweep import expand
+    from lossbench.config.grid import expand
 
     torch.set_num_threads(1)
     configs = expand(raw)

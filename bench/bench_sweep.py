@@ -30,7 +30,8 @@ from lossbench.config.validate import build, plan
 from lossbench.engine.model import build_model
 from lossbench.engine.stacked import train_stacked
 from lossbench.engine.train import prepare, train
-from lossbench.runs.sweep import expand, run_configs
+from lossbench.config.grid import expand
+from lossbench.runs.sweep import run_configs
 
 SEEDS = {
     "name": "bench",

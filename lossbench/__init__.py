@@ -79,8 +79,9 @@ def run_many(
     in seed, learning rate, init or target are trained as one stack (the same numbers as separate
     runs). A member that fails raises RuntimeError with its error.
     """
+    from .config.grid import expand
     from .runs.store import load_run as _load_run
-    from .runs.sweep import expand, run_configs, run_sweep
+    from .runs.sweep import run_configs, run_sweep
 
     sweep: dict = {}
     if not isinstance(configs, list):
@@ -89,9 +90,13 @@ def run_many(
         items = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()]
         path, raw = (configs, None) if isinstance(configs, str) else (None, configs)
         cfg, sweep, raw = load(path, items, raw=raw)
-        if sweep:
-            run_sweep(raw, path or "config", out, force=force, workers=workers, progress=False)
         configs = expand(raw, path or "config") if sweep else [cfg]
+        if sweep:
+            print(
+                run_sweep(
+                    raw, configs, out, source=path or "config", force=force, workers=workers, progress=False
+                )
+            )
     runs = []
     for summary, folder in run_configs(configs, out, workers=workers, force=force and not sweep):
         if (summary or {}).get("status") == "failed":

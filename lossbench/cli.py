@@ -450,15 +450,47 @@ def _load(args):
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg, sweep, raw = _load(args)
     if sweep:
-        from .runs.sweep import expand
+        from .config.grid import expand
 
-        members = expand(raw, args.config, allow_large=args.allow_large, progress=not args.quiet)
+        notes: list[str] = []
+        members = expand(raw, args.config, allow_large=args.allow_large, progress=not args.quiet, notes=notes)
+        _print_notes(notes)
         print(f"{args.config}: valid sweep of {len(members)} runs")
     else:
         print(f"{args.config}: valid ({cfg!r})")
     if args.print_config:
         _print_config(cfg, sweep)
     return 0
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:  # e.g. the keys `loss.name=bce` dropped from `loss: {name: mse, half: true}`
+        print(f"lossbench: note: {note}", file=sys.stderr)
+
+
+def _run_sweep(args: argparse.Namespace, raw: dict) -> int:
+    from .config.grid import expand
+    from .runs.sweep import run_sweep
+
+    notes: list[str] = []
+    configs = expand(raw, args.config, allow_large=args.allow_large, progress=not args.quiet, notes=notes)
+    _print_notes(notes)
+    sweep = run_sweep(
+        raw,
+        configs,
+        args.out,
+        source=args.config,
+        force=args.force,
+        workers=args.workers,
+        batch=not args.no_batch,
+        progress=not args.quiet,
+        backend=args.backend,
+        address=args.address,
+    )
+    print(sweep)
+    for line in sweep.failures():  # so a failed member is never a mystery
+        print(f"failed: {line}", file=sys.stderr)
+    return 1 if any(r["error"] for r in sweep.records) else 0
 
 
 def _print_config(cfg, sweep) -> None:
@@ -484,20 +516,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_config(cfg, sweep)
     check_writable(args.out)
     if sweep:
-        from .runs.sweep import run_sweep
-
-        return run_sweep(
-            raw,
-            args.config,
-            args.out,
-            force=args.force,
-            workers=args.workers,
-            batch=not args.no_batch,
-            progress=not args.quiet,
-            backend=args.backend,
-            address=args.address,
-            allow_large=args.allow_large,
-        )
+        return _run_sweep(args, raw)
     import torch
 
     torch.set_num_threads(args.threads)  # checked by `count`: 1 to 4 per core

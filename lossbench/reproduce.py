@@ -311,20 +311,18 @@ def reproduce(
     records = {}
     try:
         if workers and workers > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from . import workers as worker_pool
 
             echo(
                 f"running {len(experiments)} experiments, {workers} at a time{' (fast)' if fast else ''} ..."
             )
             # spawn, not fork: a forked copy of a process that already ran torch can hang
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            with worker_pool.pool(workers) as executor:
                 futures = {
-                    pool.submit(_run_in_worker, slug, path, root, fast): slug
+                    worker_pool.submit(executor, _run_in_worker, slug, path, root, fast): slug
                     for slug, path in experiments.items()
                 }
-                for future in as_completed(futures):
+                for _, future in worker_pool.finished(futures):
                     record = future.result()
                     echo(f"{record['slug']}: {record['verdict']} in {record['wall_time']:.1f} s")
                     records[record["slug"]] = record

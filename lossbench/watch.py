@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import ProcessPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -130,11 +130,14 @@ def changes(path: str) -> Iterator[None]:
         time.sleep(POLL_SECONDS)
 
 
-def train_and_draw(path: str, overrides: list[str], out: str, pool: Executor | None) -> tuple[dict, str]:
+def train_and_draw(
+    path: str, overrides: list[str], out: str, pool: ProcessPoolExecutor | None
+) -> tuple[dict, str]:
     """Validate the config, train it (or reuse its finished runs), draw: (figures, status line)."""
+    from .config.grid import expand, swept_keys
     from .config.validate import load
     from .runs.store import check_writable, load_run
-    from .runs.sweep import execute_all, expand, swept_keys
+    from .runs.sweep import execute_all
     from .viz.draw import draw
     from .viz.figures import figure_jobs
     from .viz.load import group_runs
@@ -174,6 +177,7 @@ def watch(
     """Watch `path` until Ctrl-C (KeyboardInterrupt, raised to the caller)."""
     from .errors import UserError
     from .viz.draw import pool as drawing_pool
+    from .workers import stop
 
     if not os.path.isfile(path):  # a file to watch, not one that may appear some day
         raise UserError([("", "does not exist or is not a file")], path)
@@ -202,7 +206,7 @@ def watch(
     finally:
         server.shutdown()
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop(pool)
 
 
 PAGE = """<!DOCTYPE html>

@@ -184,7 +184,7 @@ def test_help_lists_the_experiments_and_fits_100_columns(capsys):
 
 
 def test_the_sweep_table_fits_100_columns_and_names_what_it_left_out():
-    from lossbench.runs.sweep import format_table
+    from lossbench.runs.table import format_table
 
     header = ["run_id", "model.init", "model.depth", "seed", "status", "train_loss", "val_loss"]
     header += ["train_acc", "val_acc", "grad_ratio", "wall_time", "note"]

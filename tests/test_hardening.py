@@ -245,65 +245,7 @@ def test_malformed_metric_values_are_a_message_not_a_traceback(tmp_path, capsys,
 # ----- 5. no orphans ------------------------------------------------------------------------------------
 
 
-def _children(pid: int) -> set[int]:
-    """Every descendant of `pid` (from /proc)."""
-    found, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                kids = [int(k) for k in f.read().split()]
-        except OSError:
-            kids = []
-        found.update(kids)
-        todo += kids
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux's /proc")
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_a_killed_sweep_leaves_no_worker_running(tmp_path, sig):
-    raw = {**TINY, "train": {"steps": 10_000_000, "log_every": 50}, "sweep": {"model.depth": [1, 2]}}
-    config, root = write(tmp_path, raw), str(tmp_path / "results")
-    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lossbench", "run", config, "--out", root, "--workers", "2", "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        deadline = time.time() + 120
-        while len([f for f in files_under(root) if f.endswith("metrics.jsonl")]) < 2:  # both workers train
-            assert proc.poll() is None, proc.communicate()
-            assert time.time() < deadline, "the workers did not start"
-            time.sleep(0.05)
-        workers = _children(proc.pid)
-        assert len(workers) >= 2
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=120)
-        deadline = time.time() + 60
-        while any(_alive(w) for w in workers):  # the kernel delivers the parent-death signal at once
-            assert time.time() < deadline, f"workers left running: {[w for w in workers if _alive(w)]}"
-            time.sleep(0.05)
-    finally:
-        proc.kill()
-    if sig == signal.SIGTERM:  # handled like Ctrl-C: exit 130, the runs marked interrupted
-        assert proc.returncode == 130, err
-        assert "Traceback" not in err and "interrupted" in err
-        summaries = [f for f in files_under(root) if f.endswith("summary.json")]
-        assert summaries and all(
-            json.load(open(os.path.join(root, f)))["status"] == "interrupted" for f in summaries
-        )
+# a killed sweep: tests/test_workers.py, with the pool's other users
 
 
 def test_sigterm_to_a_single_run_is_handled_like_ctrl_c(tmp_path):

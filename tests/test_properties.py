@@ -153,7 +153,7 @@ def config_trees(draw):
 
 def sweep_expand(raw: dict, overrides: list[str]) -> list:
     from lossbench.config.overrides import apply_overrides
-    from lossbench.runs.sweep import expand
+    from lossbench.config.grid import expand
 
     return expand(apply_overrides(raw, overrides), "test")
 

@@ -156,7 +156,7 @@ def test_an_optimizer_whose_rate_enters_its_state_runs_unstacked(monkeypatch, tm
     import torch
 
     from lossbench.components.registry import Registry
-    from lossbench.runs.sweep import run_group
+    from lossbench.runs.members import run_group
 
     def rprop(params, *, lr: float = 0.01, max_step: float = 50.0):
         """Resilient backpropagation: sign steps of a per-weight size."""

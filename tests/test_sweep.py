@@ -15,8 +15,10 @@ from conftest import run_cli
 from lossbench.cli import main
 from lossbench.config.overrides import apply_overrides
 from lossbench.errors import UserError
+from lossbench.config import grid
+from lossbench.config.grid import expand
 from lossbench.runs import sweep as sweep_module
-from lossbench.runs.sweep import expand, run_configs
+from lossbench.runs.sweep import run_configs
 
 SWEEP = {
     "name": "sw",
@@ -103,10 +105,34 @@ def test_bad_sweeps_are_refused_with_path_and_grid_point(raw, sweep, path, words
 
 
 def test_a_grid_above_the_limit_needs_allow_large(raw, monkeypatch):
-    monkeypatch.setattr(sweep_module, "SWEEP_LIMIT", 7)
+    monkeypatch.setattr(grid, "SWEEP_LIMIT", 7)
     with pytest.raises(UserError, match=r"8 runs \(2 x 2 x 2 seeds\).*--allow-large"):
         expand(raw, "test")
     assert len(expand(raw, "test", allow_large=True)) == 8
+
+
+def test_a_swept_component_name_drops_the_keys_it_does_not_take_as_an_override_does(raw, tmp_path, capsys):
+    # the same setter as `loss.name=bce` on the command line (issue 19: the axis was refused for `half`)
+    raw.update(loss={"name": "mse", "half": True}, sweep={"loss.name": ["mse", "bce"]})
+    notes = []
+    mse, bce = expand(raw, "test", notes=notes)
+    assert (mse.loss.name, mse.loss.kwargs["half"]) == ("mse", True)
+    assert bce.loss.name == "bce" and "half" not in bce.loss.kwargs
+    assert notes == ["loss.name=bce drops loss.half: loss 'bce' does not take it (it takes: sum_outputs)"]
+    config = tmp_path / "sw.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(config)]) == 0
+    assert capsys.readouterr().err.count("note: loss.name=bce drops loss.half") == 1
+
+
+def test_a_sweep_without_a_name_is_named_as_a_run_of_the_same_file_is(raw, tmp_path, capsys):
+    # one default-name rule (issue 19: `_s..w.yaml` validated as a run named s_w, was refused as a sweep)
+    del raw["name"]
+    config = tmp_path / "_s..w.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert {c.name for c in expand(raw, str(config))} == {"s_w"}
+    assert main(["validate", str(config), "--print-config"]) == 0
+    assert "name: s_w" in capsys.readouterr().out
 
 
 def rows_of(path):
@@ -196,7 +222,9 @@ def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monke
 
 
 def test_the_sweep_command_names_each_failed_member_and_its_cause(raw, tmp_path, failing_member, capsys):
-    assert sweep_module.run_sweep(raw, "test", str(tmp_path), workers=1, progress=False) == 1
+    config = tmp_path / "sw.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(config), "--out", str(tmp_path), "--workers", "1", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if line.startswith("failed: ")] == [
         line for line in err.splitlines() if "boom in member" in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from ..components.registry import Registry
 from ..errors import UserError
@@ -86,6 +87,33 @@ def _drop_foreign_keys(path: tuple, node: dict, old_name, new_name, notes: list)
         )
 
 
+def set_dotted(raw: dict, key: str, value: Any, notes: list | None = None) -> None:
+    """Set dotted `key` in `raw` to `value`: the one setter of overrides and sweep axes.
+
+    The mappings on the way are copied (never shared with another grid point), a component given
+    as a name becomes `{name: ...}` (`loss.delta=2` on `loss: huber`), and a component's new name
+    drops the keys it does not take, with a line in `notes` (see `_drop_foreign_keys`). Raises
+    ValueError when a key on the way holds a value that is not a mapping.
+    """
+    node, parts = raw, key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if isinstance(child, str) and tuple(parts[: i + 1]) in COMPONENT_KEYS:
+            child = {"name": child}
+        elif child is None:
+            child = {}
+        elif not isinstance(child, dict):
+            raise ValueError(f"{'.'.join(parts[: i + 1])} is {child!r}, not a mapping")
+        else:
+            child = dict(child)
+        node[part] = child
+        node = child
+    old = node.get(parts[-1])
+    node[parts[-1]] = copy.deepcopy(value)
+    if parts[-1] == "name" and tuple(parts[:-1]) in COMPONENT_KEYS:
+        _drop_foreign_keys(tuple(parts[:-1]), node, old, value, [] if notes is None else notes)
+
+
 def apply_overrides(raw: dict, overrides: list[str], notes: list | None = None) -> dict:
     """`raw` with `key.path=value` overrides applied (values parsed as YAML), as a new dict.
 
@@ -125,24 +153,10 @@ def apply_overrides(raw: dict, overrides: list[str], notes: list | None = None) 
                 sweep[key] = value
                 continue
             del sweep[key]
-        node = raw
-        parts = key.split(".")
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if isinstance(child, str) and tuple(parts[: i + 1]) in COMPONENT_KEYS:
-                child = {"name": child}  # `loss.delta=2` on `loss: huber`
-            elif child is None:
-                child = {}
-            elif not isinstance(child, dict):
-                problems.append((key, f"{'.'.join(parts[: i + 1])} is {child!r}, not a mapping"))
-                break
-            node[part] = child
-            node = child
-        else:
-            old = node.get(parts[-1])
-            node[parts[-1]] = value
-            if parts[-1] == "name" and tuple(parts[:-1]) in COMPONENT_KEYS:
-                _drop_foreign_keys(tuple(parts[:-1]), node, old, value, notes)
+        try:
+            set_dotted(raw, key, value, notes)
+        except ValueError as e:
+            problems.append((key, str(e)))
     if problems:
         raise UserError(problems, "overrides")
     return raw

@@ -563,9 +563,13 @@ def load(
     raw = apply_overrides(raw or {}, list(overrides), notes)
     for note in notes:  # e.g. the keys `loss.name=bce` dropped from `loss: {name: mse, half: true}`
         print(f"lossbench: note: {note}", file=sys.stderr)
-    default_name = os.path.splitext(os.path.basename(path))[0] if path else "run"
-    default_name = re.sub(r"[^A-Za-z0-9_.+-]", "_", default_name)
-    default_name = re.sub(r"\.\.+", "_", default_name).lstrip("_.+-")[:100] or "run"  # a valid name
     sweep = raw.get("sweep") or {}
     base = {k: v for k, v in raw.items() if k != "sweep"}
-    return build(base, source, default_name), sweep, raw
+    return build(base, source, default_name(path)), sweep, raw
+
+
+def default_name(path: str | None) -> str:
+    """The name of a config without a `name:` key: its file's name made a valid run name ("run")."""
+    name = os.path.splitext(os.path.basename(path))[0] if path else "run"
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+    return re.sub(r"\.\.+", "_", name).lstrip("_.+-")[:100] or "run"

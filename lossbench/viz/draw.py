@@ -14,12 +14,13 @@ import io
 import multiprocessing
 import os
 import sys
-from concurrent.futures import Executor
+from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # tqdm loads when a bar is made
     from tqdm import tqdm
 
+from .. import workers as worker_pool
 from .canvas import _figure, render
 
 _JOBS: list = []
@@ -48,20 +49,16 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-def pool(workers: int | None = None) -> Executor | None:
-    """A lasting pool of forked drawing workers (watch): started now, before torch runs and before
-    other threads start, and each `draw(..., pool=)` sends them its figure jobs. None when forking
-    is not safe here or there is one core."""
-    from concurrent.futures import ProcessPoolExecutor
-
+def pool(workers: int | None = None) -> ProcessPoolExecutor | None:
+    """A lasting pool of forked drawing workers (watch; end it with `workers.stop`): started now,
+    before torch runs and before other threads start, and each `draw(..., pool=)` sends them its
+    figure jobs. None when forking is not safe here or there is one core."""
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or not can_fork():
         return None
     _warm_up()
-    executor = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_interrupt
-    )
-    executor.submit(int).result()  # a fork pool starts all its workers at the first task
+    executor = worker_pool.start(workers, "fork")
+    worker_pool.submit(executor, int).result()  # a fork pool starts all its workers at the first task
     return executor
 
 
@@ -76,7 +73,7 @@ def draw(
     fmt: str = "png",
     workers: int | None = None,
     bar: tqdm | None = None,
-    pool: Executor | None = None,
+    pool: ProcessPoolExecutor | None = None,
 ) -> list[dict]:
     """Every figure of every list of figure jobs (`figure_jobs(groups)`): {file name: bytes} each.
 
@@ -91,22 +88,23 @@ def draw(
     _JOBS = jobs
     try:
         if pool is not None:
-            _collect({pool.submit(_draw_sent, jobs[i][k], fmt): (i, k) for i, k in tasks}, done, bar)
+            _collect(
+                {worker_pool.submit(pool, _draw_sent, jobs[i][k], fmt): (i, k) for i, k in tasks},
+                done,
+                bar,
+            )
         elif workers <= 1 or not can_fork():
             for i, k in tasks:
                 done[i, k] = _draw_one(i, k, fmt)
                 bar and bar.update(1)
         else:
-            from concurrent.futures import ProcessPoolExecutor
-
             _warm_up()
-            forked = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_interrupt
-            )
-            try:
-                _collect({forked.submit(_draw_one, i, k, fmt): (i, k) for i, k in tasks}, done, bar)
-            finally:
-                forked.shutdown(wait=True, cancel_futures=True)
+            with worker_pool.pool(workers, "fork") as forked:
+                _collect(
+                    {worker_pool.submit(forked, _draw_one, i, k, fmt): (i, k) for i, k in tasks},
+                    done,
+                    bar,
+                )
     finally:
         _JOBS = []
     return [
@@ -115,25 +113,10 @@ def draw(
     ]
 
 
-def _ignore_interrupt() -> None:
-    """Workers leave Ctrl-C to the parent, which stops them (no traceback from each worker), and
-    end with it: a parent killed outright would otherwise leave them waiting for work forever."""
-    import ctypes
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:  # Linux's PR_SET_PDEATHSIG (1): a SIGTERM when the parent dies
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))
-    except (OSError, AttributeError):
-        pass
-
-
 def _collect(futures: dict, done: dict, bar) -> None:
-    from concurrent.futures import as_completed
-
     try:
-        for future in as_completed(futures):
-            done[futures[future]] = future.result()
+        for key, future in worker_pool.finished(futures):
+            done[key] = future.result()
             bar and bar.update(1)
     except BaseException:
         for future in futures:
