@@ -77,9 +77,9 @@ def bare_training(raw: dict, stacked: bool) -> float:
     """Seconds to train the sweep's members in this process, imports done, nothing written."""
     import torch
 
+    from lossbench.config.grid import expand
     from lossbench.engine.stacked import train_stacked
     from lossbench.engine.train import train
-    from lossbench.config.grid import expand
 
     torch.set_num_threads(1)
     configs = expand(raw)

@@ -26,11 +26,11 @@ import time
 import torch
 from bench_engine import bare_loop  # forward, loss, backward, step: nothing read or logged (this folder)
 
+from lossbench.config.grid import expand
 from lossbench.config.validate import build, plan
 from lossbench.engine.model import build_model
 from lossbench.engine.stacked import train_stacked
 from lossbench.engine.train import prepare, train
-from lossbench.config.grid import expand
 from lossbench.runs.sweep import run_configs
 
 SEEDS = {

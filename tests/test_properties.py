@@ -152,8 +152,8 @@ def config_trees(draw):
 
 
 def sweep_expand(raw: dict, overrides: list[str]) -> list:
-    from lossbench.config.overrides import apply_overrides
     from lossbench.config.grid import expand
+    from lossbench.config.overrides import apply_overrides
 
     return expand(apply_overrides(raw, overrides), "test")
 

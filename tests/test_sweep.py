@@ -13,10 +13,10 @@ import yaml
 from conftest import run_cli
 
 from lossbench.cli import main
-from lossbench.config.overrides import apply_overrides
-from lossbench.errors import UserError
 from lossbench.config import grid
 from lossbench.config.grid import expand
+from lossbench.config.overrides import apply_overrides
+from lossbench.errors import UserError
 from lossbench.runs import sweep as sweep_module
 from lossbench.runs.sweep import run_configs
 
