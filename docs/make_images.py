@@ -38,6 +38,18 @@ PICTURES = {
     "lesson_5_sweep_activations": ([("sweep_activations", [])], "sweep_summary"),
     "lesson_6_init_scale": ([("init_scale", [])], "grad_profile"),
     "lesson_7_likelihood": ([("likelihood", []), ("likelihood", ["loss.name=mae"])], "linear"),
+    # the loss landscape (`lossbench landscape`), from runs kept apart in results/ground as the lessons do
+    "lesson_2_landscape": (
+        [("outliers", [f"loss.name={loss}", "train.snapshots=20"]) for loss in ("mse", "mae", "huber")],
+        "landscape",
+    ),
+    "lesson_4_landscape": (
+        [
+            ("nielsen_neuron", ["train.snapshots=30"]),
+            ("nielsen_neuron", ["loss.name=bce", "train.snapshots=30"]),
+        ],
+        "landscape",
+    ),
 }
 
 
@@ -48,6 +60,7 @@ def draw(name: str, commands: list, figure: str, results: str) -> str:
     from lossbench.viz.load import group_runs, load_runs
 
     folders = []
+    results = os.path.join(results, "ground") if figure == "landscape" else results
     for config, overrides in commands:
         code = main(
             ["run", os.path.join(ROOT, "configs", f"{config}.yaml"), *overrides, "--out", results, "--quiet"]
@@ -55,6 +68,12 @@ def draw(name: str, commands: list, figure: str, results: str) -> str:
         if code != 0:
             raise SystemExit(f"{config} {' '.join(overrides)} exited {code}")
         folders.append(os.path.join(results, config))
+    if figure == "landscape":  # computed from the runs' weights, not drawn from their files alone
+        if main(["landscape", folders[0]]) != 0:
+            raise SystemExit(f"landscape {folders[0]} failed")
+        path = os.path.join(HERE, "images", f"{name}.png")
+        shutil.copyfile(os.path.join(folders[0], "figures", "landscape.png"), path)
+        return path
     groups = group_runs(load_runs(list(dict.fromkeys(folders))))
     fig = FIGURES[figure](groups)
     path = os.path.join(HERE, "images", f"{name}.png")

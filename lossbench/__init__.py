@@ -30,6 +30,7 @@ __all__ = [
     "init_model",
     "loss_fn",
     "model_loss",
+    "landscape",
     "__version__",
 ]
 
@@ -140,3 +141,25 @@ def model_loss(
     from .components.losses import per_example
 
     return per_example(name, kwargs, z, output, y)
+
+
+def landscape(
+    run: str | Run,
+    resolution: int = 41,
+    span: float = 1.0,
+    seed: int = 0,
+    bias: str = "row",
+    n_examples: int | None = None,
+) -> dict[str, Any]:
+    """The loss landscape of a run (a folder or a loaded `Run`) as numpy arrays, as
+    `python -m lossbench landscape` saves them in landscape.npz: `line_a` with `line_loss`,
+    `line_val_loss`, ... (initial weights at a=0, final at a=1); `slice_x`, `slice_y` with
+    `slice_loss`, `slice_mse`, ... [y, x] along `directions`; with `train.snapshots`, `path_xy`,
+    `path_steps`, `explained` and the surface `path_loss`, ... on that plane.
+    `lossbench.viz.landscape.fig_landscape([{"label": ..., "loss": ..., "data": numbers}])` draws it.
+    """
+    from .landscape import compute
+    from .runs.store import load_run as _load_run
+
+    loaded = _load_run(run) if isinstance(run, str) else run
+    return compute(loaded, resolution, span, seed, bias, n_examples)

@@ -186,10 +186,11 @@ def compute(
         with np.load(snaps_path, allow_pickle=False) as f:
             path = principal_path(dict(f), ls)
         xy = path["path_xy"]
-        lo, hi = xy.min(0), xy.max(0)
-        pad = np.maximum((hi - lo) * 0.15, 1e-3 * max(float(np.abs(xy).max()), 1e-3))
-        xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
-        ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
+        # each axis spans the path and at least half the other's extent, with a margin: a path
+        # along one direction alone still shows the ground beside it
+        mid, half = (xy.max(0) + xy.min(0)) / 2, (xy.max(0) - xy.min(0)) / 2
+        half = np.maximum(half, max(half.max() / 2, 1e-3)) * 1.15
+        xs, ys = (np.linspace(mid[i] - half[i], mid[i] + half[i], resolution) for i in (0, 1))
         out |= _plane("path", ls, theta_1, torch.as_tensor(path["pca"]), xs, ys)
         out |= {k: v for k, v in path.items() if k != "pca"} | {"pca": path["pca"].astype(np.float32)}
     return out

@@ -117,6 +117,12 @@ def weight_norm(run) -> float:
     return float(state(run)["layers.0.weight"].norm())
 
 
+def landscape(run) -> dict:
+    """The numbers `lossbench landscape` saved beside a run's figures."""
+    with np.load(os.path.join(run.path, "figures", "landscape.npz")) as f:
+        return dict(f)
+
+
 def test_the_lesson_page_shows_only_runnable_commands():
     assert len(commands("docs/lessons.md")) >= 30
 
@@ -146,6 +152,13 @@ def test_lesson_2_outliers_and_maes_jumping(lessons):
     assert one(ws, "mae_jumping", loss__name="mse").metrics["loss"][-1] < 1e-20
     small = one(ws, "mae_jumping", optim__lr=0.04).metrics["loss"][-20:]  # exercise b
     np.testing.assert_allclose(sorted(set(np.round(small, 3))), [0.01, 0.03], atol=1e-3)
+    ground = {r.config["loss"]["name"]: landscape(r) for r in runs(ws, "ground/outliers")}  # the landscape
+    end = np.flatnonzero(ground["mse"]["line_a"] == 1)[0]
+    assert ground["mse"]["line_loss"].argmin() == end and abs(ground["mse"]["line_loss"][end] - 39.85) < 0.5
+    left, right = np.diff(ground["mae"]["line_loss"])[[end - 1, end]] / 0.025
+    assert left < -0.15 and right > 0.08  # a corner at the minimum
+    for loss in ("mae", "huber"):
+        assert 44 < ground[loss]["line_mse"][end] < 46 and 0.9 < ground[loss]["explained"][0] < 1
 
 
 def test_lesson_3_hinge_and_the_margin(lessons):
@@ -174,6 +187,15 @@ def test_lesson_4_the_saturated_neuron(lessons):
     assert start[50] < 0.5 and start[-1] < 0.12
     slow = 1 - np.exp(-one(ws, "nielsen_neuron", optim__lr=0.005).metrics["loss"])  # exercise b
     assert 0.7 < slow[-1] < 0.85 and slow[50] < slow[0]
+    ground = {r.config["loss"]["name"]: landscape(r) for r in runs(ws, "ground/nielsen_neuron")}
+    start = np.flatnonzero(ground["mse"]["line_a"] == 0)[0]
+    slope = {k: (g["line_loss"][start + 1] - g["line_loss"][start - 1]) / 0.05 for k, g in ground.items()}
+    assert -0.12 < slope["mse"] < -0.07 and -9 < slope["bce"] < -7.5  # the plateau is in the ground
+    covered = {
+        k: np.linalg.norm(g["path_xy"][15] - g["path_xy"][0]) / np.linalg.norm(g["path_xy"][0])
+        for k, g in ground.items()
+    }
+    assert 0.2 < covered["mse"] < 0.3 and covered["bce"] > 0.85
 
 
 def test_lesson_5_vanishing_gradients_with_depth(lessons):
