@@ -1,7 +1,7 @@
 """What batching buys the landscape: a 41 x 41 slice of the quickstart net over its training set,
 and of the outliers' linear model.
 
-`lossbench.landscape` evaluates the slice's points in batches (the run's model under
+`lossbench.engine.landscape` evaluates the slice's points in batches (the run's model under
 `torch.func.vmap`, one batch of parameter sets per call); the baseline, in this process on the same
 points, loads each point into the model and calls it once per point, as a plain loop would. Both
 compute the training loss at every point (checked equal); prints each one's best wall time and
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import lossbench
-from lossbench.landscape import Landscape, directions
+from lossbench.engine.landscape import Landscape, directions
 
 
 def per_point(ls: Landscape, coeffs: np.ndarray, basis: torch.Tensor) -> np.ndarray:
@@ -40,7 +40,7 @@ def bench(config: str, resolution: int, repeats: int) -> None:
     """Time both ways on one config's slice and print a block of results."""
     with tempfile.TemporaryDirectory() as out:
         run = lossbench.run(config, out=out, threads=None)
-        ls = Landscape(run)
+        ls = Landscape(run.path, run.config)
     basis = torch.cat([ls.theta_1[None], directions(ls, seed=0)])
     g = np.linspace(-1, 1, resolution)
     gx, gy = np.meshgrid(g, g)

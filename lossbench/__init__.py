@@ -158,8 +158,8 @@ def landscape(
     `path_steps`, `explained` and the surface `path_loss`, ... on that plane.
     `lossbench.viz.landscape.fig_landscape([{"label": ..., "loss": ..., "data": numbers}])` draws it.
     """
-    from .landscape import compute
+    from .engine.landscape import compute
     from .runs.store import load_run as _load_run
 
     loaded = _load_run(run) if isinstance(run, str) else run
-    return compute(loaded, resolution, span, seed, bias, n_examples)
+    return compute(loaded.path, loaded.config, resolution, span, seed, bias, n_examples)

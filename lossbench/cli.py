@@ -819,8 +819,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_landscape(args: argparse.Namespace) -> int:
-    """Each run's loss landscape (`lossbench.landscape`): files under its figures/, one path a line."""
-    from .landscape import landscape
+    """Each run's loss landscape (`lossbench.loss_landscape`): files under its figures/, one path a line."""
+    from .loss_landscape import landscape
 
     for p in landscape(
         args.paths,

@@ -1,4 +1,4 @@
-"""The loss landscape (`lossbench.landscape`) against closed forms: a linear model's MSE slice is the
+"""The loss landscape (`lossbench.engine.landscape`) against closed forms: a linear model's MSE slice is the
 paraboloid computed by hand, the line ends at the recorded losses and bottoms out at least squares'
 optimum, MAE's line is the piecewise-linear mean of absolute residuals, the directions are
 normalised per filter, the principal path starts at the initial weights; and the snapshots both
@@ -15,8 +15,8 @@ from conftest import TINY, run_cli
 
 import lossbench
 from lossbench.config import build
+from lossbench.engine.landscape import LINE, Landscape, directions
 from lossbench.errors import UserError
-from lossbench.landscape import LINE, Landscape, compute, directions
 
 LINEAR = {
     "name": "linear",
@@ -43,12 +43,14 @@ def _design(run):
 
 
 def test_mse_slice_is_the_closed_form_paraboloid(linear_run):
-    out = compute(linear_run, resolution=7, span=1.5)
+    out = lossbench.landscape(linear_run, resolution=7, span=1.5)
     a, y, _ = _design(linear_run)
     theta_1 = np.concatenate(
         [t.numpy().ravel() for t in torch.load(os.path.join(linear_run.path, "model.pt")).values()]
     )
-    d1, d2 = directions(Landscape(linear_run), 0).numpy()  # drawn again from the recorded seed
+    d1, d2 = directions(
+        Landscape(linear_run.path, linear_run.config), 0
+    ).numpy()  # drawn again from the recorded seed
     np.testing.assert_array_equal(out["directions"], np.float32([d1, d2]))
     for i, yy in enumerate(out["slice_y"]):
         for j, xx in enumerate(out["slice_x"]):
@@ -60,7 +62,7 @@ def test_mse_slice_is_the_closed_form_paraboloid(linear_run):
 
 
 def test_line_ends_at_the_recorded_losses_and_bottoms_out_at_least_squares(linear_run):
-    out = compute(linear_run, resolution=3)
+    out = lossbench.landscape(linear_run, resolution=3)
     i0, i1 = np.flatnonzero(LINE == 0)[0], np.flatnonzero(LINE == 1)[0]
     # full batch: the first row's loss is the whole training set's at the initial weights
     assert out["line_loss"][i0] == pytest.approx(linear_run.metrics["loss"][0], rel=1e-12)
@@ -77,7 +79,7 @@ def test_line_ends_at_the_recorded_losses_and_bottoms_out_at_least_squares(linea
 
 
 def test_principal_path_starts_at_the_initial_weights(linear_run):
-    out = compute(linear_run, resolution=3)
+    out = lossbench.landscape(linear_run, resolution=3)
     _, _, theta_0 = _design(linear_run)
     theta_1 = np.concatenate(
         [t.numpy().ravel() for t in torch.load(os.path.join(linear_run.path, "model.pt")).values()]
@@ -93,7 +95,7 @@ def test_mae_line_is_piecewise_linear(tmp_path):
     run = lossbench.run(
         {**LINEAR, "loss": "mae", "data": {"name": "line", "n_samples": 8}}, out=str(tmp_path)
     )
-    out = compute(run, resolution=3)
+    out = lossbench.landscape(run, resolution=3)
     a, y, theta_0 = _design(run)
     theta_1 = np.concatenate(
         [t.numpy().ravel() for t in torch.load(os.path.join(run.path, "model.pt")).values()]
@@ -111,7 +113,7 @@ def test_mae_line_is_piecewise_linear(tmp_path):
 @pytest.mark.parametrize("bias", ["row", "zero"])
 def test_directions_are_normalised_per_filter(tmp_path, bias):
     run = lossbench.run(TINY, out=str(tmp_path))
-    ls = Landscape(run)
+    ls = Landscape(run.path, run.config)
     dirs = directions(ls, seed=3, bias=bias)
     g = torch.Generator().manual_seed(3)
     state = torch.load(os.path.join(run.path, "model.pt"))
@@ -139,10 +141,10 @@ def test_directions_are_normalised_per_filter(tmp_path, bias):
                 assert np.linalg.norm(d) == pytest.approx(np.linalg.norm(r[k].numpy()), rel=1e-9)
                 assert d @ draw / (np.linalg.norm(d) * np.linalg.norm(draw)) == pytest.approx(1.0)
             assert d1 @ d2 == pytest.approx(0.0, abs=1e-9 * np.linalg.norm(d1) * np.linalg.norm(d2))
-    again = compute(run, resolution=5, seed=3, bias=bias)
+    again = lossbench.landscape(run, resolution=5, seed=3, bias=bias)
     np.testing.assert_array_equal(again["directions"], dirs.numpy().astype(np.float32))
     np.testing.assert_array_equal(
-        again["slice_loss"], compute(run, resolution=5, seed=3, bias=bias)["slice_loss"]
+        again["slice_loss"], lossbench.landscape(run, resolution=5, seed=3, bias=bias)["slice_loss"]
     )
     assert int(again["seed"]) == 3 and str(again["bias"]) == bias
 
@@ -172,11 +174,16 @@ def test_cli_draws_and_names_runs_without_snapshots(tmp_path, write_config):
     assert any(f.endswith("figures/landscape.png") for f in files) and any(
         f.endswith("landscape.npz") for f in files
     )
+    saved = np.load([f for f in files if f.endswith(".npz")][0])
+    numbers = lossbench.landscape(os.path.dirname(os.path.dirname(files[0])), resolution=5)  # the API
+    assert sorted(saved) == sorted(numbers)
+    for key in ("line_loss", "slice_loss", "slice_nll", "directions"):
+        np.testing.assert_allclose(saved[key], numbers[key], rtol=1e-6)
     bad = run_cli("landscape", tmp_path / "r", "--resolution", "2")
     assert bad.returncode == 2 and "--resolution" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_memory_estimate_refuses_what_would_not_fit(linear_run, monkeypatch):
-    monkeypatch.setattr("lossbench.landscape.memory_budget", lambda: 1000)
+    monkeypatch.setattr("lossbench.engine.landscape.memory_budget", lambda: 1000)
     with pytest.raises(UserError, match="use a smaller --resolution"):
-        compute(linear_run, resolution=41)
+        lossbench.landscape(linear_run, resolution=41)

@@ -1,4 +1,4 @@
-"""The loss landscape figure, drawn from the numbers `lossbench.landscape` saves (landscape.npz).
+"""The loss landscape figure, drawn from the numbers `lossbench.engine.landscape` computes (landscape.npz).
 
 One row per run; columns: the line from the initial to the final weights (the loss, training solid
 and validation dashed, with the shared metric on the right axis), the 2-D slice of the loss around

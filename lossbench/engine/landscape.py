@@ -14,24 +14,22 @@
 Each view is evaluated in batches of parameter points: the run's own model called on a stack of
 parameter sets with `torch.func.functional_call` under `vmap`, the loss and the common metrics by
 the training loop's own code (`engine.recording`). Drawing is `viz.landscape`'s, from the numbers
-saved in each run's `figures/landscape.npz`.
+saved in each run's `figures/landscape.npz` by `lossbench.loss_landscape` (the command).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from .config.schema import Config
-from .config.validate import build, memory_budget
-from .engine.model import MLP, build_model
-from .engine.recording import member_losses, prediction_metrics
-from .engine.train import prepare
-from .errors import UserError
-from .runs.store import Run, atomic_write, check_writable
+from ..config.schema import Config
+from ..config.validate import build, memory_budget
+from ..errors import UserError
+from .model import MLP, build_model
+from .recording import member_losses, prediction_metrics
+from .train import prepare
 
 LINE = np.arange(-20, 61) / 40  # a in [-0.5, 1.5]: 0 and 1 exactly on the grid
 CHUNK_BYTES = 64 << 20  # activations of one batch of parameter points: stays in cache-friendly sizes
@@ -44,8 +42,8 @@ class Landscape:
     order); the initial ones are drawn again exactly as the trainer draws them (`build_model`).
     """
 
-    def __init__(self, run: Run, n_examples: int | None = None):
-        self.cfg: Config = build({k: v for k, v in run.config.items() if k != "sweep"}, run.path)
+    def __init__(self, folder: str, config: dict, n_examples: int | None = None):
+        self.cfg: Config = build({k: v for k, v in config.items() if k != "sweep"}, folder)
         torch.manual_seed(self.cfg.seed)
         d = prepare(self.cfg)
         n = n_examples
@@ -59,7 +57,7 @@ class Landscape:
         self.shapes = [state[k].shape for k in self.names]
         self.sizes = [state[k].numel() for k in self.names]
         self.theta_0 = self.flat(state)
-        final = torch.load(os.path.join(run.path, "model.pt"), map_location="cpu", weights_only=True)
+        final = torch.load(os.path.join(folder, "model.pt"), map_location="cpu", weights_only=True)
         self.theta_1 = self.flat(final)
         self.losses = member_losses(self.cfg)
         self.dtype = state[self.names[0]].dtype
@@ -164,15 +162,17 @@ def _grid(span: float, n: int) -> np.ndarray:
 
 
 def compute(
-    run: Run,
+    folder: str,
+    config: dict,
     resolution: int = 41,
     span: float = 1.0,
     seed: int = 0,
     bias: str = "row",
     n_examples: int | None = None,
 ) -> dict:
-    """The numbers of every view of `run`, as `landscape.npz` holds them (see the module's text)."""
-    ls = Landscape(run, n_examples)
+    """The numbers of every view of the run in `folder` (its resolved `config`), as `landscape.npz`
+    holds them (see the module's text)."""
+    ls = Landscape(folder, config, n_examples)
     check_memory(ls, resolution)
     theta_0, theta_1 = ls.theta_0, ls.theta_1
     out: dict = {"names": np.array(ls.names), "seed": seed, "bias": bias, "span": span}
@@ -181,7 +181,7 @@ def compute(
     dirs = directions(ls, seed, bias)
     out |= _plane("slice", ls, theta_1, dirs, _grid(span, resolution), _grid(span, resolution))
     out["directions"] = dirs.numpy().astype(np.float32)
-    snaps_path = os.path.join(run.path, "snapshots.npz")
+    snaps_path = os.path.join(folder, "snapshots.npz")
     if os.path.isfile(snaps_path):
         with np.load(snaps_path, allow_pickle=False) as f:
             path = principal_path(dict(f), ls)
@@ -222,74 +222,3 @@ def check_memory(ls: Landscape, resolution: int) -> None:
             ],
             "landscape",
         )
-
-
-COMPARED = 6  # runs drawn side by side in one figure; more are named in a note
-
-
-def landscape(
-    paths: list[str],
-    resolution: int = 41,
-    span: float = 1.0,
-    seed: int = 0,
-    bias: str = "row",
-    n_examples: int | None = None,
-    fmt: str = "png",
-    echo: Callable[[str], object] = print,
-) -> list[str]:
-    """Compute and draw the landscape of every run under `paths`; returns the files written.
-
-    Each run gets `figures/landscape.npz` and `figures/landscape.FMT` in its folder; a PATH holding
-    several runs also gets `PATH/figures/landscape.FMT` with the first seed of each config side by
-    side (up to six). Runs without snapshots or without weights are named, with the way to get them.
-    """
-    import io
-
-    from .viz.figures import save_figure
-    from .viz.landscape import SNAPSHOTS_HINT, fig_landscape, own_metric
-    from .viz.load import group_runs, load_runs
-    from .viz.metrics import choose_metric
-
-    loaded = [(path, group_runs(load_runs([path]))) for path in paths]  # every input checked first
-    written, no_weights, no_snapshots = [], [], []
-    for path, groups in loaded:
-        items = []
-        for g in groups:
-            for i, run in enumerate(g.runs):
-                if not os.path.isfile(os.path.join(run.path, "model.pt")):
-                    no_weights.append(run.path)
-                    continue
-                data = compute(run, resolution, span, seed, bias, n_examples)
-                no_snapshots += [] if "path_xy" in data else [run.path]
-                label = g.label if len(groups) > 1 else os.path.basename(run.path)
-                item = {"label": label, "loss": str(run.config.get("loss", {}).get("name")), "data": data}
-                figures = os.path.join(run.path, "figures")
-                check_writable(figures)
-                os.makedirs(figures, exist_ok=True)
-                buf = io.BytesIO()
-                np.savez_compressed(buf, allow_pickle=False, **data)
-                atomic_write(os.path.join(figures, "landscape.npz"), buf.getvalue())
-                fig = fig_landscape([item], own_metric(data))
-                written += [
-                    os.path.join(figures, "landscape.npz"),
-                    save_figure(fig, os.path.join(figures, f"landscape.{fmt}")),
-                ]
-                if i == 0:
-                    items.append(item)
-        if len(items) > 1:
-            metric = choose_metric(groups)
-            fig = fig_landscape(items[:COMPARED], metric)
-            written.append(save_figure(fig, os.path.join(path, "figures", f"landscape.{fmt}")))
-            if len(items) > COMPARED:
-                echo(
-                    f"lossbench landscape: {path}: the first {COMPARED} of {len(items)} configs side by side"
-                )
-    if no_weights:
-        echo(f"lossbench landscape: no trained weights (model.pt; diverged?) in {', '.join(no_weights)}")
-    if no_snapshots:
-        echo(
-            f"lossbench landscape: {len(no_snapshots)} run(s) without weight snapshots ({', '.join(no_snapshots)}): "
-            f"{SNAPSHOTS_HINT.split(': ', 1)[1]} (an override of their config, e.g. "
-            "python -m lossbench run CONFIG train.snapshots=20; it is a new run id, trained again)"
-        )
-    return written
