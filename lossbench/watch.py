@@ -152,6 +152,8 @@ def train_and_draw(
     failed = len(records) - len(runs)
     swept = swept_keys(raw["sweep"]) if sweep else []  # the runs come in the grid's order
     figures = draw([figure_jobs(group_runs(runs, swept=swept))], pool=pool)[0] if runs else {}
+    if len(runs) == 1 and cfg.train.snapshots and os.path.isfile(os.path.join(runs[0].path, "model.pt")):
+        figures["landscape"] = _landscape(runs[0], cfg.loss.name)
     reused = sum(r["reused"] for r in records)
     what = f"{len(records)} runs" if sweep else cfg.name
     status = (
@@ -165,6 +167,18 @@ def train_and_draw(
         s = runs[0].summary
         status += f"; {s['status']}, final val loss {s.get('final_val_loss')}"
     return figures, status
+
+
+def _landscape(run, loss: str) -> bytes:
+    """The loss landscape of a run that keeps snapshots, at a coarse 21 x 21 (a second or so)."""
+    from .engine.landscape import compute
+    from .viz.canvas import render
+    from .viz.landscape import fig_landscape, own_metric
+
+    data = compute(run.path, run.config, resolution=21)
+    return render(
+        fig_landscape([{"label": run.config["name"], "loss": loss, "data": data}], own_metric(data))
+    )
 
 
 def watch(

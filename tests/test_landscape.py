@@ -179,6 +179,10 @@ def test_cli_draws_and_names_runs_without_snapshots(tmp_path, write_config):
     assert sorted(saved) == sorted(numbers)
     for key in ("line_loss", "slice_loss", "slice_nll", "directions"):
         np.testing.assert_allclose(saved[key], numbers[key], rtol=1e-6)
+    from lossbench.cli import main
+
+    assert main(["report", str(tmp_path / "r"), "--out", str(tmp_path / "page"), "--quiet"]) == 0
+    assert "loss landscape (drawn by lossbench landscape" in (tmp_path / "page" / "index.html").read_text()
     bad = run_cli("landscape", tmp_path / "r", "--resolution", "2")
     assert bad.returncode == 2 and "--resolution" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -187,3 +191,22 @@ def test_memory_estimate_refuses_what_would_not_fit(linear_run, monkeypatch):
     monkeypatch.setattr("lossbench.engine.landscape.memory_budget", lambda: 1000)
     with pytest.raises(UserError, match="use a smaller --resolution"):
         lossbench.landscape(linear_run, resolution=41)
+
+
+def test_report_says_how_to_draw_a_missing_landscape(tmp_path):
+    from lossbench.cli import main
+
+    run = lossbench.run({**TINY, "train": {**TINY["train"], "epochs": 1}}, out=str(tmp_path / "r"))
+    assert main(["report", run.path, "--out", str(tmp_path / "page"), "--quiet"]) == 0
+    page = (tmp_path / "page" / "index.html").read_text()
+    assert "Loss landscape: not drawn" in page and f"python -m lossbench landscape {run.path}" in page
+
+
+@pytest.mark.parametrize("snapshots", [0, 2])
+def test_watch_shows_the_landscape_of_a_run_that_keeps_snapshots(tmp_path, write_config, snapshots):
+    from lossbench.watch import train_and_draw
+
+    config = write_config({**TINY, "train": {**TINY["train"], "epochs": 1, "snapshots": snapshots}})
+    figures, _ = train_and_draw(config, [], str(tmp_path / "r"), None)
+    assert ("landscape" in figures) == bool(snapshots)
+    assert not snapshots or figures["landscape"].startswith(b"\x89PNG")

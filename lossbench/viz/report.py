@@ -146,12 +146,32 @@ def _section(i: int, folder: str, runs: list, root: str, out: str, groups: list,
             f'<figure><img alt="{_e(name)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{_e(CAPTIONS.get(name.rstrip('_0123456789'), name))}</figcaption></figure>"
         )
+    parts.append(_landscape(folder, runs))
     parts.append(_table(groups, out))
     common = _common(runs)
     if common:
         lines = "\n".join(f"{k}: {load._text(v)}" for k, v in common.items())
         parts.append(
             f"<details><summary>Config shared by all runs here</summary><pre>{_e(lines)}</pre></details>"
+        )
+    return "\n".join(parts)
+
+
+def _landscape(folder: str, runs: list) -> str:
+    """The loss landscape `lossbench landscape` drew here (the folder's, else each run's), or how to draw it."""
+    found = [os.path.join(folder, "figures", "landscape.png")]
+    found = [f for f in found if os.path.isfile(f)] or [
+        f for r in runs if os.path.isfile(f := os.path.join(r.path, "figures", "landscape.png"))
+    ]
+    if not found:
+        return f'<p class="note">Loss landscape: not drawn; <code>python -m lossbench landscape {_e(folder)}</code></p>'
+    parts = []
+    for path in found:
+        with open(path, "rb") as png:
+            data = base64.b64encode(png.read()).decode()
+        parts.append(
+            f'<figure><img alt="landscape" src="data:image/png;base64,{data}"><figcaption>loss landscape '
+            f"(drawn by lossbench landscape: {_e(os.path.relpath(path, folder))})</figcaption></figure>"
         )
     return "\n".join(parts)
 
