@@ -54,8 +54,8 @@ def close(a, b, rtol, key=""):
         for k in a:
             if k != "seconds_to":
                 close(a[k], b[k], rtol, k)
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), key
+    elif isinstance(a, (list, tuple)):  # (a component's default betas: a tuple)
+        assert isinstance(b, type(a)) and len(a) == len(b), key
         for u, v in zip(a, b):
             close(u, v, rtol, key)
     elif a is None or isinstance(a, (bool, str)):
@@ -79,7 +79,7 @@ def assert_same_as_plain(cfgs, rtol=1e-9, layer_rtol=1e-9):
                 if key != "time":
                     close(a[key], b[key], layer_rtol if key in LAYER_KEYS else rtol, key)
         for key, value in plain_summary.items():
-            if key != "wall_time":
+            if key not in ("wall_time", "engine"):
                 close(value, summary[key], layer_rtol if key.startswith("grad_ratio") else rtol, key)
     return summaries
 
@@ -133,20 +133,23 @@ def test_a_diverging_member_stops_alone():
 
 
 @pytest.mark.parametrize("optim", OPTIMIZERS, ids=lambda o: "-".join(f"{v}" for v in o.values()))
-def test_stacked_optimizer_equals_torch_optim_per_member(optim):
-    """Random gradients, one learning rate per member: each slice moves as its own torch.optim."""
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_stacked_optimizer_equals_torch_optim_per_member(optim, dtype):
+    """Random gradients, members at rates in spans (a, b, b, a): each slice moves bit for bit as
+    its own torch.optim, which `StackedOptimizer` promises whatever the stack-mates."""
     from lossbench.components.optim import optimizers
 
     g = torch.Generator().manual_seed(0)
     kwargs = {k: v for k, v in optim.items() if k != "name"}
     kwargs = {**optimizers[optim["name"]].defaults(), **kwargs}
-    lrs = [kwargs["lr"] * f for f in (1.0, 0.3, 2.0)]
-    stacked = [torch.randn(3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)]
-    singles = [torch.nn.Parameter(stacked[0][m].detach().clone()) for m in range(3)]
-    opt = StackedOptimizer(optim["name"], stacked, kwargs)
+    lrs = [kwargs["lr"] * f for f in (1.0, 0.3, 0.3, 1.0)]
+    stacked = [torch.randn(4, 3, 5, generator=g, dtype=dtype, requires_grad=True)]
+    singles = [torch.nn.Parameter(stacked[0][m].detach().clone()) for m in range(4)]
+    opt = StackedOptimizer(optim["name"], stacked, kwargs, lrs)
+    assert len(opt.optimizer.param_groups) == 3
     refs = [optimizers[optim["name"]].fn([p], **{**kwargs, "lr": lr}) for p, lr in zip(singles, lrs)]
     for step in range(5):
-        grad = torch.randn(3, 4, 5, generator=g, dtype=torch.float64)
+        grad = torch.randn(4, 3, 5, generator=g, dtype=dtype)
         stacked[0].grad = grad.clone()
         opt.step([lr * 0.9**step for lr in lrs])
         for m, (p, ref) in enumerate(zip(singles, refs)):
@@ -155,7 +158,7 @@ def test_stacked_optimizer_equals_torch_optim_per_member(optim):
                 group["lr"] = lrs[m] * 0.9**step
             ref.step()
     for m, p in enumerate(singles):
-        torch.testing.assert_close(stacked[0].detach()[m], p.detach(), rtol=1e-12, atol=1e-14)
+        assert torch.equal(stacked[0].detach()[m], p.detach()), m
 
 
 def test_group_key_separates_shapes_and_joins_seeds():
@@ -169,19 +172,30 @@ def test_group_key_separates_shapes_and_joins_seeds():
 
 
 def test_stacked_run_folders_hold_what_execute_writes(tmp_path):
+    """A stack's folders are the ones `execute` writes for each member alone, bit for bit (the
+    default engine); the plain loop's (`train.engine: plain`) agree to rounding, in other folders."""
+    from test_reproducible import assert_identical
+
     cfgs = members(n=2)
     stacked = run_stacked(cfgs, str(tmp_path / "stacked"))
     for cfg, (summary, folder) in zip(cfgs, stacked):
-        _, plain_folder, _ = execute(cfg, str(tmp_path / "plain"))
-        assert os.path.basename(folder) == os.path.basename(plain_folder)
-        assert sorted(os.listdir(folder)) == sorted(os.listdir(plain_folder))
+        _, alone, _ = execute(cfg, str(tmp_path / "alone"))
+        assert os.path.basename(folder) == os.path.basename(alone)
+        assert sorted(os.listdir(folder)) == sorted(os.listdir(alone))
         assert (
             open(os.path.join(folder, "config.yaml")).read()
-            == open(os.path.join(plain_folder, "config.yaml")).read()
+            == open(os.path.join(alone, "config.yaml")).read()
         )
-        plain_summary = json.load(open(os.path.join(plain_folder, "summary.json")))
         assert summary == json.load(open(os.path.join(folder, "summary.json")))
-        assert set(plain_summary) | {"stacked"} == set(summary) and summary["stacked"] == 2
+        assert_identical(alone, folder)
+
+        plain_cfg = copy.deepcopy(cfg)
+        plain_cfg.train.engine = "plain"
+        _, plain_folder, _ = execute(plain_cfg, str(tmp_path / "plain"))
+        assert os.path.basename(plain_folder) != os.path.basename(folder)
+        plain_summary = json.load(open(os.path.join(plain_folder, "summary.json")))
+        assert set(plain_summary) == set(summary)
+        assert (summary["engine"], plain_summary["engine"]) == ("stacked", "plain")
         close(plain_summary["final_val_loss"], summary["final_val_loss"], 1e-9)
         ours = torch.load(os.path.join(folder, "model.pt"))
         theirs = torch.load(os.path.join(plain_folder, "model.pt"))

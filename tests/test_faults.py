@@ -28,6 +28,7 @@ import tqdm  # noqa: F401  (imported before forking/dropping privileges, as trai
 import yaml
 from conftest import ROOT, TINY
 
+import lossbench.engine.stacked  # noqa: F401
 import lossbench.engine.train  # noqa: F401
 from lossbench.cli import main
 from lossbench.config.validate import load
@@ -641,33 +642,33 @@ def test_forced_rerun_replaces_the_run_only_when_it_finishes(tmp_path, monkeypat
     before = {f: open(os.path.join(folder, f), "rb").read() for f in sorted(os.listdir(folder))}
 
     # Ctrl-C during the forced rerun: the finished run stays byte for byte, nothing else is left
-    real_train = lossbench.engine.train.train
+    real_train = lossbench.engine.stacked.train_stacked
 
-    def interrupted(cfg, log=None, progress=False):
-        log({"step": 0, "loss": 9.0})
-        out = real_train(cfg, log=None)
-        out[0]["status"] = "interrupted"
+    def interrupted(cfgs, logs=None, progress=False):
+        logs[0]({"step": 0, "loss": 9.0})
+        out = real_train(cfgs)
+        out[0][0]["status"] = "interrupted"
         return out
 
-    monkeypatch.setattr(lossbench.engine.train, "train", interrupted)
+    monkeypatch.setattr(lossbench.engine.stacked, "train_stacked", interrupted)
     with pytest.raises(KeyboardInterrupt):
         execute(cfg, root, force=True)
     assert {f: open(os.path.join(folder, f), "rb").read() for f in sorted(os.listdir(folder))} == before
     assert os.listdir(os.path.dirname(folder)) == [os.path.basename(folder)]
 
     # a failure in the middle (here a bug in training): the same
-    def broken(cfg, log=None, progress=False):
-        log({"step": 0, "loss": 9.0})
+    def broken(cfgs, logs=None, progress=False):
+        logs[0]({"step": 0, "loss": 9.0})
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(lossbench.engine.train, "train", broken)
+    monkeypatch.setattr(lossbench.engine.stacked, "train_stacked", broken)
     with pytest.raises(RuntimeError):
         execute(cfg, root, force=True)
     assert {f: open(os.path.join(folder, f), "rb").read() for f in sorted(os.listdir(folder))} == before
     assert os.listdir(os.path.dirname(folder)) == [os.path.basename(folder)]
 
     # a forced rerun that finishes replaces the whole folder
-    monkeypatch.setattr(lossbench.engine.train, "train", real_train)
+    monkeypatch.setattr(lossbench.engine.stacked, "train_stacked", real_train)
     open(os.path.join(folder, "stray.txt"), "w").write("from the old run")
     summary2, folder2, reused = execute(cfg, root, force=True)
     assert folder2 == folder and not reused and summary2["status"] == "finished"

@@ -182,28 +182,23 @@ def test_cli_bad_sweep_exits_2(raw, write_config, capsys):
 
 @pytest.fixture
 def failing_member(monkeypatch):
-    """The members with seed 11 and depth 1 raise, and stacks fail (so members run one by one);
-    returns the real `train` to put back."""
-    import lossbench.engine.stacked  # noqa: F401
-    import lossbench.engine.train  # noqa: F401
+    """Training raises for the members with seed 11 and depth 1, and for any stack holding one (so
+    its members run one by one); returns the real `train_stacked` to put back."""
+    import lossbench.engine.stacked
 
-    plain_train = lossbench.engine.train.train
+    real = lossbench.engine.stacked.train_stacked
 
-    def flaky(cfg, *args, **kwargs):
-        if cfg.seed == 11 and cfg.model.depth == 1:
+    def flaky(cfgs, *args, **kwargs):
+        if any(cfg.seed == 11 and cfg.model.depth == 1 for cfg in cfgs):
             raise RuntimeError("boom in member")
-        return plain_train(cfg, *args, **kwargs)
+        return real(cfgs, *args, **kwargs)
 
-    def broken_stack(*args, **kwargs):
-        raise RuntimeError("the stack fails")
-
-    monkeypatch.setattr(lossbench.engine.train, "train", flaky)
-    monkeypatch.setattr(lossbench.engine.stacked, "train_stacked", broken_stack)
-    return plain_train
+    monkeypatch.setattr(lossbench.engine.stacked, "train_stacked", flaky)
+    return real
 
 
 def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monkeypatch, failing_member):
-    plain_train = failing_member
+    real_train = failing_member
     cfgs = expand(raw, "test")
     results = run_configs(cfgs, str(tmp_path), workers=1)
     statuses = [s["status"] for s, _ in results]
@@ -211,11 +206,10 @@ def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monke
     failed = json.load(open(os.path.join(results[1][1], "summary.json")))
     assert failed["status"] == "failed" and "boom in member" in failed["error"]
 
-    import lossbench.engine.train
+    import lossbench.engine.stacked
 
-    monkeypatch.setattr(
-        lossbench.engine.train, "train", plain_train
-    )  # fixed: a rerun computes only those two
+    # fixed: a rerun computes only those two
+    monkeypatch.setattr(lossbench.engine.stacked, "train_stacked", real_train)
     records = sweep_module.execute_all(cfgs, str(tmp_path), workers=1)
     assert [r["reused"] for r in records] == [True, False, True, True] * 2
     assert all(r["summary"]["status"] == "finished" for r in records)
@@ -248,7 +242,7 @@ def test_ray_backend_writes_what_the_local_backend_writes(raw, tmp_path):
     assert len(remote) == len(local) == 4
     for (s_local, f_local), (s_ray, f_ray) in zip(local, remote):
         assert os.path.basename(f_local) == os.path.basename(f_ray)
-        assert s_ray["status"] == "finished" and s_ray["stacked"] == 2
+        assert s_ray["status"] == "finished" and s_ray["engine"] == "stacked"
         assert s_ray["final_val_loss"] == s_local["final_val_loss"]
         assert read_metrics(f_ray) == read_metrics(f_local)
         assert sorted(os.listdir(f_ray)) == sorted(os.listdir(f_local))

@@ -83,6 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             [("--address", "is the address of a Ray cluster; it needs --backend ray")], "command line"
         )
     cfg, sweep, raw = _load(args)
+    if args.no_batch:  # the lesson loop: its own run id (a sweep sets it per member)
+        cfg.train.engine = "plain"
     if args.print_config:
         _print_config(cfg, sweep)
     check_writable(args.out)

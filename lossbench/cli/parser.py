@@ -247,7 +247,9 @@ def _run_args(sp: argparse.ArgumentParser) -> None:
         "--address", type=address, default=None, help="Ray cluster address (default: start a local one)"
     )
     sp.add_argument(
-        "--no-batch", action="store_true", help="train sweep members one by one instead of stacked"
+        "--no-batch",
+        action="store_true",
+        help="train on the plain lesson loop (train.engine=plain), sweep members one by one",
     )
     _validate_args(sp, config=False)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Interval
 
@@ -66,6 +66,14 @@ class TrainConfig:
     target_loss: float | None = None
     target: list[dict] | None = None  # [{metric, value}]: read by validate._targets, not check_value
     snapshots: Annotated[int, Interval(ge=0, le=1000)] = 0  # weights kept N + 1 times, for `landscape`
+    engine: Literal["stacked", "plain"] = "stacked"
+    """Which loop computes the run: `stacked` (`engine.stacked`, the default, the same numbers alone
+    or in any sweep) or `plain` (`engine.train`, the lesson loop, equal to rounding). Part of the
+    run id when it is not the default, so the two never share a folder."""
+
+
+TRAIN_LEFT_OUT = [("target", None), ("snapshots", 0), ("engine", "stacked")]
+"""(key, value) pairs of `train` that `Config.to_dict` leaves out: keys added after run ids existed."""
 
 
 @dataclass
@@ -106,13 +114,8 @@ class Config:
                 **self.optim.kwargs,
                 "schedule": self.optim.schedule.to_yaml(),
             },
-            # an unset target or no snapshots is left out, so the run ids of configs without them
-            # do not change
-            "train": {
-                k: v
-                for k, v in vars(self.train).items()
-                if not (k == "target" and v is None or k == "snapshots" and not v)
-            },
+            # these train keys at these values are left out, so run ids of configs without them do not change
+            "train": {k: v for k, v in vars(self.train).items() if (k, v) not in TRAIN_LEFT_OUT},
         }
 
     def __repr__(self) -> str:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..components.activations import OUTPUTS, SATURATION, activations, derivative_fn, peak_derivative
-from ..components.losses import MULTICLASS, REGRESSION, mean_loss, per_example
+from ..components.losses import MULTICLASS, REGRESSION, per_example
 from ..config.overrides import component_defaults
 from ..config.schema import Config, common_metrics
 
@@ -48,15 +48,13 @@ OUTPUT_PEAK = {"identity": 1.0, "sigmoid": 0.25, "softmax": float("nan")}
 def member_losses(cfg: Config) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """A function (logits z [M, B, ...], prepared targets y [M, B, ...]) -> each member's mean loss [M].
 
-    One member takes the loss's own fused mean (`losses.mean_loss`), the number the plain loop
-    trains on, to the bit; several take one mean per member of the unreduced loss.
+    One mean per member of the unreduced loss, the same arithmetic for every member whatever the
+    stack's size (the plain loop trains on the loss's own fused mean, `losses.mean_loss`, which
+    may differ from it in the last bit).
     """
     output = OUTPUTS[cfg.model.output]
-    fused = mean_loss(cfg.loss.name, cfg.loss.kwargs, output)
 
     def losses(z, y):
-        if z.shape[0] == 1:
-            return fused(z[0], y[0]).reshape(1)
         return per_example(cfg.loss.name, cfg.loss.kwargs, z, output, y).reshape(z.shape[0], -1).mean(1)
 
     return losses
@@ -124,9 +122,7 @@ class LayerReader:
         self.out_deriv = derivative_fn("identity" if self.output_name == "softmax" else self.output_name, {})
 
     def _norms(self, tensors) -> torch.Tensor:
-        """[len(tensors), M]: each member's 2-norm of each tensor (one member: one foreach op)."""
-        if self.n_members == 1:
-            return torch.stack(torch._foreach_norm(tensors)).unsqueeze(1)
+        """[len(tensors), M]: each member's 2-norm of each tensor, the same arithmetic at any M."""
         return torch.stack([torch.linalg.vector_norm(t.reshape(self.n_members, -1), dim=1) for t in tensors])
 
     @staticmethod

@@ -6,13 +6,19 @@ one `baddbmm` computes every member's layer at once. Nothing mixes across member
 back-propagated is the sum of the members' mean losses, so member m's gradient is exactly the one
 its own run would get, and the registered torch.optim optimizer, elementwise, steps every member.
 
-Every member records what `lossbench.engine.train.train` records for its config, through the same
-`recording` code, within floating-point tolerance (`tests/test_stacked_generated.py` shows it for
-every registered component): the same data (`data.make` and `data.split` with its seed), the same
-init (`build_model` with `Generator(seed + 1)`), the same data order (`Generator(seed + 2)`, one
-`randperm` per epoch), the same rows on the same steps. The one difference: `time` in a row (and
-`wall_time` and each target's `seconds_to` in the summary) is the wall time of the whole stacked group, and the
-summary says how many members were stacked (`stacked`).
+It is the default engine of every run, alone (a stack of one) or in a sweep, because a member's
+numbers do not depend on its stack-mates, to the bit: every operation either works member by member
+the same way at any stack size (`affine`, the per-member reductions of `recording`) or element by
+element (`StackedOptimizer`, each member at its own rate). `tests/test_reproducible.py` checks it.
+
+Every member records what the plain lesson loop `lossbench.engine.train.train` records for its
+config, through the same `recording` code, equal to rounding (`tests/test_stacked_generated.py`
+shows it for every registered component): the same data (`data.make` and `data.split` with its
+seed), the same init (`build_model` with `Generator(seed + 1)`), the same data order
+(`Generator(seed + 2)`, one `randperm` per epoch), the same rows on the same steps. Not to the bit:
+`F.linear` and `baddbmm` take different BLAS paths, and the loop trains on the loss's fused mean;
+on a chaotic config the last-bit differences grow into different runs (docs/runs.md). `time` in a
+row (and `wall_time` and each target's `seconds_to` in the summary) is the wall time of the whole stack.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from ..config.schema import Config
 from ..config.validate import plan
 from .model import MLP, build_model, device_of
 from .recording import LayerReader, Recorder, linear_fit
-from .train import member_sets, prepare
+from .train import member_sets, prepare, progress_bar
 
 
 def group_key(cfg: Config) -> str:
@@ -42,77 +48,82 @@ def group_key(cfg: Config) -> str:
 
 
 def can_stack(cfgs: list[Config]) -> bool:
-    """Whether the stacked engine trains these configs exactly as their plain runs: one `group_key`
-    and an optimizer whose learning rate, at the members' rates, is a last factor of its step.
+    """Whether the stacked engine trains these configs: one `group_key`, the default engine, and an
+    optimizer that moves every member apart (`steps_members_apart`). Depends on the members'
+    shared settings only, so a config can be stacked alone exactly when it can be stacked at all.
 
     Asked by the sweep's worker, not its planner: the check builds torch.optim optimizers, whose
     first construction in a process imports torch._dynamo (about 0.7 s).
     """
-    if len({group_key(c) for c in cfgs}) != 1:
+    if len({group_key(c) for c in cfgs}) != 1 or cfgs[0].train.engine != "stacked":
         return False
-    lrs = tuple(c.optim.kwargs["lr"] for c in cfgs)
-    return lr_is_a_last_factor(cfgs[0].optim.name, _settings(cfgs[0]), lrs)
+    return steps_members_apart(cfgs[0].optim.name, _settings(cfgs[0]), cfgs[0].dtype)
 
 
 def _settings(cfg: Config) -> str:
     return json.dumps({k: v for k, v in cfg.optim.kwargs.items() if k != "lr"}, sort_keys=True)
 
 
+def lr_spans(lrs: list[float]) -> list[tuple[int, int]]:
+    """[start, stop) of each run of neighbouring members that share a learning rate."""
+    starts = [m for m in range(len(lrs)) if m == 0 or lrs[m] != lrs[m - 1]]
+    return list(zip(starts, starts[1:] + [len(lrs)]))
+
+
 class StackedOptimizer:
     """The registered torch.optim optimizer on stacked tensors, each member at its own learning rate.
 
-    torch.optim steps every stacked tensor at the largest member rate, then each member's move is
-    scaled to its own rate: p <- p0 + (lr_m / lr_max) (p1 - p0). That is member m's own torch.optim
-    step wherever the learning rate is a last linear factor of the update and no state sees it:
-    SGD with momentum, dampening, Nesterov and weight decay, Adam (also amsgrad), AdamW, RMSprop;
-    `lr_is_a_last_factor` checks it. Members at the largest rate (all of them, in a stack of seeds)
-    move exactly as torch.optim moves them: the scale is 1.
+    Neighbouring members that share a rate form one span; each span's slice of every stacked tensor
+    (a view) is one param group, stepped at the span's rate. torch.optim's update is elementwise and
+    an element's arithmetic does not depend on where it sits in a tensor (`steps_members_apart`
+    checks both), so a member moves exactly as its own torch.optim moves it alone, whatever its
+    stack-mates. A stack of seeds is one span: the stacked tensors themselves, nothing sliced.
     """
 
-    def __init__(self, name: str, params: list, kwargs: dict):
-        self.params = params
-        self.optimizer = optimizers[name].fn(params, **kwargs)
+    def __init__(self, name: str, params: list, kwargs: dict, lrs: list[float]):
+        self.params, self.spans = params, lr_spans(lrs)
+        if len(self.spans) == 1:
+            groups = [{"params": params, "lr": lrs[0]}]
+        else:
+            groups = [{"params": [p.detach()[a:b] for p in params], "lr": lrs[a]} for a, b in self.spans]
+        self.optimizer = optimizers[name].fn(groups, **kwargs)
         # torch.optim wraps `step` in a profiler label and hook calls, measured at about 60 us a
         # step: a third of a small stack's update. No hooks are set here, so the stack calls the
         # method underneath, the same update (bench/bench_sweep.py measures the engine).
         step = type(self.optimizer).step
         self._update = getattr(step, "__wrapped__", step)
-        self.before = [p.detach().clone() for p in params]
 
     @torch.no_grad()
     def step(self, lrs: list[float]) -> None:
-        top = max(lrs) or 1.0  # (every rate 0: any step, scaled by 0)
-        for group in self.optimizer.param_groups:
-            group["lr"] = top
-        if all(lr == top for lr in lrs):  # one rate (a stack of seeds): torch.optim's own step
-            self._update(self.optimizer)
-            return
-        p0 = self.params[0]
-        scale = torch.tensor([lr / top for lr in lrs], dtype=p0.dtype, device=p0.device).view(-1, 1, 1)
-        torch._foreach_copy_(self.before, self.params)
+        """One step, member m at rate lrs[m] (equal within each span, as a shared schedule keeps them)."""
+        for (a, b), group in zip(self.spans, self.optimizer.param_groups):
+            group["lr"] = lrs[a]
+            if len(self.spans) > 1:  # each slice's gradient: the same slice of the stack's
+                for view, p in zip(group["params"], self.params):
+                    view.grad = p.grad[a:b]
         self._update(self.optimizer)
-        torch._foreach_lerp_(self.before, self.params, [scale] * len(self.params))  # p0 + scale (p1 - p0)
-        torch._foreach_copy_(self.params, self.before)
 
 
 @functools.cache
-def lr_is_a_last_factor(name: str, settings: str, lrs: tuple) -> bool:
-    """Whether `StackedOptimizer` moves members at rates `lrs` as their own torch.optim would.
+def steps_members_apart(name: str, settings: str, dtype: str) -> bool:
+    """Whether `StackedOptimizer` moves each member bit for bit as its own torch.optim would.
 
-    Checked by doing it: five steps of random gradients, with a decaying schedule, in float64,
-    against one torch.optim optimizer per member. An optimizer whose rate enters its state (Rprop's
-    clamped step sizes, ASGD's float32 copy of it), mixes members or cannot be built this way fails
-    and its runs go unstacked. `settings`: the optimizer's keywords but `lr`, as JSON.
+    Checked by doing it: five steps of random gradients, with a decaying schedule, for members in
+    spans of rates (two, one, two) against one torch.optim optimizer per member. An optimizer that
+    mixes elements of a tensor or cannot be built this way fails, and its runs take the plain loop.
+    `settings`: the optimizer's keywords but `lr`, as JSON.
     """
     kwargs = json.loads(settings)
+    lrs = [0.1, 0.1, 0.03, 0.2, 0.2]
     g = torch.Generator().manual_seed(0)
-    stacked = torch.randn(len(lrs), 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    dt = torch.float64 if dtype == "float64" else torch.float32
+    stacked = torch.randn(len(lrs), 5, 7, generator=g, dtype=dt, requires_grad=True)
     singles = [torch.nn.Parameter(stacked[m].detach().clone()) for m in range(len(lrs))]
     try:
-        opt = StackedOptimizer(name, [stacked], {**kwargs, "lr": max(lrs)})
-        refs = [optimizers[name].fn([p], **kwargs, lr=lr) for p, lr in zip(singles, lrs)]
+        opt = StackedOptimizer(name, [stacked], kwargs, lrs)
+        refs = [optimizers[name].fn([p], **{**kwargs, "lr": lr}) for p, lr in zip(singles, lrs)]
         for step in range(5):
-            grad = torch.randn(stacked.shape, generator=g, dtype=torch.float64)
+            grad = torch.randn(stacked.shape, generator=g, dtype=dt)
             stacked.grad = grad.clone()
             opt.step([lr * 0.9**step for lr in lrs])
             for m, (p, ref) in enumerate(zip(singles, refs)):
@@ -122,7 +133,21 @@ def lr_is_a_last_factor(name: str, settings: str, lrs: tuple) -> bool:
                 ref.step()
     except Exception:  # an optimizer that needs a closure, or refuses a stacked tensor
         return False
-    return all(torch.allclose(stacked[m], p, rtol=1e-10, atol=1e-12) for m, p in enumerate(singles))
+    return all(torch.equal(stacked[m], p) for m, p in enumerate(singles))
+
+
+def affine(b: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """b + x @ w for each member: [M, 1, out] + [M, B, in] @ [M, in, out], member by member alike.
+
+    `baddbmm` computes every member of a batch the same way, whatever the batch's size, except a
+    batch of one, which takes another BLAS path where `out` is 1 (matrix times vector) and rounds
+    differently. A stack of one is therefore computed as a batch of two: itself twice, as views
+    (stride 0, nothing copied), of which the first is kept; its gradients are the first copy's
+    plus the second's zeros, exact. `tests/test_reproducible.py` checks it at the configs' shapes.
+    """
+    if x.shape[0] == 1:
+        return torch.baddbmm(b.expand(2, -1, -1), x.expand(2, -1, -1), w.expand(2, -1, -1))[:1]
+    return torch.baddbmm(b, x, w)
 
 
 class StackedMLP:
@@ -144,7 +169,7 @@ class StackedMLP:
     def __call__(self, x, keep: list | None = None):
         """Logits [M, B, out] for inputs [M, B, in]; with `keep`, append each pre-activation."""
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = torch.baddbmm(b, x, w)
+            z = affine(b, x, w)
             if keep is not None:
                 keep.append(z)
             x = self.act(z) if i < self.n_layers - 1 else z
@@ -169,7 +194,9 @@ class StackedMLP:
         return f"StackedMLP({len(self.weights[0])} x {'-'.join(map(str, sizes))})"
 
 
-def train_stacked(cfgs: list[Config], logs: list | None = None) -> tuple[list[dict], StackedMLP, list[dict]]:
+def train_stacked(
+    cfgs: list[Config], logs: list | None = None, progress: bool = False
+) -> tuple[list[dict], StackedMLP, list[dict]]:
     """Train configs of one `group_key` as one stacked model; `logs[m](row)` gets member m's rows.
 
     Returns (summaries, net, data dicts): one summary per member, the `StackedMLP` and each member's
@@ -180,8 +207,8 @@ def train_stacked(cfgs: list[Config], logs: list | None = None) -> tuple[list[di
     cfg = cfgs[0]
     if not can_stack(cfgs):
         raise ValueError(
-            "train_stacked needs configs that differ only in seed, lr, init and targets, with an "
-            "optimizer whose learning rate is a last factor of its step; run them plainly"
+            "train_stacked needs configs that differ only in seed, lr, init and targets, on the "
+            "stacked engine, with an optimizer that steps each element apart; run them plainly"
         )
     device = device_of(cfg)
     torch.manual_seed(cfg.seed)
@@ -194,12 +221,13 @@ def train_stacked(cfgs: list[Config], logs: list | None = None) -> tuple[list[di
     batch_size, per_epoch, n_steps = plan(cfg, n_train)
     net = StackedMLP([build_model(c, torch.Generator().manual_seed(c.seed + 1)) for c in cfgs], device)
     base_lrs = [c.optim.kwargs["lr"] for c in cfgs]
-    optimizer = StackedOptimizer(cfg.optim.name, net.params, cfg.optim.kwargs)
+    optimizer = StackedOptimizer(cfg.optim.name, net.params, cfg.optim.kwargs, base_lrs)
     schedule = schedules[cfg.optim.schedule.name].fn
     shuffles = [torch.Generator().manual_seed(c.seed + 2) for c in cfgs]
     reader = LayerReader(net.weights, net.biases, cfg, n_members)
     book = Recorder(cfgs, ds[0]["dataset"].task, n_steps, per_epoch, logs or [None] * n_members, sets)
     members = torch.arange(n_members, device=device).unsqueeze(1)
+    bar = progress_bar(n_steps, progress, cfg.name)
     step = 0
     try:
         for step in range(n_steps):
@@ -237,6 +265,7 @@ def train_stacked(cfgs: list[Config], logs: list | None = None) -> tuple[list[di
                 val = book.evaluate(net, "val", "val_") if book.evaluates(step) else None
                 if not book.record(step, lrs, batch_metrics, val, reader.finish(reading)):
                     break
+                bar.update(step + 1 - bar.n)
     except KeyboardInterrupt:
         book.interrupt()
     book.keep_weights(step + 1, net.state, last=True)
@@ -245,7 +274,8 @@ def train_stacked(cfgs: list[Config], logs: list | None = None) -> tuple[list[di
     fits = None
     if cfg.model.depth == 0:
         fits = [linear_fit(net.weights[0][m].T, net.biases[0][m, 0]) for m in range(n_members)]
+    bar.close()
     summaries = book.summaries(step, net, sum(p[0].numel() for p in net.params), fits)
     for summary in summaries:
-        summary["stacked"] = n_members
+        summary["engine"] = "stacked"
     return summaries, net, ds

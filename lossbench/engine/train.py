@@ -81,7 +81,7 @@ def train(
     )
     # rows and summary: the recorder sees this run as one member, so its sets get a leading 1
     book = Recorder([cfg], d["dataset"].task, n_steps, per_epoch, [log], member_sets([d]))
-    bar = _progress(n_steps, progress, cfg.name)
+    bar = progress_bar(n_steps, progress, cfg.name)
     step = 0
     try:
         for step in range(n_steps):
@@ -129,10 +129,11 @@ def train(
     weight, bias = model.layers[0].parameters()  # a depth-0 model is this one layer: its fit is kept
     fit = [linear_fit(weight, bias)] if cfg.model.depth == 0 else None
     summary = book.summaries(step, model, sum(p.numel() for p in model.parameters()), fit)[0]
+    summary["engine"] = "plain"
     return summary, model, d
 
 
-def _progress(total: int, enabled: bool, name: str):
+def progress_bar(total: int, enabled: bool, name: str):
     import sys
 
     from tqdm import tqdm

@@ -7,6 +7,7 @@ Members that differ only in seed, learning rate, init and target loss are stacke
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -19,6 +20,15 @@ MAX_STACK = 64  # members per stacked model; past this a stack is arithmetic-bou
 MIN_SPLIT = 4  # a stack is split across idle workers only while both halves keep this many
 
 
+def on_plain_loop(configs: list[Config]) -> list[Config]:
+    """`--no-batch`: copies of the configs on the lesson loop (`train.engine: plain`), which agrees
+    with the default engine to rounding only, so its runs have their own ids and folders."""
+    plain = [copy.deepcopy(c) for c in configs]
+    for c in plain:
+        c.train.engine = "plain"
+    return plain
+
+
 def plan_groups(configs: list[Config], workers: int, batch: bool = True) -> list[list[Config]]:
     """Tasks for the workers: stacks of members sharing a `group_key`, or single plain runs.
 
@@ -29,9 +39,10 @@ def plan_groups(configs: list[Config], workers: int, batch: bool = True) -> list
     if not batch:
         return [[c] for c in configs]
     by_key: dict[str, list] = {}
+    groups = [[c] for c in configs if c.train.engine == "plain"]  # the lesson loop: one by one
     for c in configs:
-        by_key.setdefault(group_key(c), []).append(c)
-    groups = []
+        if c.train.engine != "plain":
+            by_key.setdefault(group_key(c), []).append(c)
     for g in by_key.values():
         limit = MAX_STACK if len(g) == 1 else min(MAX_STACK, _stack_limit(g[0], workers))
         n_chunks = math.ceil(len(g) / limit)
@@ -110,15 +121,13 @@ def run_group(
     """Compute one task: a stack (members sharing a `group_key`) or a plain run. Runs in a worker
     or a Ray task. Returns (summary, folder, error or None) per member written, None for the others.
 
-    A stack is always computed whole, as the sweep planned it over all its members, and only the
-    members in `write` (default: all) are written: the stacked engine steps every member at the
-    stack's largest learning rate and scales each member's move to its own, so a member's last bits
-    depend on its stack-mates, and a resumed sweep that trained only the missing members would not
-    give the bits of an uninterrupted one. A stack costs little more than one member of it.
-    Every member to write is locked first; one that another process is writing is left to it
-    (recorded with an error, its folder untouched) and computed as one of the stack. Members the
-    stacked engine cannot train exactly (`can_stack`), or whose stack raises, run one by one with
-    the plain loop; a member that still raises is recorded as failed.
+    Only the members in `write` (default: all) are written; the others are computed as part of the
+    stack, which changes none of its members' bits (a member's numbers do not depend on its
+    stack-mates). Every member to write is locked first; one that another process is writing is
+    left to it (recorded with an error, its folder untouched). Members the stacked engine cannot
+    train (`can_stack`), or whose stack raises, run one by one (`runner.execute`: a stack of one,
+    the same computation, or the plain loop where the config asks for it or its optimizer cannot
+    be stacked); a member that still raises is recorded as failed.
     """
     import torch
 

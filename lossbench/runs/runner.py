@@ -32,7 +32,7 @@ def execute(
     note on stderr. Raises RunBusy (a UserError) when another process is writing the same run. A
     KeyboardInterrupt is raised again after the folder records the run as interrupted.
     """
-    from ..engine.train import predict_view, train
+    from ..engine.train import predict_view
 
     folder = folder or run_dir(root, cfg)
     if not force:
@@ -50,10 +50,10 @@ def execute(
         if finished is not None:  # another process finished it meanwhile
             writer.discard()
             return finished, folder, True
-        summary, model, d = train(cfg, log=writer.log, progress=progress)
-        _stamp(summary, cfg, folder, str(next(model.parameters()).device))
-        view = predict_view(model, d) if summary["status"] != "diverged" else None
-        writer.finish(summary, model if summary["status"] != "diverged" else None, view, d["snapshots"])
+        summary, model, d, device = train_one(cfg, writer.log, progress)
+        _stamp(summary, cfg, folder, device)
+        view = predict_view(model, d) if model is not None else None
+        writer.finish(summary, model, view, d["snapshots"])
     except OSError as e:
         # a full disk or a read-only folder: leave nothing half-written behind (a finished run
         # that was being replaced stays)
@@ -74,6 +74,26 @@ def execute(
     return summary, folder, False
 
 
+def train_one(cfg: Config, log, progress: bool = False) -> tuple[dict, Any, dict, str]:
+    """Train one config on its engine: (summary, model or None if diverged, data dict, device).
+
+    `train.engine: stacked` (the default) is a stack of one, the very computation the config gets
+    as a member of any sweep; `plain` is the lesson loop (`engine.train`). An optimizer the stack
+    cannot step member by member (`stacked.can_stack`) takes the plain loop whatever the engine,
+    alone and in a sweep alike.
+    """
+    from ..engine import stacked, train
+
+    if stacked.can_stack([cfg]):
+        summaries, net, ds = stacked.train_stacked([cfg], [log], progress)
+        summary, d = summaries[0], ds[0]
+        model = net.member_model(0, cfg) if summary["status"] != "diverged" else None
+        return summary, model, d, str(net.params[0].device)
+    summary, plain, d = train.train(cfg, log=log, progress=progress)
+    model = plain if summary["status"] != "diverged" else None
+    return summary, model, d, str(next(plain.parameters()).device)
+
+
 def _stamp(summary: dict, cfg: Config, folder: str, device: str) -> None:
     """What a summary says about where it ran: seed, name, run id, device and versions."""
     summary.update(
@@ -87,7 +107,7 @@ def run_stacked(
     """Train a stack (`engine.stacked`) and write each member's folder exactly as `execute` writes it.
 
     Only the members in `write` (default: all) are written; the others are trained as part of the
-    stack (their stack-mates' bits depend on them) and give None. Returns (summary, folder) per
+    stack (which changes no member's bits) and give None. Returns (summary, folder) per
     member written. A KeyboardInterrupt is raised again after every folder records its member as
     interrupted.
     """

@@ -24,7 +24,7 @@ from .. import workers as worker_pool
 from ..config.grid import fixed_part, swept_keys
 from ..config.schema import Config
 from ..errors import UserError
-from .members import failed, plan_groups, run_group
+from .members import failed, on_plain_loop, plan_groups, run_group
 from .table import csv_text, format_table, table
 
 
@@ -130,6 +130,7 @@ def execute_all(
     from .verify import reuse_check
 
     workers = workers or os.cpu_count() or 1
+    configs = configs if batch else on_plain_loop(configs)
     records: list[dict | None] = [None] * len(configs)
     todo, notes = [], {}
     for i, cfg in enumerate(configs):
@@ -144,13 +145,8 @@ def execute_all(
                 print(f"lossbench: note: {note}", file=sys.stderr)
     if todo:
         index = {id(c): i for i, c in enumerate(configs)}
-        # planned over every member, so each stack is the one an uninterrupted sweep trains
-        missing = {id(c) for c in todo}
-        groups = [
-            (g, [id(c) in missing for c in g])
-            for g in plan_groups(configs, workers, batch)
-            if any(id(c) in missing for c in g)
-        ]
+        # only the missing members: a member's bits do not depend on its stack-mates
+        groups = [(g, [True] * len(g)) for g in plan_groups(todo, workers, batch)]
         root = os.path.abspath(out)
         bar = tqdm(
             total=len(todo),
@@ -250,6 +246,7 @@ def run_sweep(
     folder, write sweep.yaml, run, write sweep.csv."""
     from .store import atomic_write
 
+    configs = configs if batch else on_plain_loop(configs)
     swept = swept_keys(raw["sweep"])
     folder = os.path.join(out, configs[0].name)
     if not force:
