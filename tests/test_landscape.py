@@ -210,3 +210,16 @@ def test_watch_shows_the_landscape_of_a_run_that_keeps_snapshots(tmp_path, write
     figures, _ = train_and_draw(config, [], str(tmp_path / "r"), None)
     assert ("landscape" in figures) == bool(snapshots)
     assert not snapshots or figures["landscape"].startswith(b"\x89PNG")
+
+
+def test_snapshots_are_counted_in_the_memory_estimate(monkeypatch):
+    from lossbench.config import validate
+
+    keep = build({**TINY, "train": {**TINY["train"], "snapshots": 1000}})
+    n_params = (2 * 8 + 8) + (8 * 8 + 8) + (8 * 1 + 1)  # TINY: 2 inputs, two hidden layers of 8, 1 output
+    assert validate.memory_parts(keep, None)["the weight snapshots"] == 1001 * n_params * 4  # float32
+    assert validate.memory_parts(build(TINY), None)["the weight snapshots"] == 0
+    assert "snapshots" not in build(TINY).to_dict()["train"]  # off: run ids as before the key existed
+    monkeypatch.setattr(validate, "memory_budget", lambda: 1001 * n_params * 4)
+    with pytest.raises(UserError, match="use fewer train.snapshots"):
+        build({**TINY, "train": {**TINY["train"], "snapshots": 1000}})

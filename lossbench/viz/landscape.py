@@ -69,11 +69,18 @@ def fig_landscape(items: list[dict], metric: str | None = None) -> Figure:
     metric_lim = _limits([it["data"].get(f"line_{k}{metric}") for it in items for k in ("", "val_")])
     for row, it in zip(axes, items):
         d, loss_name = it["data"], it["loss"]
-        _line(row[0], d, loss_name, metric if show_metric else None, metric_lim, it["label"])
+        _line(row[0], d, loss_name, metric if show_metric else None, metric_lim, it["label"], len(items) > 1)
         loss_norm = shared if metric == "loss" else _norm([d["slice_loss"]])
         _slice(fig, row[1], d, "loss", loss_norm, f"{loss_name} (train)")
         if show_metric:
-            _slice(fig, row[2], d, metric, shared, f"{metric} (train), one scale for all rows")
+            _slice(
+                fig,
+                row[2],
+                d,
+                metric,
+                shared,
+                f"{metric} (train)" + (", one scale for all rows" if len(items) > 1 else ""),
+            )
         _path(fig, row[-1], d, loss_name)
     bias = "with its unit's row" if str(items[0]["data"]["bias"]) == "row" else "zeroed"
     _suptitle(
@@ -91,7 +98,7 @@ def _limits(columns: list) -> tuple[float, float] | None:
     return (float(values.min()), float(values.max())) if values.size else None
 
 
-def _line(ax, d: dict, loss_name: str, metric: str | None, metric_lim, label: str) -> None:
+def _line(ax, d: dict, loss_name: str, metric: str | None, metric_lim, label: str, shared: bool) -> None:
     a = d["line_a"]
     for key, style in (("line_loss", "-"), ("line_val_loss", "--")):
         if key in d:
@@ -113,9 +120,8 @@ def _line(ax, d: dict, loss_name: str, metric: str | None, metric_lim, label: st
             twin.set_yscale("log")
         if metric_lim:
             twin.set_ylim(*metric_lim)
-        twin.set_ylabel(
-            METRICS.get(metric, metric).split(" (")[0] + " (one scale for all rows)", color=METRIC_COLOR
-        )
+        name = METRICS.get(metric, metric).split(" (")[0]
+        twin.set_ylabel(name + (" (one scale for all rows)" if shared else ""), color=METRIC_COLOR)
     ax.legend(fontsize="x-small", loc="upper center")
 
 
