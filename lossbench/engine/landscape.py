@@ -43,7 +43,10 @@ class Landscape:
     """
 
     def __init__(self, folder: str, config: dict, n_examples: int | None = None):
-        self.cfg: Config = build({k: v for k, v in config.items() if k != "sweep"}, folder)
+        # on the CPU, wherever it trained: the same numbers to float rounding, and a run trained
+        # on a GPU can be looked at on a machine without one
+        raw = {k: v for k, v in config.items() if k != "sweep"} | {"device": "cpu"}
+        self.cfg: Config = build(raw, folder)
         torch.manual_seed(self.cfg.seed)
         d = prepare(self.cfg)
         n = n_examples
