@@ -33,7 +33,7 @@ def landscape(
     import io
 
     from .viz.figures import save_figure
-    from .viz.landscape import SNAPSHOTS_HINT, fig_landscape, own_metric
+    from .viz.landscape import fig_landscape, own_metric
     from .viz.load import group_runs, load_runs
     from .viz.metrics import choose_metric
 
@@ -74,9 +74,16 @@ def landscape(
     if no_weights:
         echo(f"lossbench landscape: no trained weights (model.pt; diverged?) in {', '.join(no_weights)}")
     if no_snapshots:
+        commands = [
+            f"  python -m lossbench run {os.path.join(p, 'config.yaml')} train.snapshots=20 "
+            f"--out {os.path.dirname(os.path.dirname(os.path.normpath(p)))}"
+            for p in no_snapshots[:3]
+        ]
+        more = f"\n  (and {len(no_snapshots) - 3} more runs)" if len(no_snapshots) > 3 else ""
         echo(
-            f"lossbench landscape: {len(no_snapshots)} run(s) without weight snapshots ({', '.join(no_snapshots)}): "
-            f"{SNAPSHOTS_HINT.split(': ', 1)[1]} (an override of their config, e.g. "
-            "python -m lossbench run CONFIG train.snapshots=20; it is a new run id, trained again)"
+            f"lossbench landscape: no training path for {len(no_snapshots)} run(s) without weight snapshots; "
+            "to keep them, train again with train.snapshots=20 (a new run beside the old one):\n"
+            + "\n".join(commands)
+            + more
         )
     return written

@@ -169,7 +169,8 @@ def test_cli_draws_and_names_runs_without_snapshots(tmp_path, write_config):
     assert run_cli("run", config, "--out", tmp_path / "r", "--quiet").returncode == 0
     done = run_cli("landscape", tmp_path / "r", "--resolution", "5")
     assert done.returncode == 0, done.stderr
-    assert "train.snapshots=20" in done.stderr
+    command = next(line.strip() for line in done.stderr.splitlines() if "train.snapshots=20 --out" in line)
+    assert command.endswith(f"config.yaml train.snapshots=20 --out {tmp_path / 'r'}")  # copy-pasteable
     files = done.stdout.split()
     assert any(f.endswith("figures/landscape.png") for f in files) and any(
         f.endswith("landscape.npz") for f in files
