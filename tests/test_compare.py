@@ -182,7 +182,7 @@ def test_default_and_xavier_init_are_named_never_dashes(tmp_path):
         "model.init.name=xavier_uniform",
     ]
     fig = plots.fig_loss_curves(groups_of(a, b))
-    legend = {t.get_text() for t in fig.axes[0].get_legend().get_texts()}
+    legend = {t.get_text() for t in fig.legends[0].get_texts()}
     assert legend == {"model.init=default", "model.init=xavier_uniform"}
 
 
@@ -336,11 +336,17 @@ def test_depth0_runs_get_output_derivative_weights_and_final_parameters(tmp_path
     names = [name for name, _ in plots.figures(groups)]
     assert "linear" in names and not {"grad_heatmap_w", "grad_profile", "activation_health"} & set(names)
     fig = dict(plots.figures(groups))["linear"]
-    (line,) = fig.axes[0].get_lines()
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    (line,) = panels["Output over training"].get_lines()
     np.testing.assert_allclose(line.get_ydata(), out)
     assert line.get_label().endswith("final w = 0.5, b = -1.25")
-    (relative,) = fig.axes[1].get_lines()  # Nielsen's start: 0.98 * 0.02 / (1/4) = 0.078, nearly saturated
+    (relative,) = panels["Output derivative relative to its peak"].get_lines()  # Nielsen's start: 0.078
     np.testing.assert_allclose(relative.get_ydata(), np.array(deriv) / 0.25)
+    (loss,) = panels["Loss over training (▼: exactly 0 from here)"].get_lines()
+    np.testing.assert_allclose(loss.get_ydata(), CURVE)
+    (moved,) = panels["How far each step moves the output"].get_lines()  # logged every 10 steps
+    np.testing.assert_allclose(moved.get_ydata(), np.abs(np.diff(out)) / 10)
+    assert "Weights over training" in panels  # the one weight is 0.5 throughout: drawn
 
 
 # ----- the summary printed by `run` ------------------------------------------------------------------

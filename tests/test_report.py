@@ -81,7 +81,12 @@ def test_report_is_self_contained(page):
     path, text = page
     assert not re.search(r"(src|href)=\"(https?:)?//", text)  # nothing fetched from elsewhere
     images = re.findall(r"<img [^>]*src=\"([^\"]+)\"", text)
-    assert images and all(src.startswith("data:image/png;base64,") for src in images)
+    folder = os.path.dirname(path)
+    assert images and all(src.startswith("figures/") for src in images)  # files beside the page
+    for src in images:
+        assert open(os.path.join(folder, src), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert sorted(os.listdir(os.path.join(folder, "figures"))) == sorted(os.path.basename(s) for s in images)
+    assert len(text) < 40_000  # the page is text and a table; the figures are not inside it
     assert text.count("<h2") == 2  # one section per folder: bad, sweep
 
 
@@ -108,11 +113,12 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 def test_report_opens_in_headless_chromium(page, tmp_path):
     path, text = page
     # a copy with a probe script first in <head>: it records errors and, once loaded, every image's state
-    probe = tmp_path / "probe.html"
-    probe.write_text(text.replace("<head>", "<head>" + CHECK, 1))
+    probe = os.path.join(os.path.dirname(path), "probe.html")  # beside the page, as its figures are
+    with open(probe, "w") as f:
+        f.write(text.replace("<head>", "<head>" + CHECK, 1))
     r = subprocess.run(
         [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-         "--dump-dom", probe.as_uri()],
+         "--dump-dom", f"file://{probe}"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     found = re.search(r'<pre id="lossbench-check">([^<]*)</pre>', r.stdout)

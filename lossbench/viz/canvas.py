@@ -27,15 +27,18 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _legend(fig, ax, n_entries: int) -> None:
-    """One legend for the figure: inside the axes for a few short entries, below the axes otherwise."""
+    """One legend for the figure, below the axes: never over the data."""
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
         return
-    if n_entries > 3 or max(len(t) for t in labels) > 30:
-        ncol = 1 if max(len(t) for t in labels) > 60 else min(3, len(labels))
-        fig.legend(handles, labels, loc="outside lower center", fontsize="small", ncol=ncol)
-    else:
-        ax.legend(handles, labels, fontsize="small")
+    ncol = 1 if max(len(t) for t in labels) > 60 else min(3 if n_entries > 3 else n_entries, len(labels))
+    fig.legend(handles, labels, loc="outside lower center", fontsize="small", ncol=ncol)
+
+
+def one_step(groups: list[Group]) -> bool:
+    """Every run logged a single step (init_scale looks at the network as initialised): a figure
+    over training would be one dot, so those figures are left out and `grad_profile` shows the step."""
+    return all(len(r.metrics["step"]) <= 1 for g in groups for r in g.runs)
 
 
 def _wrap(text: str, width: int = 48) -> str:

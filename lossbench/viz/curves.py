@@ -8,7 +8,18 @@ import numpy as np
 
 from ..runs.store import Run
 from ..verdicts import seed_interval
-from .canvas import _diverged_step, _figure, _legend, _notes, _seeds, _suptitle, _wants_log, _what, _wrap
+from .canvas import (
+    _diverged_step,
+    _figure,
+    _legend,
+    _notes,
+    _seeds,
+    _suptitle,
+    _wants_log,
+    _what,
+    _wrap,
+    one_step,
+)
 from .load import Group
 from .metrics import (
     HIGHER_IS_BETTER,
@@ -34,6 +45,8 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
 
     A diverged run gets an X at its divergence step, on its last finite value.
     """
+    if one_step(groups):
+        return None
     name = choose_metric(groups, metric)
     notes = []
     if not metric and name != "loss" and len(lacking(groups, name)) == sum(len(g.runs) for g in groups):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..runs.store import Run
-from .canvas import _diverged_step, _figure, _grid, _legend, _page, _suptitle, _what, _wrap
+from .canvas import _diverged_step, _figure, _grid, _legend, _page, _suptitle, _what, _wrap, one_step
 from .load import LAYER_LABEL, Group, value_text
 
 if TYPE_CHECKING:  # matplotlib loads on first use
@@ -46,7 +46,9 @@ def _layered(groups: list[Group], key: str) -> list[Group]:
 
 def layer_ticks(ax: Axes, n_layers: int, axis: str = "y") -> None:
     """Layers 1..n with the last one named: the output layer is not a hidden layer."""
-    ticks = list(range(1, n_layers + 1))
+    every = 1 if n_layers <= 12 else 5  # 31 numbers side by side collide: 1, 5, 10, ... then
+    ticks = [t for t in range(1, n_layers) if t == 1 or t % every == 0]
+    ticks = [t for t in ticks if n_layers - t >= every / 2 or t == 1] + [n_layers]
     names = [str(t) for t in ticks[:-1]] + [f"{n_layers}\nout" if axis == "x" else f"out {n_layers}"]
     (ax.set_yticks if axis == "y" else ax.set_xticks)(ticks, names)
 
@@ -67,7 +69,7 @@ def fig_grad_heatmap(
     from matplotlib.patches import Patch
 
     shown = _layered(groups, key)
-    if not shown:
+    if not shown or one_step(shown):  # one column of colour: grad_profile shows that step
         return None
     rows, cols = _grid(len(shown), shown)
     fig = _figure(4.6 * cols + 1.2, 3.4 * rows + 0.9)
@@ -128,11 +130,17 @@ def fig_grad_profile(groups: list[Group]) -> Figure | None:
     groups = _layered(groups, "grad_w")
     if not groups:
         return None
-    fig = _figure(14, 8)
-    axes = fig.subplots(2, 3, sharey="row")
+    n_rows = max(
+        int(np.isfinite(a).all(-1).sum(-1).max()) for g in groups if (a := g.stacked("grad_w")) is not None
+    )
+    wheres = (
+        ["start", "middle", "end"][: min(n_rows, 3)] if n_rows != 2 else ["start", "end"]
+    )  # one step: one
+    fig = _figure(14 if len(wheres) == 3 else 7, 8)
+    axes = fig.subplots(2, len(wheres), sharey="row", squeeze=False)
     any_line = False
     for row, key in zip(axes, ["grad_w", "grad_out"]):
-        for ax, where in zip(row, ["start", "middle", "end"]):
+        for ax, where in zip(row, wheres):
             steps_seen = set()
             for g in groups:
                 step, values = _at(g, key, where)
@@ -160,6 +168,7 @@ def fig_grad_profile(groups: list[Group]) -> Figure | None:
             if where == "start":
                 ax.set_ylabel(f"{GRAD_NAMES[key].split(' (')[0]} (L2 norm)")
             at = f"step {steps_seen.pop()}" if len(steps_seen) == 1 else "per config"
+            where = where if len(wheres) > 1 else "the one step recorded"
             ax.set_title(f"{where} ({at}): {key}", fontsize="medium")
             ax.grid(alpha=0.3)
     _suptitle(
@@ -185,7 +194,7 @@ def fig_activation_health(groups: list[Group], page: tuple[int, int] | None = No
     from matplotlib import colormaps
 
     shown = _layered(groups, "update_ratio")
-    if not shown:
+    if not shown or one_step(shown):  # lines of one point
         return None
     saturation = {recorded(r, "saturation") for g in shown for r in g.runs} - {None}
     limit = f"{saturation.pop():.0%}" if len(saturation) == 1 else "a set fraction"

@@ -1,14 +1,13 @@
 """`python -m lossbench report PATH`: one static HTML page for a run, a sweep or a results folder.
 
-The page holds every figure (PNG, embedded as data: URIs, so the single file opens anywhere, offline,
-with no server), a table of the runs (the config values that differ, status, final losses, steps to
-target, divergence) and the config all runs share. It is built from the run folders alone, like the
+The page shows every figure (PNG files in the `figures/` folder beside it: the
+folder opens anywhere, offline, with no server), a table of the runs (the config values
+that differ, status, final losses, steps to target, divergence) and the config all runs share. It is built from the run folders alone, like the
 figures (`lossbench.plots`).
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import os
 import time
@@ -96,16 +95,28 @@ def write_report(path: str, out: str, quiet: bool = False) -> str:
     """
     runs = load.load_runs([path])  # every input checked before anything is written
     check_writable(out)
-    page = build_page(path, runs, out, quiet)
-    os.makedirs(out, exist_ok=True)
+    page, images = build_page(path, runs, out, quiet)
+    os.makedirs(os.path.join(out, IMAGES), exist_ok=True)
+    for name, png in images.items():
+        atomic_write(os.path.join(out, name), png)
+        os.chmod(os.path.join(out, name), 0o644)
+    for stale in set(os.listdir(os.path.join(out, IMAGES))) - {os.path.basename(n) for n in images}:
+        if stale.endswith(".png"):  # an earlier report's figure: the folder is this page's
+            os.remove(os.path.join(out, IMAGES, stale))
     target = os.path.join(out, "index.html")
     atomic_write(target, page.encode())
     os.chmod(target, 0o644)  # atomic_write's temporary file is private (0600); a report is for sharing
     return target
 
 
-def build_page(path: str, runs: list, out: str, quiet: bool = True) -> str:
-    """The HTML text: one section per folder that holds runs (a sweep or a run name)."""
+IMAGES = "figures"
+"""The page's figures, PNG files beside it (out/figures/s0_loss_curves.png): the page itself stays
+small (a few hundred kB for 150 runs) and the browser loads the figures as files, in parallel."""
+
+
+def build_page(path: str, runs: list, out: str, quiet: bool = True) -> tuple[str, dict[str, bytes]]:
+    """The HTML text, one section per folder that holds runs (a sweep or a run name), and its
+    figures: {path relative to `out`: PNG bytes}."""
     sections = load.by_folder(runs)
     n_diverged = sum(1 for r in runs if _summary(r).get("status") == "diverged")
     n_open = sum(1 for r in runs if not r.summary)
@@ -125,25 +136,30 @@ def build_page(path: str, runs: list, out: str, quiet: bool = True) -> str:
     jobs = [plots.figure_jobs(g) for g in groups]
     with progress.bar(sum(map(len, jobs)), "report", "figure", not quiet) as bar:
         drawn = draw(jobs, "png", bar=bar)  # in parallel worker processes where that is safe
+    images = {
+        f"{IMAGES}/s{i}_{name}.png": png for i, figures in enumerate(drawn) for name, png in figures.items()
+    }
     body = [
         _section(i, folder, members, path, out, g, figures)
         for i, ((folder, members), g, figures) in enumerate(zip(sections.items(), groups, drawn))
     ]
-    return (
+    page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>lossbench report: {_e(os.path.basename(os.path.abspath(path)))}</title>"
         f"<style>{STYLE}</style></head><body>\n"
         + "\n".join(head + body)
         + f"\n<script>{SORT_SCRIPT}</script>\n</body></html>\n"
     )
+    return page, images
 
 
 def _section(i: int, folder: str, runs: list, root: str, out: str, groups: list, figures: dict) -> str:
     parts = [f'<h2 id="s{i}">{_e(_rel(folder, root))}</h2>']
     for name, png in figures.items():
-        data = base64.b64encode(png).decode()
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # PNG header
         parts.append(
-            f'<figure><img alt="{_e(name)}" src="data:image/png;base64,{data}">'
+            f'<figure><img alt="{_e(name)}" src="{IMAGES}/s{i}_{_e(name)}.png" '
+            f'width="{width}" height="{height}">'
             f"<figcaption>{_e(CAPTIONS.get(name.rstrip('_0123456789'), name))}</figcaption></figure>"
         )
     parts.append(_landscape(folder, runs))

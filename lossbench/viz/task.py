@@ -9,6 +9,7 @@ import numpy as np
 
 from ..runs.store import Run, RunFolderError
 from .canvas import _figure, _grid, _legend, _notes, _page, _suptitle, _what, _wrap
+from .curves import line_style
 from .load import PALETTE, UNSET, Group, value_text
 from .metrics import lacking_note
 
@@ -50,6 +51,8 @@ def fig_task(groups: list[Group], page: tuple[int, int] | None = None) -> Figure
             _curve(ax, view, fitted_line(run, view))
         else:
             _boundary(ax, view)
+            if _depth0_config(run) and str(view["task"]) == "binary" and view["x"].shape[1] == 2:
+                _margins(ax, run, view)
         ax.set_title(_wrap(g.label), fontsize="small")
     for ax in axes[len(views) :]:
         ax.set_visible(False)
@@ -92,12 +95,20 @@ def _curve(ax, view: dict, equation: str | None = None) -> None:
     if marks.any():
         ax.plot(x[marks], y[marks, 0], "x", color=PALETTE[1], ms=7, mew=2, label="outliers")
     pred = view["pred"].reshape(len(view["grid_x"]), -1)
+    constant = np.ptp(x) == 0  # one input for every example: the model fits one number, drawn across
     for j in range(pred.shape[1]):
         label = ("model: " + equation if equation else "model") if j == 0 else None
-        ax.plot(view["grid_x"], pred[:, j], color="black", lw=2, label=label)
-    ax.set_xlabel("input x")
+        if constant:
+            label = f"model: {pred[0, j]:.4g}" if j == 0 else None
+            ax.axhline(pred[0, j], color="black", lw=2, label=label)
+        else:
+            ax.plot(view["grid_x"], pred[:, j], color="black", lw=2, label=label)
+    if constant:
+        ax.set_xticks([x[0]], [f"{x[0]:g}"])
+        ax.set_xlim(x[0] - 1, x[0] + 1)
+    ax.set_xlabel("input x (the same for every example)" if constant else "input x")
     ax.set_ylabel("target y / model output" if str(view["task"]) == "regression" else "label / P(class 1)")
-    ax.legend(fontsize="small")
+    _legend_below(ax)
     ax.grid(alpha=0.3)
 
 
@@ -135,9 +146,59 @@ def _boundary(ax, view: dict) -> None:
             ax.plot([], [], "o", color=colours[k], mec="black", mew=0.3, label=f"class {k}")
         if task == "binary":
             ax.plot([], [], color="black", label="decision boundary")
-        ax.legend(fontsize="x-small", loc="upper right")
+        _legend_below(ax)
     ax.set_xlabel("input x1")
     ax.set_ylabel("input x2")
+
+
+def _legend_below(ax) -> None:
+    """The panel's legend under its axes, never over the data (constrained layout makes room)."""
+    handles, labels = ax.get_legend_handles_labels()
+    ncol = 2 if max(map(len, labels)) < 28 else 1
+    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=ncol, frameon=False)
+
+
+def _margins(ax, run: Run, view: dict) -> None:
+    """A linear classifier's margin: for hinge, the lines f(x) = +-margin where its loss stops
+    pulling (dashed), at 1/|w| of the margin from the boundary; and the widest margin any line has
+    on these points, the hard-margin SVM's (grey), when a line separates them at all."""
+    from sklearn.svm import SVC
+
+    gx, gy, x = view["grid_x"], view["grid_y"], view["x"]
+    y = view["y"].reshape(len(x), -1)[:, 0].astype(int)
+    loss = value_text(run.config, "loss.name")
+    lin = (run.summary or {}).get("linear") or {}
+    norm = float(np.linalg.norm(lin.get("weight", [np.nan])))
+    if loss == "hinge":
+        m = (
+            float(value_text(run.config, "loss.margin"))
+            if value_text(run.config, "loss.margin") != UNSET
+            else 1.0
+        )
+        ax.contour(gx, gy, view["pred"], levels=[-m, m], colors="black", linewidths=1, linestyles="--")
+        ax.plot([], [], "k--", lw=1, label=f"f(x) = ±{m:g}: hinge stops here ({m:g}/|w| = {m / norm:.3g})")
+    if len(np.unique(y)) == 2:
+        svm = SVC(kernel="linear", C=1e6).fit(x, y)
+        if svm.score(x, y) == 1.0:  # separable: the maximum margin is known
+            w, b = svm.coef_[0], svm.intercept_[0]
+            score = w[0] * gx[None, :] + w[1] * gy[:, None] + b
+            ax.contour(
+                gx,
+                gy,
+                score,
+                levels=[-1, 0, 1],
+                colors="grey",
+                linewidths=[1, 1.5, 1],
+                linestyles=[":", "-", ":"],
+            )
+            ax.plot(
+                [],
+                [],
+                color="grey",
+                ls=":",
+                label=f"widest margin (SVM): {1 / np.linalg.norm(w):.3g} each side",
+            )
+    _legend_below(ax)
 
 
 def _depth0(g: Group) -> bool:
@@ -157,37 +218,55 @@ def fig_linear(groups: list[Group]) -> Figure | None:
     if not shown:
         return None
     sigmoid = [g for g in shown if value_text(g.runs[0].config, "model.output") == "sigmoid"]
-    panels = ["out", "deriv", "w", "grad"] if sigmoid else ["out", "w", "grad"]
-    fig = _figure(5 * len(panels), 4.6)
-    axes = dict(zip(panels, fig.subplots(1, len(panels))))
     single = all(len(v["x"]) == 1 for g in shown for r in g.runs[:1] if (v := load_view(r)) is not None)
+    weights = any(
+        np.nanmax(np.abs(a), initial=0) > 0 for g in shown if (a := g.stacked("weight_norm")) is not None
+    )
+    panels = ["loss", "out", "change", "deriv", "w", "grad"]
+    panels = [p for p, on in zip(panels, [True, True, single, bool(sigmoid), weights, True]) if on]
+    fig = _figure(4.6 * len(panels), 4.6)
+    axes = dict(zip(panels, fig.subplots(1, len(panels))))
     missing = []
     for g in shown:
         final = _final_parameters(g.runs[0])
         if final is None:
             missing.append(g.runs[0].path)
         label = f"{g.label}: {final}" if final and g.label else final or g.label
-        lines = [("out", "act_mean", "-", 1.0), ("w", "weight_norm", "-", 1.0)]
+        lines = [("out", "act_mean", g.linestyle, 1.0), ("w", "weight_norm", g.linestyle, 1.0)]
         lines += [("grad", "grad_w", "-", 1.0), ("grad", "grad_b", ":", 1.0)]
         if g in sigmoid:
-            lines.append(("deriv", "act_deriv", "-", OUTPUT_PEAK))
+            lines.append(("deriv", "act_deriv", g.linestyle, OUTPUT_PEAK))
         for panel, key, style, scale in lines:
             m = g.mean(key)
+            if panel not in axes:
+                continue
             if m is None:
                 continue
             steps, mean = m[0], m[1][:, 0] / scale
             ok = np.isfinite(mean) & ((mean > 0) if panel == "grad" else True)
             axes[panel].plot(
-                steps[ok], mean[ok], color=g.color, ls=style, lw=1.6, label=label if panel == "out" else None
-            )
+                steps[ok], mean[ok], label=label if panel == "out" else None,
+                **{**line_style(g, int(ok.sum())), "ls": style},
+            )  # fmt: skip
+        _loss_line(axes["loss"], g)
+        if single:
+            _change_line(axes["change"], g)
+    axes["loss"].set_yscale("log")
+    axes["loss"].set_ylabel("training loss (each config's own units)")
+    axes["loss"].set_title("Loss over training (▼: exactly 0 from here)", fontsize="medium")
     axes["out"].set_ylabel("the neuron's output a" if single else "model output (mean over the logged batch)")
     axes["out"].set_title("Output over training")
     if sigmoid:
         axes["deriv"].set_ylabel("sigma'(z) / 1/4 (1: steepest, 0: saturated)")
         axes["deriv"].set_title("Output derivative relative to its peak")
         axes["deriv"].set_ylim(-0.03, 1.05)
-    axes["w"].set_ylabel("weight norm ||W|| (|w| for one input)")
-    axes["w"].set_title("Weights over training")
+    if single:
+        axes["change"].set_yscale("log")
+        axes["change"].set_ylabel("|change of the output| per step")
+        axes["change"].set_title("How far each step moves the output", fontsize="medium")
+    if weights:
+        axes["w"].set_ylabel("weight norm ||W|| (|w| for one input)")
+        axes["w"].set_title("Weights over training")
     axes["grad"].set_yscale("log")
     axes["grad"].set_ylabel("gradient norm")
     axes["grad"].set_title("Gradients: solid ||dL/dW||, dotted ||dL/db||")
@@ -201,6 +280,35 @@ def fig_linear(groups: list[Group]) -> Figure | None:
 
 
 OUTPUT_PEAK = 0.25  # the sigmoid's largest derivative, sigma'(0)
+
+
+def _change_line(ax, g: Group) -> None:
+    """For one example, how far the output moves per step (between logged steps, per step): a fixed
+    step that jumps across the minimum keeps the same size, a decaying one shrinks with the rate."""
+    m = g.mean("act_mean")
+    if m is None or len(m[0]) < 2:
+        return
+    steps, out = m[0], m[1][:, 0]
+    change = np.abs(np.diff(out)) / np.diff(steps)
+    ok = np.isfinite(change) & (change > 0)
+    ax.plot(steps[1:][ok], change[ok], label=g.label, **line_style(g, int(ok.sum())))
+
+
+def _loss_line(ax, g: Group) -> None:
+    """The trained loss on a log axis; a loss of exactly 0 (hinge beyond its margin) cannot be drawn
+    there, so a triangle at the axis foot marks the step from which it stays 0, with that step."""
+    m = g.mean("loss")
+    if m is None:
+        return
+    steps, mean = m[0], m[1]
+    ok = np.isfinite(mean) & (mean > 0)
+    ax.plot(steps[ok], mean[ok], label=g.label, **line_style(g, int(ok.sum())))
+    zero = np.isfinite(mean) & (mean == 0)
+    if zero.any() and zero[np.argmax(zero) :].all():
+        step = int(steps[np.argmax(zero)])
+        ax.plot([step], [0.02], "v", color=g.color, ms=10, mec="black", transform=ax.get_xaxis_transform())
+        ax.annotate(f"0 from step {step}", (step, 0.06), xycoords=ax.get_xaxis_transform(), color=g.color,
+                    ha="center", fontsize="small")  # fmt: skip
 
 
 def _final_parameters(run: Run) -> str | None:
