@@ -162,7 +162,7 @@ def _section(i: int, folder: str, runs: list, root: str, out: str, groups: list,
             f'width="{width}" height="{height}">'
             f"<figcaption>{_e(CAPTIONS.get(name.rstrip('_0123456789'), name))}</figcaption></figure>"
         )
-    parts.append(_landscape(folder, runs))
+    parts.append(_landscape(folder, runs, out))
     parts.append(_table(groups, out))
     common = _common(runs)
     if common:
@@ -173,7 +173,7 @@ def _section(i: int, folder: str, runs: list, root: str, out: str, groups: list,
     return "\n".join(parts)
 
 
-def _landscape(folder: str, runs: list) -> str:
+def _landscape(folder: str, runs: list, out: str) -> str:
     """The loss landscape `lossbench landscape` drew here (the folder's, else each run's), or how to draw it."""
     found = [os.path.join(folder, "figures", "landscape.png")]
     found = [f for f in found if os.path.isfile(f)] or [
@@ -183,10 +183,9 @@ def _landscape(folder: str, runs: list) -> str:
         return f'<p class="note">Loss landscape: not drawn; <code>python -m lossbench landscape {_e(folder)}</code></p>'
     parts = []
     for path in found:
-        with open(path, "rb") as png:
-            data = base64.b64encode(png.read()).decode()
+        link = os.path.relpath(path, out)  # the file where landscape drew it, as the page's own figures
         parts.append(
-            f'<figure><img alt="landscape" src="data:image/png;base64,{data}"><figcaption>loss landscape '
+            f'<figure><img alt="landscape" src="{_e(link)}"><figcaption>loss landscape '
             f"(drawn by lossbench landscape: {_e(os.path.relpath(path, folder))})</figcaption></figure>"
         )
     return "\n".join(parts)
