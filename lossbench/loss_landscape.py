@@ -48,7 +48,9 @@ def landscape(
                     continue
                 data = compute(run.path, run.config, resolution, span, seed, bias, n_examples)
                 no_snapshots += [] if "path_xy" in data else [run.path]
-                label = g.label if len(groups) > 1 else os.path.basename(run.path)
+                label = (
+                    g.label if len(groups) > 1 else f"{run.config.get('name')} ({os.path.basename(run.path)})"
+                )
                 item = {"label": label, "loss": str(run.config.get("loss", {}).get("name")), "data": data}
                 figures = os.path.join(run.path, "figures")
                 check_writable(figures)
