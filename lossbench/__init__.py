@@ -81,9 +81,15 @@ def run_many(
     runs). A member that fails raises RuntimeError with its error.
     """
     from .config.grid import expand
+    from .config.validate import count_problem
+    from .errors import UserError
+    from .runs.runner import checked
+    from .runs.store import check_writable
     from .runs.store import load_run as _load_run
     from .runs.sweep import run_configs, run_sweep
 
+    if workers is not None and count_problem(workers):
+        raise UserError([("workers", str(count_problem(workers)))], "lossbench.run_many")
     sweep: dict = {}
     if not isinstance(configs, list):
         from .config.validate import load
@@ -91,6 +97,7 @@ def run_many(
         items = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()]
         path, raw = (configs, None) if isinstance(configs, str) else (None, configs)
         cfg, sweep, raw = load(path, items, raw=raw)
+        check_writable(out)
         configs = expand(raw, path or "config") if sweep else [cfg]
         if sweep:
             print(
@@ -98,6 +105,9 @@ def run_many(
                     raw, configs, out, source=path or "config", force=force, workers=workers, progress=False
                 )
             )
+    else:  # Configs may have been changed by hand: each checked as the command line checks it
+        configs = [checked(c, what="each of run_many's configs") for c in configs]
+        check_writable(out)
     runs = []
     for summary, folder in run_configs(configs, out, workers=workers, force=force and not sweep):
         if (summary or {}).get("status") == "failed":

@@ -10,16 +10,21 @@ is written but the run folders, exactly as `run` writes them (a finished run is 
 
 from __future__ import annotations
 
+import errno
 import html
 import json
 import os
+import re
+import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from typing import Any
+from urllib.parse import urlsplit
 
 POLL_SECONDS = 0.05  # how often the config file is read for a change
 WAIT_SECONDS = 20.0  # how long a page's request for news is held open before it asks again
@@ -65,18 +70,39 @@ class State:
             }
 
 
+MAX_CONNECTIONS = 32  # a page holds one or two; more at once is not a browser of ours
+REQUEST_TIMEOUT = 10.0  # seconds a connection may take to send its request (a long poll waits apart)
+AFTER_RE = re.compile(r"-?[0-9]{1,18}")  # `?after=` is a change count: ASCII digits, no more than fit
+
+
 def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
+    """The page's request handler: only GET of the page, its state and its figures, only for a page
+    loaded from this server's own address (a page of another site that rebinds its name to
+    127.0.0.1 sends its own name as `Host`, and is refused)."""
+
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT  # a half-sent request does not hold its thread forever
+
         def do_GET(self):  # noqa: N802 (the standard library's name)
-            url = urlparse(self.path)
-            if url.path in ("/", "/index.html"):
+            host = self.headers.get_all("Host") or []
+            if len(host) != 1:
+                return self._send(400, "text/plain", b"one Host header is required")
+            port = self.server.server_address[1]
+            if host[0].lower() not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+                return self._send(403, "text/plain", b"only this page's own address is served")
+            url = urlsplit(self.path)
+            if url.path in ("/", "/index.html") and not url.query:
                 title = html.escape(os.path.basename(state.config))
                 return self._send(200, "text/html; charset=utf-8", PAGE.replace("{title}", title).encode())
             if url.path == "/state.json":
-                after = parse_qs(url.query).get("after", [None])[0]
-                wait = int(after) if after and after.lstrip("-").isdigit() else None
+                after = url.query[len("after=") :] if url.query.startswith("after=") else None
+                if url.query and (after is None or not AFTER_RE.fullmatch(after)):
+                    return self._send(400, "text/plain", b"the only query is ?after=<integer>")
+                wait = int(after) if after is not None else None
                 return self._send(200, "application/json", json.dumps(state.snapshot(wait)).encode())
             if url.path.startswith("/figure/") and url.path.endswith(".png"):
+                if url.query and not re.fullmatch(r"v=[0-9]{1,18}", url.query):
+                    return self._send(400, "text/plain", b"the only query is ?v=<integer>")
                 data = state.figures.get(url.path[len("/figure/") : -len(".png")])
                 if data is not None:
                     return self._send(200, "image/png", data)
@@ -90,7 +116,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             try:
                 self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
                 pass  # the page was closed or reloaded
 
         def log_message(self, *args):  # no line per request in the terminal
@@ -99,33 +125,91 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    """The standard library's threading server with at most MAX_CONNECTIONS at once: one more is
+    closed at once instead of holding a thread."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: socket.socket, client_address: Any) -> None:  # type: ignore[override]
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: socket.socket, client_address: Any) -> None:  # type: ignore[override]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(
+        self, request: Any, client_address: Any
+    ) -> None:  # a client that vanished: nothing to print
+        pass
+
+
 def serve(state: State, port: int = 0) -> ThreadingHTTPServer:
     """Serve the page on 127.0.0.1 (`port` 0: a free one) from a background thread."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(state))
-    server.daemon_threads = True
+    from .errors import UserError
+
+    try:
+        server = Server(("127.0.0.1", port), make_handler(state))
+    except OSError as e:
+        why = "is taken by another program (another watch?)" if e.errno == errno.EADDRINUSE else e.strerror
+        raise UserError(
+            [("--port", f"port {port} on 127.0.0.1 {why}; choose another --port, or 0 for any free one")],
+            "watch",
+        ) from None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
 def _read(path: str) -> bytes | None:
+    """The config's bytes, at most one past the limit of any config (`config.yaml_io`): a file
+    that grew without end is read no further, and refused by the config's own check."""
+    from .config.yaml_io import MAX_CONFIG_BYTES
+
     try:
         with open(path, "rb") as f:
-            return f.read()
+            return f.read(MAX_CONFIG_BYTES + 1)
     except OSError:
         return None  # between an editor's delete and its rename: wait for the file
 
 
+def _stamp(path: str) -> tuple | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
 def changes(path: str) -> Iterator[None]:
-    """Yield each time the file's content differs from the last seen (at once for the first)."""
-    last = None
+    """Yield each time the file's content differs from the last seen (at once for the first).
+
+    The file is polled with `stat` (cheap) and read only when its size, times or inode change.
+    """
+    last, seen = None, None
     while True:
-        text = _read(path)
-        if text is not None and text != last:
+        stamp = _stamp(path)
+        if stamp is not None and stamp != seen:
+            text = _read(path)
             time.sleep(POLL_SECONDS)  # an editor may still be writing: take the settled content
-            settled = _read(path)
-            if settled == text:
-                last = text
-                yield
+            settled, stamp_now = _read(path), _stamp(path)
+            if text is not None and settled == text and stamp_now == stamp:
+                seen = stamp
+                if text != last:
+                    last = text
+                    yield
                 continue
         time.sleep(POLL_SECONDS)
 
@@ -197,7 +281,12 @@ def watch(
         raise UserError([("", "does not exist or is not a file")], path)
     pool = drawing_pool()  # forked before torch is loaded, where forking is safe
     state = State(path)
-    server = serve(state, port)
+    try:
+        server = serve(state, port)
+    except UserError:  # the port is taken
+        if pool is not None:
+            stop(pool)
+        raise
     echo(f"watching {path}: open http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)")
     try:
         import torch
@@ -206,7 +295,14 @@ def watch(
         for _ in changes(path):
             state.update(busy=True, status="training and drawing ...")
             try:
-                figures, status = train_and_draw(path, overrides, out, pool)
+                try:
+                    figures, status = train_and_draw(path, overrides, out, pool)
+                except BrokenProcessPool:  # a worker was killed (out of memory, a signal): new ones
+                    echo("lossbench watch: a drawing worker died; starting new ones and drawing again")
+                    assert pool is not None, "only a pool breaks"
+                    stop(pool)
+                    pool = drawing_pool()
+                    figures, status = train_and_draw(path, overrides, out, pool)  # the runs are reused
             except UserError as e:
                 echo(f"lossbench: error: {e.render()}")
                 state.update(busy=False, error=e.render(), status="the last good figures are shown")
@@ -219,6 +315,7 @@ def watch(
             state.update(busy=False, error=None, figures=figures, version=state.version + 1, status=status)
     finally:
         server.shutdown()
+        server.server_close()
         if pool is not None:
             stop(pool)
 

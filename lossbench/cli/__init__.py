@@ -16,7 +16,18 @@ from .parser import parse, parser
 __all__ = ["cmd_reproduce", "main", "parse", "parser", "print_summary"]
 
 
+def _printable_streams() -> None:
+    """Let stdout and stderr print any path: a character the terminal's encoding lacks (a cp1252
+    console and a folder named 結果) is written escaped instead of failing after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass  # not a text stream of our own (a test's capture): left as it is
+
+
 def main(argv: list[str] | None = None) -> int:
+    _printable_streams()
     args = parse(argv)
     if args.version:
         from .. import __version__
@@ -44,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except OSError as e:  # a full disk, a path too long, a read-only folder met while writing figures
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"lossbench: error: cannot write or read {where}{e.strerror or e}", file=sys.stderr)
+        from ..errors import os_error_message
+
+        print(f"lossbench: error: {os_error_message(e, args.command)}", file=sys.stderr)
         return 2
 
 

@@ -76,7 +76,7 @@ def _print_config(cfg, sweep) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..runs.runner import execute
-    from ..runs.store import check_writable
+    from ..runs.store import check_writable, is_finished, run_dir
 
     if args.address and args.backend != "ray":
         raise UserError(
@@ -87,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg.train.engine = "plain"
     if args.print_config:
         _print_config(cfg, sweep)
-    check_writable(args.out)
+    if sweep or args.force or not is_finished(run_dir(args.out, cfg), cfg):
+        check_writable(args.out)  # (a finished run on a read-only mount, a teacher's, is still reused)
     if sweep:
         return _run_sweep(args, raw)
     import torch
@@ -180,7 +181,7 @@ def _linear_from_weights(folder: str, config: dict) -> dict | None:
     """A depth-0 run's weight and bias read from its model.pt, for a summary written before the
     engine recorded them (`run` has torch loaded already); None for any other run."""
     path = os.path.join(folder, "model.pt")
-    if (config.get("model") or {}).get("depth") != 0 or not os.path.exists(path):
+    if (config.get("model") or {}).get("depth") != 0 or not os.path.isfile(path):
         return None
     import torch
 

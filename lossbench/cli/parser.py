@@ -81,21 +81,18 @@ class _Parser(argparse.ArgumentParser):
 # ----- flag values, validated like config values -------------------------------------------------
 
 
-def _limit() -> int:
-    """The most threads or workers a flag accepts: 4 per core (torch crashes at absurd counts)."""
-    return max(8, 4 * (os.cpu_count() or 1))
-
-
 def count(text: str) -> int:
-    """A thread or worker count: an integer from 1 to 4 per core."""
-    hi = _limit()
-    where = f"4 per core, at least 8; this machine has {os.cpu_count() or 1} cores"
+    """A thread or worker count: an integer from 1 to 4 per core (`config.validate.count_problem`,
+    the rule `lossbench.run(threads=)` follows too)."""
+    from ..config.validate import count_problem
+
     try:
-        value = int(text)
+        value: object = int(text)
     except ValueError:
-        value = None
-    if value is None or not 1 <= value <= hi:
-        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {hi} ({where}), got {text!r}")
+        value = text
+    problem = count_problem(value)
+    if problem or not isinstance(value, int):
+        raise argparse.ArgumentTypeError(str(problem))
     return value
 
 

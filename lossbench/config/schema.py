@@ -17,7 +17,11 @@ from annotated_types import Ge, Interval
 # ----- the config ------------------------------------------------------------------------------
 
 
-Seed = Annotated[int, Interval(ge=0, le=2**63 - 1)]
+SEED_MAX = 2**31 - 1
+"""The largest seed. torch's CPU generator keeps 32 bits of a seed (2**32 + 7 draws as 7), and a
+run seeds its generators with seed, seed + 1, seed + 2 and seed + 7919: below 2**31 every one of
+them stays distinct, so two different seeds are never the same run."""
+Seed = Annotated[int, Interval(ge=0, le=SEED_MAX)]
 Count = Annotated[int, Ge(1)]
 
 
@@ -154,4 +158,13 @@ TRAIN_KEYS = _fields(TrainConfig)
 OUTPUT_CHOICES = ["auto", "identity", "sigmoid", "softmax"]
 DEVICE_CHOICES = ["cpu", "cuda", "auto"]
 DTYPE_CHOICES = ["float32", "float64"]
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")  # whole names only: `fullmatch`
+
+
+def name_problem(name: object) -> str | None:
+    """Why `name` is not a run name (it becomes a folder name), or None: the one rule for a
+    config's `name` and every name read back from a file that becomes part of a path."""
+    if isinstance(name, str) and NAME_RE.fullmatch(name) and ".." not in name:
+        return None
+    shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:60] + "..."
+    return f"must be 1-100 letters, digits, '_', '-', '.', '+' (no path separators or '..'), got {shown}"

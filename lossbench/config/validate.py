@@ -23,7 +23,6 @@ from .schema import (
     DEVICE_CHOICES,
     DTYPE_CHOICES,
     MODEL_KEYS,
-    NAME_RE,
     OUTPUT_CHOICES,
     TOP_KEYS,
     TRAIN_KEYS,
@@ -31,6 +30,7 @@ from .schema import (
     Config,
     DataConfig,
     Seed,
+    name_problem,
     target_metrics,
 )
 from .yaml_io import read_yaml_file
@@ -203,14 +203,8 @@ def build(raw: Any, source: str = "config", default_name: str = "run") -> Config
     cfg = Config(name=default_name)
 
     name = raw.get("name", default_name)
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
-        problems.append(
-            (
-                "name",
-                f"must be 1-100 letters, digits, '_', '-', '.', '+' (no path "
-                f"separators or '..'), got {name!r}",
-            )
-        )
+    if name_problem(name):
+        problems.append(("name", str(name_problem(name))))
     else:
         cfg.name = name
     cfg.seed = check_value("seed", raw.get("seed", 0), Seed, problems)
@@ -544,6 +538,19 @@ def memory_budget() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     except (ValueError, OSError, AttributeError):
         return 4 * 2**30
+
+
+def count_problem(value: object) -> str | None:
+    """Why `value` is not a thread or worker count (an integer from 1 to 4 per core, at least 8),
+    or None: the one rule for `--threads`, `--workers` and `lossbench.run(threads=)` (torch crashes
+    at absurd counts)."""
+    n_cores = os.cpu_count() or 1
+    hi = max(8, 4 * n_cores)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= hi:
+        return None
+    shown = value if isinstance(value, str) else repr(value)
+    shown = shown if len(shown) <= 40 else shown[:40] + "..."
+    return f"must be an integer from 1 to {hi} (4 per core, at least 8; this machine has {n_cores} cores), got {shown!r}"
 
 
 def load(

@@ -49,12 +49,19 @@ def _no_duplicates(loader, node, deep=False):
         if key_node.tag == "tag:yaml.org,2002:merge":
             continue  # `<<: *defaults`: SafeLoader merges it below; its keys may be overridden here
         key = loader.construct_object(key_node, deep=deep)
-        if isinstance(key, (str, int, float, bool)) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
-            )
-        if isinstance(key, (str, int, float, bool)):
-            seen[key] = key_node.start_mark.line
+        if not isinstance(key, (str, int, float, bool)):
+            continue
+        if key in seen:
+            first, line, text = seen[key]
+            if type(first) is type(key):
+                what = f"duplicate key {key!r} (first at line {line + 1})"
+            else:  # 1, 1.0 and true are one key once read (true == 1 in Python)
+                what = (
+                    f"keys {text!r} (line {line + 1}) and {key_node.value!r} are one key once read "
+                    "(YAML's true is 1); quote keys to keep them apart"
+                )
+            raise yaml.constructor.ConstructorError(None, None, what, key_node.start_mark)
+        seen[key] = (key, key_node.start_mark.line, key_node.value)
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
@@ -75,6 +82,21 @@ def _expanded_size(node, memo) -> int:
         size = 1
     memo[key] = min(size, 10 * MAX_YAML_NODES)
     return memo[key]
+
+
+def _holds_itself(node: yaml.Node, open_: set[int], done: set[int]) -> bool:
+    """Whether a collection contains itself through an alias (`&a [1, *a]`): no config can."""
+    if not isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) or id(node) in done:
+        return False
+    if id(node) in open_:
+        return True
+    open_.add(id(node))
+    children = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
+    if any(_holds_itself(c, open_, done) for c in children):
+        return True
+    open_.discard(id(node))
+    done.add(id(node))
+    return False
 
 
 def _prescan(text: str) -> str | None:
@@ -130,6 +152,10 @@ def parse_yaml(text: str, source: str, fast: bool = False) -> Any:
                 else f"expands to more than {MAX_YAML_NODES} values through its aliases (an alias bomb?)"
             )
             raise UserError([("", f"the YAML {what}")], source)
+        if _holds_itself(node, set(), set()):
+            raise UserError(
+                [("", "the YAML holds an alias inside its own anchor (a value that contains itself)")], source
+            )
         return loader.construct_document(node)
     except RecursionError:  # a guard: the depth check above should have refused it
         raise UserError([("", f"the YAML nests more than {MAX_YAML_DEPTH} levels deep")], source) from None

@@ -28,6 +28,7 @@ import secrets
 import shutil
 import socket
 import stat
+import sys
 from types import ModuleType
 
 from ..errors import UserError
@@ -35,16 +36,20 @@ from ..errors import UserError
 fcntl: ModuleType | None
 try:
     import fcntl
-except ImportError:  # Windows: no advisory locks; an exclusive create stands in for them
+except ImportError:  # Windows: no advisory locks here (docs/reliability.md says what that leaves out)
     fcntl = None
 
 MAGIC = "lossbench"
 MAX_JOURNAL_BYTES = 1 << 16  # a journal lists a handful of names; a bigger file is not ours
+# never through a symbolic link, never blocking on a FIFO (O_NOFOLLOW is POSIX; Windows has no links to follow)
+SAFE_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 _held: dict[str, tuple[Journal, int]] = {}  # run locks this process holds: path -> (journal, count)
+_reported: set[str] = set()  # other hosts' journals already reported by this process
 
 
 class RunBusy(UserError):
-    """Another live process is writing this run folder."""
+    """The run's lock cannot be taken: a live process holds it, or its path holds something that
+    lossbench will not write through (a link, a folder, another machine's journal)."""
 
 
 def _plain_name(name) -> bool:
@@ -59,6 +64,32 @@ def _remove(path: str) -> None:
         os.unlink(path)
 
 
+def _open_safely(path: str, flags: int) -> int:
+    """An fd of the regular, singly linked file at `path` (never a link followed), or RunBusy naming it.
+
+    A lock's name is predictable (the run id is a hash of the config), so a symbolic or hard link
+    planted there would make lossbench truncate a file outside the results folder.
+    """
+    try:
+        fd = os.open(path, flags | SAFE_OPEN, 0o666)
+    except (FileExistsError, FileNotFoundError):
+        raise
+    except OSError as e:
+        what = (
+            "a symbolic link" if os.path.islink(path) else "a folder" if os.path.isdir(path) else "unusable"
+        )
+        raise RunBusy([("", f"is {what} ({e.strerror}), not a lock lossbench made; {MOVE}")], path) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        what = "not a plain file" if not stat.S_ISREG(info.st_mode) else f"a file with {info.st_nlink} links"
+        raise RunBusy([("", f"is {what}, not a lock lossbench made; {MOVE}")], path)
+    return fd
+
+
+MOVE = "lossbench does not write through it: move it away and run again"
+
+
 class Journal:
     """A locked journal file in `folder`; raises RunBusy when a live writer holds `name`'s lock."""
 
@@ -67,11 +98,9 @@ class Journal:
         self.name = name or f".lossbench-{os.getpid()}-{secrets.token_hex(4)}.journal"
         self.path = os.path.join(folder, self.name)
         while True:  # until the file we locked is the one at our path
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | (0 if fcntl else os.O_EXCL), 0o666)
-            except FileExistsError:  # (Windows) the exclusive create stands in for the lock
-                fd = os.open(self.path, os.O_RDONLY)
-            if (fcntl is None and fd_is_new(fd)) or (fcntl is not None and _try_lock(fd)):
+            flags = os.O_RDWR | os.O_CREAT | (0 if name else os.O_EXCL)
+            fd = _open_safely(self.path, flags)
+            if _try_lock(fd):
                 try:
                     same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
                 except FileNotFoundError:
@@ -90,12 +119,17 @@ class Journal:
                         "wait for it to end, then run again (a run it finishes is reused)",
                     )
                 ],
-                os.path.join(folder, name or ""),
+                self.path,
             )
         self.fd: int | None = fd
-        leftovers = _records(os.read(fd, MAX_JOURNAL_BYTES))
-        if leftovers is not None:  # the lock of a writer that is gone: undo what it left
-            _undo(folder, leftovers)
+        data = os.read(fd, MAX_JOURNAL_BYTES)
+        if data:
+            try:
+                _undo(folder, _own_records(data, self.path))  # a writer that is gone: undo what it left
+            except RunBusy:
+                os.close(fd)  # another machine's or not ours: kept as it is
+                self.fd = None
+                raise
         os.lseek(fd, 0, os.SEEK_SET)
         os.ftruncate(fd, 0)
         self._write({"journal": MAGIC, "pid": os.getpid(), "host": socket.gethostname()})
@@ -113,23 +147,31 @@ class Journal:
         self._write({"moved": name, "from": origin})
 
     def close(self) -> None:
-        """Remove the journal: what it listed is now either finished work or already removed."""
+        """Remove the journal: what it listed is now either finished work or already removed.
+
+        Removed while still locked (POSIX), so no other writer can lock the file being removed;
+        Windows cannot remove an open file, so there it is closed first.
+        """
         if self.fd is None:
             return
+        if fcntl is None:
+            os.close(self.fd)
         try:
             os.unlink(self.path)
         except OSError:
             pass
-        os.close(self.fd)
+        if fcntl is not None:
+            os.close(self.fd)
         self.fd = None
 
 
-def fd_is_new(fd: int) -> bool:
-    return os.fstat(fd).st_size == 0
-
-
 def _try_lock(fd: int) -> bool:
-    assert fcntl is not None, "asked only where fcntl exists"
+    """Take the exclusive lock of `fd` without waiting; False when a live process holds it.
+
+    Without fcntl (Windows) there is no lock to take: see docs/reliability.md for what that leaves out.
+    """
+    if fcntl is None:
+        return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
@@ -138,26 +180,25 @@ def _try_lock(fd: int) -> bool:
 
 
 def _owner(data: bytes) -> str:
+    head = _head(data)
     try:
-        head = json.loads(data.split(b"\n", 1)[0])
         return f" (pid {int(head['pid'])} on {head['host']})"
     except (ValueError, TypeError, KeyError):
         return ""
 
 
-def _records(data: bytes) -> list[dict] | None:
-    """The records of a lossbench journal written on this machine; None for anything else."""
-    lines = data.split(b"\n")
+def _head(data: bytes) -> dict:
     try:
-        head = json.loads(lines[0])
+        head = json.loads(data.split(b"\n", 1)[0])
     except ValueError:
-        return None
-    if not (
-        isinstance(head, dict) and head.get("journal") == MAGIC and head.get("host") == socket.gethostname()
-    ):
-        return None  # not ours, or a writer on another machine sharing the folder: its pid means nothing here
+        return {}
+    return head if isinstance(head, dict) and head.get("journal") == MAGIC else {}
+
+
+def _records(data: bytes) -> list[dict]:
+    """The records after a journal's head line; a record cut short by a kill ends them."""
     records = []
-    for line in lines[1:]:
+    for line in data.split(b"\n")[1:]:
         try:
             record = json.loads(line)
         except ValueError:
@@ -165,6 +206,39 @@ def _records(data: bytes) -> list[dict] | None:
         if isinstance(record, dict):
             records.append(record)
     return records
+
+
+def _own_records(data: bytes, path: str) -> list[dict]:
+    """The records of a gone writer's journal written on this machine, else RunBusy naming `path`.
+
+    Another machine's (or container's) journal is kept and reported, never undone: its lock may not
+    reach across machines, so lossbench cannot tell from here whether that writer still runs.
+    """
+    head = _head(data)
+    if not head:
+        if len(data.strip()) == 0 or data.startswith(b'{"journal": "lossbench"'):
+            return []  # killed between creating the lock and its first line complete
+        raise RunBusy([("", f"is not a journal lossbench wrote; {MOVE}")], path)
+    if head.get("host") == socket.gethostname():
+        return _records(data)
+    raise RunBusy([("", foreign_message(head, _records(data)))], path)
+
+
+def foreign_message(head: dict, records: list[dict]) -> str:
+    """What to do about a journal that another machine's lossbench left, listing its leftovers."""
+    left = [
+        f"{r['made']} (made there: delete it)"
+        if _plain_name(r.get("made"))
+        else f"{r['moved']} (moved from {r['from']}: rename it back if {r['from']} is missing, else delete it)"
+        for r in records
+        if _plain_name(r.get("made")) or (_plain_name(r.get("moved")) and _plain_name(r.get("from")))
+    ]
+    listed = f"; it lists {', '.join(left)}" if left else ""
+    return (
+        f"was written by lossbench (pid {head.get('pid')}) on another machine or container, "
+        f"{str(head.get('host'))[:100]!r}; lossbench cannot tell from here whether that writer still runs, "
+        f"so it is kept{listed}. When that writer is gone, delete this file (and the leftovers) and run again"
+    )
 
 
 def _undo(folder: str, records: list[dict]) -> None:
@@ -188,7 +262,8 @@ def clean(folder: str) -> None:
     """Remove the leftovers of gone lossbench writers in `folder`, as their journals list them.
 
     A journal is recognised by its content (the lossbench header, this machine's name), never by its
-    name alone, and only one whose lock can be taken (its writer is gone) is undone.
+    name alone, and only one whose lock can be taken (its writer is gone) is undone. Another
+    machine's journal is kept and reported once per process on stderr.
     """
     try:
         names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith((".journal", ".lock"))]
@@ -200,20 +275,24 @@ def clean(folder: str) -> None:
             continue
         try:
             info = os.lstat(path)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_JOURNAL_BYTES:
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_JOURNAL_BYTES or info.st_nlink != 1:
                 continue
-            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            fd = os.open(path, os.O_RDWR | SAFE_OPEN)
         except OSError:
             continue
         try:
-            if fcntl is None or not _try_lock(fd):
+            if not _try_lock(fd) or os.fstat(fd).st_ino != os.stat(path).st_ino:
                 continue
-            if os.fstat(fd).st_ino != os.stat(path).st_ino:
-                continue
-            records = _records(os.read(fd, MAX_JOURNAL_BYTES))
-            if records is None:
+            data = os.read(fd, MAX_JOURNAL_BYTES)
+            head = _head(data)
+            if not head:
                 continue  # a user's file that happens to end in .lock: not touched
-            _undo(folder, records)
+            if head.get("host") != socket.gethostname():
+                if path not in _reported:
+                    _reported.add(path)
+                    print(f"lossbench: note: {path} {foreign_message(head, _records(data))}", file=sys.stderr)
+                continue
+            _undo(folder, _records(data))
             os.unlink(path)
         except OSError:
             pass

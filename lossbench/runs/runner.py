@@ -15,6 +15,7 @@ from .store import (
     RunWriter,
     _missing_folders,
     check_writable,
+    is_finished,
     load_run,
     read_summary,
     run_dir,
@@ -159,25 +160,39 @@ def run(
 
     Overrides are given as keyword arguments with `__` for dots: `run("x.yaml", model__depth=4)`.
     `threads` sets torch's thread count for the process (1 by default, as the CLI: small nets
-    train fastest on one thread; None leaves it as it is).
+    train fastest on one thread; None leaves it as it is). Everything is checked as `lossbench run`
+    checks it (a Config too, which may have been changed by hand) before anything is written.
     """
-    import torch
+    from ..config.validate import count_problem
 
+    if threads is not None and count_problem(threads):
+        raise UserError([("threads", str(count_problem(threads)))], "lossbench.run")
+    cfg = checked(config_or_path, overrides, "lossbench.run")
+    folder = run_dir(out, cfg)
+    if force or not is_finished(folder, cfg):  # a finished run on a read-only mount is still read
+        check_writable(out)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    _, folder, _ = execute(cfg, out, force=force)
+    return load_run(folder)
+
+
+def checked(config_or_path: str | dict | Config, overrides: dict | None = None, what: str = "") -> Config:
+    """The validated Config of a path, a mapping or a Config (a Config is checked again: its fields
+    may have been set by hand), with `key__sub=value` overrides; UserError as the command line gives."""
     from .. import config as config_module
 
-    if threads is not None:
-        torch.set_num_threads(threads)
-    items = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()]
+    items = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in (overrides or {}).items()]
     if isinstance(config_or_path, Config):
-        cfg = config_or_path
+        cfg, sweep, _ = config_module.load(raw=config_or_path.to_dict(), overrides=items)
     elif isinstance(config_or_path, dict):
         cfg, sweep, _ = config_module.load(raw=config_or_path, overrides=items)
     else:
         cfg, sweep, _ = config_module.load(str(config_or_path), overrides=items)
-    if not isinstance(config_or_path, Config) and sweep:
+    if sweep:
         raise UserError(
-            [("sweep", "lossbench.run takes a single run; run a sweep with lossbench.run_many")], "config"
+            [("sweep", f"{what or 'this'} takes a single run; run a sweep with lossbench.run_many")], "config"
         )
-    check_writable(out)
-    _, folder, _ = execute(cfg, out, force=force)
-    return load_run(folder)
+    return cfg

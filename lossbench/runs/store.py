@@ -56,18 +56,11 @@ def check_name(name: object, key: str, source: str) -> str:
     Used on every name read from a file that becomes part of a path: 1-100 letters, digits, '_',
     '-', '.', '+', starting with a letter or digit, never '..'.
     """
-    from ..config.schema import NAME_RE
+    from ..config.schema import name_problem
 
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
-        raise UserError(
-            [
-                (
-                    key,
-                    f"must be 1-100 letters, digits, '_', '-', '.', '+' (no path separators or '..'), got {name!r}",
-                )
-            ],
-            source,
-        )
+    problem = name_problem(name)
+    if problem or not isinstance(name, str):
+        raise UserError([(key, str(problem))], source)
     return name
 
 
@@ -108,9 +101,11 @@ def atomic_write(path: str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # a write to the file: name it
+            raise OSError(e.errno, e.strerror, path) from None
         raise
     finally:
         log.close()
@@ -121,10 +116,20 @@ MAX_METRICS_BYTES = 1 << 30  # ~ a million rows of a 10-layer net; more is not a
 
 
 def read_bounded(path: str, limit: int) -> bytes:
-    """The bytes of `path`, or RunFolderError when it holds more than `limit` (or is no plain file)."""
-    with open(path, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+    """The bytes of `path`, or RunFolderError when it holds more than `limit` (or is no plain file).
+
+    Opened without blocking and checked before it is read: a FIFO or a device in a run folder is an
+    error, not a wait forever.
+    """
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise RunFolderError([("", "is not a plain file")], path)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
             raise RunFolderError([("", "is not a plain file")], path)
+        if info.st_size > limit:
+            raise RunFolderError([("", f"is larger than {limit >> 20} MiB, more than any run writes")], path)
         data = f.read(limit + 1)
     if len(data) > limit:
         raise RunFolderError([("", f"is larger than {limit >> 20} MiB, more than any run writes")], path)

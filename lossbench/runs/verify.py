@@ -2,8 +2,13 @@
 
 A folder whose `summary.json` says `finished` or `diverged` may still be unfit: a metrics file cut
 short or garbled by hand, a summary edited or written by a tool that left fields out, a config that
-is not this run's, weights missing. Reusing it would pass the damage on to every table and figure
-(or crash them on every later run), so such a run is trained again, with a note saying why.
+is not this run's, weights missing or not loadable. Reusing it would pass the damage on to every
+table and figure (or crash them on every later run), so such a run is trained again, with a note
+saying why.
+
+Finished means complete: every step done (`steps_done == steps`), the last row at the last step,
+and exactly the rows the config's `log_every` records (derived from the config when the summary
+does not say). The numbers inside rows that look whole are not checked (no hash is kept).
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ def summary_problem(summary: dict, run_id: str) -> str | None:
         )
     if summary["status"] == "diverged" and summary.get("diverged_step") is None:
         return "summary.json says diverged without a diverged_step"
+    if summary["status"] == "finished" and summary["steps_done"] != summary["steps"]:
+        return f"summary.json says finished after {summary['steps_done']} of {summary['steps']} steps"
     return None
 
 
@@ -86,7 +93,18 @@ def _targets_problem(targets) -> str | None:
     return None
 
 
-def metrics_problem(folder: str, summary: dict) -> str | None:
+def expected_rows(summary: dict, log_every: int) -> tuple[int, int]:
+    """(number of rows, step of the last row) a run with this summary recorded: a row every
+    `log_every` steps and at the last step (`engine.recording.Recorder.records`); a diverged run
+    stops with one row at the step it diverged."""
+    if summary["status"] == "diverged":
+        last = summary["diverged_step"]
+        return -(-last // log_every) + 1, last  # the recorded steps before it, then its own row
+    last = summary["steps"] - 1
+    return -(-summary["steps"] // log_every) + (last % log_every != 0), last
+
+
+def metrics_problem(folder: str, summary: dict, log_every: int) -> str | None:
     """Why metrics.jsonl does not hold the run the summary describes, or None."""
     path = os.path.join(folder, "metrics.jsonl")
     data = read_bounded(path, MAX_METRICS_BYTES)
@@ -104,13 +122,44 @@ def metrics_problem(folder: str, summary: dict) -> str | None:
     steps = [int(s) for s in raw_steps if s is not None]
     if any(b <= a for a, b in zip(steps, steps[1:])):
         return "metrics.jsonl steps do not increase"
-    expected = summary.get("n_rows")
-    if expected is not None and len(parsed) != expected:
-        return f"metrics.jsonl holds {len(parsed)} rows, the summary says {expected}"
-    if summary["steps_done"] and not parsed:
-        return "metrics.jsonl is empty"
-    if parsed and steps[-1] > summary["steps_done"]:
-        return f"metrics.jsonl goes to step {steps[-1]}, past steps_done {summary['steps_done']}"
+    recorded = summary.get("n_rows")
+    n_rows, last = expected_rows(summary, log_every)
+    if recorded is not None and recorded != n_rows:
+        return f"summary.json says {recorded} rows, its steps and log_every {log_every} make {n_rows}"
+    if len(parsed) != n_rows:
+        return f"metrics.jsonl holds {len(parsed)} rows, a complete run holds {n_rows}"
+    if steps[-1] != last:
+        return f"metrics.jsonl ends at step {steps[-1]}, the run's last step is {last}"
+    return None
+
+
+def weights_problem(folder: str) -> str | None:
+    """Why model.pt (a state_dict of tensors) or view.npz (a numpy archive) cannot be loaded, or None."""
+    import zipfile
+
+    import torch
+
+    for name in ("model.pt", "view.npz"):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            return f"{name} is missing or empty"
+    path = os.path.join(folder, "model.pt")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds (pickle, zip, runtime) for a damaged file
+        return f"model.pt does not load ({type(e).__name__})"
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(t, torch.Tensor) for t in state.values())
+    ):
+        return "model.pt does not hold a state_dict of tensors"
+    try:
+        with zipfile.ZipFile(os.path.join(folder, "view.npz")) as z:
+            if z.testzip() is not None:
+                return "view.npz is damaged"
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return "view.npz is not a numpy archive"
     return None
 
 
@@ -118,8 +167,8 @@ def problem(folder: str, cfg: Config) -> str | None:
     """Why the finished run in `folder` must not be reused for `cfg`, or None when it verifies.
 
     Checks the summary's fields and types, that config.yaml is `cfg`, the metrics rows against the
-    summary (every line whole, steps increasing, the row count), and that a finished run has its
-    weights and picture data.
+    summary and the config (every line whole, steps increasing, the rows a complete run records, the
+    last at its last step), and that a finished run's weights and picture data load.
     """
     run_id = os.path.basename(os.path.normpath(folder))
     try:
@@ -132,19 +181,14 @@ def problem(folder: str, cfg: Config) -> str | None:
         config = read_run_yaml(os.path.join(folder, "config.yaml"))
         if config != cfg.to_dict():
             return "config.yaml is not this run's config"
-        why = metrics_problem(folder, summary)
+        why = metrics_problem(folder, summary, cfg.train.log_every)
         if why:
             return why
     except FileNotFoundError as e:
         return f"{os.path.basename(e.filename or '?')} is missing"
     except (OSError, ValueError, UserError) as e:
         return f"a file is unreadable ({e})"
-    if summary["status"] == "finished":
-        for name in ("model.pt", "view.npz"):
-            path = os.path.join(folder, name)
-            if not os.path.isfile(path) or os.path.getsize(path) == 0:
-                return f"{name} is missing or empty"
-    return None
+    return weights_problem(folder) if summary["status"] == "finished" else None
 
 
 def reuse_check(folder: str, cfg: Config) -> tuple[bool, str | None]:

@@ -5,7 +5,8 @@ For users who live in TensorBoard: each run folder under PATH becomes a log fold
 values that differ from its siblings, as in the figures' legends, plus its seed when seeds differ) so
 sigmoid and ReLU runs can be told apart in TensorBoard's run list; with every scalar metric at its step and every
 per-layer metric as `KEY/layer_N` (N = 1 next to the input), plus the resolved config as text. Needs
-the `tensorboard` package (extra `tensorboard`); read from the run folders alone.
+the `tensorboard` package (extra `tensorboard`); read from the run folders alone. Exporting again
+replaces a run's earlier export (its events files), so no scalar is shown twice.
 """
 
 from __future__ import annotations
@@ -53,6 +54,15 @@ def run_labels(runs: list) -> list[tuple]:
     return labelled
 
 
+def _drop_earlier_export(folder: str) -> None:
+    """Remove the event files an earlier export of this run wrote into its log folder: TensorBoard
+    reads every events file in a folder, so a second export would show each scalar twice."""
+    if os.path.isdir(folder) and not os.path.islink(folder):
+        for entry in os.scandir(folder):
+            if entry.name.startswith("events.out.tfevents.") and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+
+
 def export_tensorboard(path: str, out: str, quiet: bool = True) -> list[str]:
     """Write one TensorBoard log folder per run under `path`; returns the folders.
 
@@ -69,6 +79,7 @@ def export_tensorboard(path: str, out: str, quiet: bool = True) -> list[str]:
         planned.append((run, inside(out, name, leaf, source=os.path.join(run.path, "config.yaml"))))
     folders = []
     for run, folder in progress.iterate(planned, "export", "run", not quiet):
+        _drop_earlier_export(folder)
         writer = summary_writer(log_dir=folder)
         try:
             writer.add_text("config", "```\n" + yaml.safe_dump(run.config, sort_keys=False) + "```", 0)

@@ -44,13 +44,20 @@ def _looks_like_run(path: str) -> bool:
     )
 
 
-def _walk_runs(path: str, levels: int) -> list[str]:
-    """Run folders at `path` or below it, at most `levels` folders down (runs are not searched)."""
+def _walk_runs(path: str, levels: int, root: str) -> list[str]:
+    """Run folders at `path` or below it, at most `levels` folders down (runs are not searched),
+    never leaving `root` (a real path): a symbolic link to a folder outside it (`up -> ..`) is not
+    followed."""
     if _looks_like_run(path):
         return [path]
     if levels == 0:
         return []
-    return [run for child in _subfolders(path) for run in _walk_runs(child, levels - 1)]
+    children = [c for c in _subfolders(path) if not os.path.islink(c) or _within(os.path.realpath(c), root)]
+    return [run for child in children for run in _walk_runs(child, levels - 1, root)]
+
+
+def _within(path: str, root: str) -> bool:
+    return os.path.commonpath([path, root]) == root
 
 
 def find_run_folders(path: str) -> list[str]:
@@ -65,7 +72,7 @@ def find_run_folders(path: str) -> list[str]:
         raise UserError(
             [("", "is not a folder; give a run folder, a sweep folder or a results folder")], path
         )
-    found = _walk_runs(path, levels=4)
+    found = _walk_runs(path, 4, os.path.realpath(path))
     if not found:
         raise UserError(
             [

@@ -219,7 +219,9 @@ def _table(groups: list, out: str) -> str:
             f'<td class="text"><a href="{_e(link)}">{_e(os.path.basename(os.path.normpath(r.path)))}</a></td>'
         ]
         cells += [f'<td class="text">{_e(load.value_text(r.config, k))}</td>' for k in keys]
-        reached = {(t["metric"], k): t.get(k) for t in run_targets(r) for k in ("steps_to", "seconds_to")}
+        reached = {
+            (*key, k): t.get(k) for key, t in _numbered(run_targets(r)) for k in ("steps_to", "seconds_to")
+        }
         for key, _ in columns:
             value = status if key == "status" else reached.get(key) if isinstance(key, tuple) else s.get(key)
             cells.append(f"<td>{_e(_fmt(value))}</td>")
@@ -234,17 +236,31 @@ def _table(groups: list, out: str) -> str:
     return f'{note}<table class="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+def _numbered(targets: list[dict]) -> list[tuple[tuple[str, int], dict]]:
+    """Each target keyed by (metric, how many earlier targets are on that metric): two targets on
+    one metric (val_loss <= 0.5, then <= 0.1) are two columns, not one."""
+    seen: dict[str, int] = {}
+    keyed = []
+    for t in targets:
+        n = seen[t["metric"]] = seen.get(t["metric"], -1) + 1
+        keyed.append(((t["metric"], n), t))
+    return keyed
+
+
 def _target_columns(runs: list) -> list[tuple]:
-    """((metric, "steps_to" | "seconds_to"), header) for each metric any run has a target on."""
-    values: dict[str, set] = {}
+    """((metric, n, "steps_to" | "seconds_to"), header) for each target any run has (`_numbered`)."""
+    values: dict[tuple[str, int], set] = {}
     for r in runs:
-        for t in run_targets(r):
-            values.setdefault(t["metric"], set()).add(t.get("value"))
+        for key, t in _numbered(run_targets(r)):
+            values.setdefault(key, set()).add(t.get("value"))
     columns = []
-    for metric, vs in values.items():
+    for (metric, n), vs in values.items():
         sign = ">=" if metric.endswith("acc") else "<="
-        what = f"{metric} {sign} {_fmt(next(iter(vs)))}" if len(vs) == 1 else f"{metric} target"
-        columns += [((metric, "steps_to"), f"steps to {what}"), ((metric, "seconds_to"), f"s to {what}")]
+        what = f"{metric} {sign} {_fmt(next(iter(vs)))}" if len(vs) == 1 else f"{metric} target {n + 1}"
+        columns += [
+            ((metric, n, "steps_to"), f"steps to {what}"),
+            ((metric, n, "seconds_to"), f"s to {what}"),
+        ]
     return columns
 
 
