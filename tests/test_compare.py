@@ -530,3 +530,15 @@ def test_plot_of_a_results_folder_draws_each_folder_of_runs_apart(mae_huber, tmp
     for name in ("mae", "huber"):
         figures = os.listdir(os.path.join(results, name, "figures"))
         assert "loss_curves.png" in figures and "sweep_summary.png" not in figures
+
+
+def test_wall_time_to_target_only_for_runs_that_own_their_clock(mae_huber):
+    plain = plots.fig_convergence(groups_of(*mae_huber.values()))
+    assert [ax.get_title() for ax in plain.axes] == ["Steps to target", "Wall time to target"]
+    path = os.path.join(mae_huber["mae"], "summary.json")
+    summary = json.load(open(path))
+    json.dump({**summary, "engine": "stacked"}, open(path, "w"))  # trained with stack-mates
+    fig = plots.fig_convergence(groups_of(*mae_huber.values()))
+    assert [ax.get_title() for ax in fig.axes] == ["Steps to target"]
+    text = fig.legends[0].get_title().get_text() if fig.legends else fig._supxlabel.get_text()
+    assert "1 run was trained as one stack" in text.replace("\n", " ")

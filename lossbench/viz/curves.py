@@ -219,11 +219,12 @@ def fig_convergence(groups: list[Group], metric: str | None = None) -> Figure | 
         r.path: next((t for t in run_targets(r) if t["metric"] == name), None) for g in groups for r in g.runs
     }
     by_group = [[mine[r.path] for r in g.runs] for g in groups]
-    fig = _figure(11, 1.8 + 0.42 * len(groups))
-    axes = fig.subplots(1, 2, sharey=True)
-    for ax, (key, unit) in zip(
-        axes, [("steps_to", "training steps"), ("seconds_to", "seconds (wall clock)")]
-    ):
+    # a member of a stack reaches its target at the stack's wall time, shared with its stack-mates
+    stacked = [r for g in groups for r in g.runs if (r.summary or {}).get("engine") == "stacked"]
+    panels = [("steps_to", "training steps")] + ([] if stacked else [("seconds_to", "seconds (wall clock)")])
+    fig = _figure(5.5 * len(panels) + 1.5 * bool(stacked), 1.8 + 0.42 * len(groups))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (key, unit) in zip(axes, panels):
         tops = [t[key] for t in mine.values() if t and t.get(key) is not None]
         his = [
             seed_interval([t[key] for t in group if t and t.get(key) is not None]).hi for group in by_group
@@ -275,6 +276,11 @@ def fig_convergence(groups: list[Group], metric: str | None = None) -> Figure | 
     )
     _suptitle(fig, f"Convergence speed of {_what(groups)}: first logged {name} {sign} {value}{seeds}")
     notes = [one_seed]
+    if stacked:
+        notes.append(
+            f"wall time to target not drawn: {len(stacked)} run{'s were' if len(stacked) > 1 else ' was'} "
+            "trained as one stack with others, so its clock is the stack's, not its own (--no-batch: its own)"
+        )
     if base(name) == "loss" and losses_differ(groups):
         notes.append(
             "units differ: the target is on each run's own loss, so these steps do not compare; "
