@@ -17,8 +17,10 @@ import signal
 import numpy as np
 import pytest
 import torch
+import yaml
 from test_reproducible import assert_identical, weights
 
+from lossbench.cli import main
 from lossbench.config.validate import build
 from lossbench.runs.runner import execute
 from lossbench.runs.store import load_run
@@ -144,7 +146,7 @@ def test_other_optimizers_mixed_rates(optim, tmp_path):
     )
 
 
-def test_the_plain_loop_is_another_run(tmp_path):
+def test_the_plain_loop_is_another_run(tmp_path, capsys):
     """`train.engine: plain` (the lesson loop, `--no-batch`) has its own run id and says so in its
     summary; on a well-conditioned config it agrees with the default engine to rounding."""
     raw = copy.deepcopy(CHAOTIC)
@@ -160,3 +162,42 @@ def test_the_plain_loop_is_another_run(tmp_path):
     a, b = load_run(f_default).metrics, load_run(f_plain).metrics
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
     np.testing.assert_allclose(s_default["final_val_loss"], s_plain["final_val_loss"], rtol=1e-5)
+    assert not np.array_equal(a["grad_w"], b["grad_w"])  # another computation, not another name
+
+    default_raw = copy.deepcopy(raw)
+    del default_raw["train"]["engine"]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(default_raw))
+    for flags, folder in ((["--no-batch"], f_plain), ([], f_default)):  # `run --no-batch`: the plain loop
+        assert main(["run", str(path), *flags, "--out", str(tmp_path), "--quiet"]) == 0
+        assert f"reused the finished run in {folder}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_layer_computes_each_member_alike_at_any_stack_size(dtype):
+    """`affine` (forward and backward) gives member 0 the same bits in stacks of 1, 2 and 3, at
+    the shapes of the shipped configs and around them: 1 to 64 inputs, 1 to 32 outputs, batches
+    of 1 to 1000 (a stack of one where in or out is 1 takes the other BLAS path unless
+    computed as a batch of two)."""
+    import itertools
+
+    from lossbench.engine.stacked import affine
+
+    def member_0(tensors, grad, k):
+        xs, ws, bs = (t[:k].clone().requires_grad_() for t in tensors)
+        z = affine(bs, xs, ws)
+        z.backward(grad[:k])
+        return [t[0] for t in (z.detach(), xs.grad, ws.grad, bs.grad)]
+
+    g = torch.Generator().manual_seed(0)
+    shapes = itertools.product([1, 2, 3, 16, 30, 64], [1, 2, 3, 10, 16, 32], [1, 5, 32, 200, 1000])
+    for n_in, n_out, batch in shapes:
+        tensors = [
+            torch.randn(3, *shape, generator=g, dtype=dtype)
+            for shape in [(batch, n_in), (n_in, n_out), (1, n_out)]
+        ]
+        grad = torch.randn(3, batch, n_out, generator=g, dtype=dtype)
+        three = member_0(tensors, grad, 3)
+        for k in (1, 2):
+            for name, a, c in zip(["z", "grad x", "grad w", "grad b"], three, member_0(tensors, grad, k)):
+                assert torch.equal(a, c), (n_in, n_out, batch, k, name)

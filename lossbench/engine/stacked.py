@@ -140,12 +140,13 @@ def affine(b: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """b + x @ w for each member: [M, 1, out] + [M, B, in] @ [M, in, out], member by member alike.
 
     `baddbmm` computes every member of a batch the same way, whatever the batch's size, except a
-    batch of one, which takes another BLAS path where `out` is 1 (matrix times vector) and rounds
-    differently. A stack of one is therefore computed as a batch of two: itself twice, as views
-    (stride 0, nothing copied), of which the first is kept; its gradients are the first copy's
-    plus the second's zeros, exact. `tests/test_reproducible.py` checks it at the configs' shapes.
+    batch of one where `in` or `out` is 1 (a matrix times a vector, an outer product): BLAS takes
+    another path there and rounds differently. Such a stack of one is computed as a batch of two,
+    itself twice as views (stride 0, nothing copied), of which the first is kept; its gradients are
+    the first copy's plus the second's zeros, exact. Measured on 1126 shapes (in, out, batch up to
+    784, 256, 1000; float32 and float64, forward and backward): `tests/test_one_computation.py`.
     """
-    if x.shape[0] == 1:
+    if x.shape[0] == 1 and 1 in w.shape[1:]:
         return torch.baddbmm(b.expand(2, -1, -1), x.expand(2, -1, -1), w.expand(2, -1, -1))[:1]
     return torch.baddbmm(b, x, w)
 
