@@ -76,9 +76,9 @@ def run_many(
 
     `configs`: a list of Configs, or a config with a `sweep:` block (a YAML path or a mapping, with
     overrides as `run` takes them), run as `python -m lossbench run` runs it: `out/<name>/` with its
-    sweep.yaml and sweep.csv (the table is printed), the runs in grid order. Configs that differ only
-    in seed, learning rate, init or target are trained as one stack (the same bits as each run
-    alone with `run`). A member that fails raises RuntimeError with its error.
+    sweep.yaml, sweep.csv (the table, printed) and runs.csv, the runs in grid order. Configs that
+    differ only in seed, learning rate, init or target are trained as one stack (the same bits as
+    each run alone with `run`). A member that fails raises RuntimeError with its error.
     """
     from .config.grid import expand
     from .config.validate import count_problem

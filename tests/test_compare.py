@@ -1,7 +1,7 @@
 """Comparisons that answer their question, on run folders written by hand (no training: fast).
 
 Each folder holds exactly the files a run writes (config.yaml, metrics.jsonl, summary.json, and
-sweep.yaml / sweep.csv for a sweep), with made-up but known numbers; every figure is read back from
+sweep.yaml / runs.csv for a sweep), with made-up but known numbers; every figure is read back from
 its artists and compared with those numbers.
 """
 
@@ -203,7 +203,7 @@ def sweep(tmp_path):
                 rows.append([run_id, act, depth, seed])
     (folder / "sweep.yaml").write_text(yaml.safe_dump({"name": "sweep", "swept": ["model.activation", "model.depth", "seed"],
                                                       "config": {"sweep": {"model.activation": acts, "model.depth": depths, "seeds": 2}}}))  # fmt: skip
-    (folder / "sweep.csv").write_text(
+    (folder / "runs.csv").write_text(
         "run_id,model.activation,model.depth,seed\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
     )
     return folder
@@ -275,7 +275,7 @@ def t_interval(values):
 
 def test_figures_draw_scipys_t_interval_of_the_recorded_values(seeded):
     groups = groups_of(seeded)
-    acts = [g.values["model.activation"] for g in groups]  # (no sweep.csv: sorted by name)
+    acts = [g.values["model.activation"] for g in groups]  # (no runs.csv: sorted by name)
     fig = fig_sweep_summary(groups)
     acc_ax, steps_ax = fig.axes  # one swept key: final val acc, steps to the target
     assert "95% Student-t interval" in fig._suptitle.get_text() and "3 seeds" in fig._suptitle.get_text()

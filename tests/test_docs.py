@@ -154,10 +154,42 @@ def runnable(page: str) -> bool:
     return bool(commands(page) or (page not in PYTHON_NOT_RUN and blocks(page, "python")))
 
 
+def _sweeps_page_holds(ws: str, printed: str) -> None:
+    """docs/sweeps.md's statements that hold on any machine, checked on the sweep its commands ran
+    (not the one machine's depth-10 accuracies, which are chaotic)."""
+    import csv
+
+    folder = os.path.join(ws, "results", "sweep_activations")
+    with open(os.path.join(folder, "runs.csv")) as f:
+        runs = list(csv.DictReader(f))
+    with open(os.path.join(folder, "sweep.csv")) as f:
+        points = list(csv.DictReader(f))
+    assert len(runs) == 27 and len(points) == 9 and {p["seeds"] for p in points} == {"3"}
+
+    def seeds(activation, depth, key):
+        found = [r[key] for r in runs if (r["model.activation"], r["model.depth"]) == (activation, depth)]
+        return [float(v) for v in found if v]
+
+    for depth, low, high in [("2", 0.1, 1), ("5", 1e-3, 0.05), ("10", 1e-6, 1e-4)]:
+        assert all(low < g < high for g in seeds("sigmoid", depth, "grad_ratio")), depth
+    assert all(
+        0.1 < g < 5 for a in ("tanh", "relu") for d in "2 5 10".split() for g in seeds(a, d, "grad_ratio")
+    )
+    assert all(v < 0.65 for v in seeds("sigmoid", "10", "val_acc"))  # every seed at chance
+    assert all(v >= 0.95 for a in ("tanh", "relu") for d in "25" for v in seeds(a, d, "val_acc"))
+    assert "ends best on val_acc: activation=" in printed and "95% Student-t interval" in printed
+
+
+CHECKS = {"docs/sweeps.md": _sweeps_page_holds}
+"""What a page states beyond its commands running, checked on what they wrote."""
+
+
 @pytest.mark.parametrize("page", [p for p in PAGES if p not in RUN_ELSEWHERE and runnable(p)])
 def test_every_command_on_the_page_runs(page, tmp_path):
     code, printed = run_page(page, workspace(tmp_path))
     assert code == 0, f"{page}: a command failed\n{printed[-6000:]}"
+    if page in CHECKS:
+        CHECKS[page](str(tmp_path), printed)
 
 
 def test_the_readme_shows_the_set_up_and_test_commands_as_ci_runs_them():

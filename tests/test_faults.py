@@ -514,11 +514,18 @@ def sweep_runs(folder) -> dict:
 
 
 def sweep_table(folder) -> list[dict]:
-    """sweep.csv rows without the columns that may differ between computing and reusing."""
+    """The rows of runs.csv (a row per run) and sweep.csv (a row per grid point) without the columns
+    that may differ between computing and reusing (wall times, notes)."""
     import csv
 
-    with open(os.path.join(folder, "sweep.csv")) as f:
-        return [{k: v for k, v in row.items() if k not in ("wall_time", "note")} for row in csv.DictReader(f)]
+    rows = []
+    for name in ("runs.csv", "sweep.csv"):
+        with open(os.path.join(folder, name)) as f:
+            rows += [
+                {k: v for k, v in r.items() if not k.startswith(("wall_time", "note"))}
+                for r in csv.DictReader(f)
+            ]
+    return rows
 
 
 def test_sweep_killed_then_rerun_equals_an_uninterrupted_sweep(tmp_path, capsys):

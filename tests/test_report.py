@@ -77,6 +77,22 @@ def test_report_table_holds_every_run_with_its_summary(results, page):
     assert '<th class="text">loss</th>' in text
 
 
+def test_report_gives_each_config_over_its_seeds_and_says_one_seed_may_be_chance(results, page):
+    _, text = page
+    (seeds,) = re.findall(r'<table class="seeds">(.*?)</table>', text)
+    rows = [
+        [html.unescape(re.sub("<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)]
+        for r in re.findall(r"<tr>(.*?)</tr>", seeds)
+        if "<td" in r
+    ]
+    head = [html.unescape(h) for h in re.findall(r"<th(?: [^>]*)?>(.*?)</th>", seeds)]
+    sweep = {r.config["loss"]["name"]: r.summary for r in _all_runs(results) if r.config["name"] == "sweep"}
+    assert [row[0] for row in rows] == ["bce", "hinge"] and head[:2] == ["loss", "seeds"]
+    for row in rows:  # one seed each: the value itself, no interval
+        assert row[head.index("val_acc")] == f"{sweep[row[0]]['final_val_acc']:.3g}"
+    assert "ends best on val_acc: loss=" in text and "one seed: differences may be chance" in text
+
+
 def test_report_is_self_contained(page):
     path, text = page
     assert not re.search(r"(src|href)=\"(https?:)?//", text)  # nothing fetched from elsewhere

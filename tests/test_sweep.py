@@ -8,9 +8,11 @@ import json
 import os
 import re
 
+import numpy as np
 import pytest
 import yaml
 from conftest import run_cli
+from scipy import stats
 
 from lossbench.cli import main
 from lossbench.config import grid
@@ -141,6 +143,7 @@ def rows_of(path):
 
 
 def test_cli_sweep_writes_runs_and_table_and_resumes(raw, tmp_path, write_config, capsys):
+    raw["train"]["target"] = [{"metric": "val_acc", "value": 0.55}]
     path = write_config(raw)
     out = tmp_path / "results"
     first = run_cli("run", path, "--out", out, "--workers", "2")
@@ -149,8 +152,8 @@ def test_cli_sweep_writes_runs_and_table_and_resumes(raw, tmp_path, write_config
     folder = out / "sw"
     runs = sorted(p for p in os.listdir(folder) if (folder / p).is_dir())
     assert len(runs) == 8
-    assert {"sweep.yaml", "sweep.csv"} <= set(os.listdir(folder))
-    table = rows_of(folder / "sweep.csv")
+    assert {"sweep.yaml", "sweep.csv", "runs.csv"} <= set(os.listdir(folder))
+    table = rows_of(folder / "runs.csv")  # a row per run, in grid order
     assert [r["model.activation"] for r in table] == ["sigmoid"] * 4 + ["tanh"] * 4
     assert [r["seed"] for r in table] == ["10", "11"] * 4
     for row in table:  # the table is what the run folders hold
@@ -159,7 +162,26 @@ def test_cli_sweep_writes_runs_and_table_and_resumes(raw, tmp_path, write_config
         assert float(row["val_loss"]) == summary["final_val_loss"]
         config = yaml.safe_load(open(folder / row["run_id"] / "config.yaml"))
         assert config["model"]["depth"] == int(row["model.depth"]) and config["seed"] == int(row["seed"])
-    assert "run_id" in first.stdout.splitlines()[0] and "model.activation" in first.stdout
+        (target,) = summary["targets"]
+        reached = target["steps_to"]
+        assert row["steps to val_acc>=0.55"] == ("" if reached is None else str(reached))
+    # sweep.csv: a row per grid point, each result the mean over its 2 seeds with scipy's t-interval
+    points = rows_of(folder / "sweep.csv")
+    assert [(p["model.activation"], p["model.depth"], p["seeds"]) for p in points] == [
+        (a, d, "2") for a in ("sigmoid", "tanh") for d in ("1", "2")
+    ]
+    for point, seeds in zip(points, [table[i : i + 2] for i in range(0, 8, 2)]):
+        values = [float(r["val_loss"]) for r in seeds]
+        lo, hi = stats.t.interval(0.95, 1, loc=np.mean(values), scale=stats.sem(values))
+        assert float(point["val_loss"]) == pytest.approx(np.mean(values))
+        assert (float(point["val_loss_lo95"]), float(point["val_loss_hi95"])) == pytest.approx((lo, hi))
+        steps = [int(r["steps to val_acc>=0.55"]) for r in seeds if r["steps to val_acc>=0.55"]]
+        assert point["steps to val_acc>=0.55_n"] == str(len(steps))  # how many seeds reached it
+    lines = first.stdout.splitlines()
+    assert lines[1].startswith("model.activation  model.depth  seeds") and "+-" in first.stdout
+    assert lines[0].split() == ["steps", "to"]  # a long header on two lines
+    assert any(line.startswith("ends best on val_acc: activation=") for line in lines)
+    assert "95% Student-t interval of the mean over seeds, 2 seeds" in first.stdout
 
     # an interrupted sweep: one run lost its summary, so it is the only one computed again
     os.remove(folder / table[5]["run_id"] / "summary.json")
@@ -257,7 +279,7 @@ def test_the_python_api_runs_a_sweep_from_its_path_as_the_command_does(raw, tmp_
     named = re.findall(r"lossbench\.(\w+)", e.value.problems[0][1])
     assert named and all(name in lossbench.__all__ for name in named) and "run_many" in named
     runs = lossbench.run_many(path, out=str(tmp_path), model__width=3)
-    table = rows_of(tmp_path / "sw" / "sweep.csv")
+    table = rows_of(tmp_path / "sw" / "runs.csv")
     assert [os.path.basename(r.path) for r in runs] == [row["run_id"] for row in table]
     assert [r.config["model"]["activation"] for r in runs] == ["sigmoid", "tanh"]
     assert {r.config["model"]["width"] for r in runs} == {3}

@@ -2,7 +2,8 @@
 
 The grid (`config.grid.expand`) gives every member as a validated config. All members share the
 config's `name`, so a sweep writes `results/<name>/<run_id>/` per member (exactly as a single run
-does), `sweep.yaml` (the sweep's config) and `sweep.csv` (the table, `runs.table`). Members whose
+does), `sweep.yaml` (the sweep's config), `sweep.csv` (the table, one row per grid point with each result's
+mean and 95% interval over the seeds, `runs.table`) and `runs.csv` (a row per run). Members whose
 finished runs are already there are reused, so rerunning an interrupted sweep computes only what
 is missing.
 
@@ -25,7 +26,7 @@ from ..config.grid import fixed_part, swept_keys
 from ..config.schema import Config
 from ..errors import UserError
 from .members import failed, on_plain_loop, plan_groups, run_group
-from .table import csv_text, format_table, table
+from .table import answer, csv_text, format_table, run_table, table
 
 
 def check_folder(folder: str, configs: list[Config], swept: list[str], source: str) -> None:
@@ -196,17 +197,25 @@ def run_configs(
 
 @dataclass
 class Sweep:
-    """What `run_sweep` did: the members, their records (see `execute_all`), the table, its file."""
+    """What `run_sweep` did: the members, their records (see `execute_all`), the table (one row per
+    grid point, `runs.table`), its answer in words, the files (sweep.csv: the table, runs.csv: a
+    row per run)."""
 
     configs: list[Config]
     records: list[dict]
     header: list[str]
     rows: list[list]
+    answer: list[str]
     csv_path: str
 
     def __str__(self) -> str:
-        """The table as the terminal shows it, how many runs were reused and computed, the file."""
-        return f"{format_table(self.header, self.rows)}\n{self.counts()}\nsweep table: {self.csv_path}"
+        """The table as the terminal shows it, its answer, how many runs were reused and computed,
+        the files."""
+        runs_csv = os.path.join(os.path.dirname(self.csv_path), "runs.csv")
+        return "\n".join(
+            [format_table(self.header, self.rows), *self.answer, self.counts()]
+            + [f"sweep table: {self.csv_path}", f"a row per run: {runs_csv}"]
+        )
 
     def counts(self) -> str:
         """One line: how many runs were reused, computed, diverged, failed."""
@@ -243,7 +252,7 @@ def run_sweep(
     address: str | None = None,
 ) -> Sweep:
     """Run the members `configs` (`expand(raw)`) of a config with a `sweep:` block: check the
-    folder, write sweep.yaml, run, write sweep.csv."""
+    folder, write sweep.yaml, run, write sweep.csv (the table) and runs.csv (a row per run)."""
     from .store import atomic_write
 
     configs = configs if batch else on_plain_loop(configs)
@@ -262,7 +271,11 @@ def run_sweep(
         backend=backend,
         address=address,
     )
-    header, rows = table(configs, records, swept)
+    run_header, run_rows = run_table(configs, records, swept)
+    atomic_write(os.path.join(folder, "runs.csv"), csv_text(run_header, run_rows).encode())
+    summaries = [r["summary"] or {} for r in records]
+    header, rows = table([c.to_dict() for c in configs], summaries, swept)
     csv_path = os.path.join(folder, "sweep.csv")
     atomic_write(csv_path, csv_text(header, rows).encode())
-    return Sweep(configs, records, header, rows, csv_path)
+    words = answer(header, rows, len([k for k in swept if k != "seed"]))
+    return Sweep(configs, records, header, rows, words, csv_path)

@@ -296,7 +296,7 @@ def _natural(text: str) -> tuple:
 
 
 def grid_positions(runs: list[Run]) -> dict[str, int]:
-    """Each run's place in its sweep's grid (the row order of the sweep folder's sweep.csv), by path.
+    """Each run's place in its sweep's grid (the row order of the sweep folder's runs.csv), by path.
 
     Runs outside a sweep, or of a sweep that never finished its table, are not in it.
     """
@@ -306,7 +306,7 @@ def grid_positions(runs: list[Run]) -> dict[str, int]:
     parents = dict.fromkeys(os.path.dirname(os.path.normpath(r.path)) for r in runs)
     for p, parent in enumerate(parents):
         try:
-            with open(os.path.join(parent, "sweep.csv"), newline="") as f:
+            with open(os.path.join(parent, "runs.csv"), newline="") as f:
                 ids = [row[0] for row in csv.reader(f)][1:]
         except (OSError, csv.Error, IndexError):
             continue  # an order preference only: the groups are then sorted by their values
@@ -395,7 +395,7 @@ def group_runs(runs: list[Run], by: list[str] | None = None, swept: list[str] | 
     marker it keeps in every figure drawn from these groups (`_styles`).
 
     `swept`: the keys a sweep varied when the runs are given in its grid order (watch trains a sweep
-    without a sweep folder); by default both are read from the runs' sweep folders (sweep.yaml, sweep.csv).
+    without a sweep folder); by default both are read from the runs' sweep folders (sweep.yaml, runs.csv).
 
     Raises UserError when a `by` key is in no run's config.
     """

@@ -15,6 +15,7 @@ import time
 from .. import progress
 from ..config import flatten
 from ..runs.store import atomic_write, check_writable
+from ..runs.table import answer, table
 from . import figures as plots
 from . import load
 from .curves import run_targets
@@ -163,6 +164,7 @@ def _section(i: int, folder: str, runs: list, root: str, out: str, groups: list,
             f"<figcaption>{_e(CAPTIONS.get(name.rstrip('_0123456789'), name))}</figcaption></figure>"
         )
     parts.append(_landscape(folder, runs, out))
+    parts.append(_seed_table(groups))
     parts.append(_table(groups, out))
     common = _common(runs)
     if common:
@@ -245,6 +247,33 @@ def _numbered(targets: list[dict]) -> list[tuple[tuple[str, int], dict]]:
         n = seen[t["metric"]] = seen.get(t["metric"], -1) + 1
         keyed.append(((t["metric"], n), t))
     return keyed
+
+
+def _seed_table(groups: list) -> str:
+    """The configs' results over their seeds, as the sweep table gives them (`runs.table`: the mean
+    with its 95% Student-t interval, how many seeds reached each target), and its answer in words;
+    nothing for one config of one run."""
+    runs = [r for g in groups for r in g.runs]
+    if len(runs) < 2:
+        return ""
+    keys = list(groups[0].values)
+    values = [tuple(g.values.values()) for g in groups for _ in g.runs]  # as the labels write them
+    header, rows = table([r.config for r in runs], [_summary(r) for r in runs], keys, values)
+    head = "".join(
+        f'<th class="{"text" if j < len(keys) else ""}">{_e(h)}</th>' for j, h in enumerate(header)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="{"text" if j < len(keys) else ""}">{_e(v)}</td>' for j, v in enumerate(r))
+        + "</tr>"
+        for r in rows
+    )
+    words = "<br>".join(_e(line) for line in answer(header, rows, len(keys), width=10_000))
+    return (
+        '<p class="note">Each config over its seeds: mean +- the 95% Student-t interval of the mean; (k/n): '
+        f'k of its n seeds have the value (reached the target).</p><table class="seeds"><thead><tr>{head}'
+        f"</tr></thead><tbody>{body}</tbody></table><p>{words}</p>"
+    )
 
 
 def _target_columns(runs: list) -> list[tuple]:
