@@ -298,6 +298,18 @@ def test_figures_draw_scipys_t_interval_of_the_recorded_values(seeded):
     ]
 
 
+def test_one_seed_accuracies_close_together_are_drawn_close_and_called_maybe_chance(tmp_path):
+    folder = tmp_path / "losses"
+    for name, acc in [("mse", 0.96), ("mae", 0.98), ("huber", 0.97)]:
+        write_run(folder / name, config(**{"loss": {"name": name}}), {"loss": list(CURVE)},
+                  {"task": "binary", "final_val_acc": acc})  # fmt: skip
+    (folder / "sweep.yaml").write_text(yaml.safe_dump({"swept": ["loss.name"]}))
+    fig = fig_sweep_summary(groups_of(folder))
+    low, high = fig.axes[0].get_ylim()
+    assert high - low >= 0.1 - 1e-12 and low <= 0.96 and high >= 0.98  # 1 example in 50, drawn small
+    assert "one seed: differences may be chance" in fig._supxlabel.get_text()
+
+
 def test_per_config_figures_are_paged_not_dropped(sweep):
     groups = groups_of(sweep)
     jobs = [(name, page) for name, _, page, _ in plots.figure_jobs(groups)]

@@ -117,6 +117,8 @@ def fig_sweep_summary(groups: list[Group], metric: str | None = None) -> Figure 
             axes[r, c].set_xlabel(key if r == len(rows) - 1 else "")
             if c == 0:
                 axes[r, c].set_ylabel(label, fontsize="small")
+            if key_.endswith("_acc"):
+                _accuracy_span(axes[r, c])
         if without:
             notes.append(_why_missing(without, label, kind, key_))
     seeds, one_seed = _seeds(groups, "bars")
@@ -179,6 +181,15 @@ def _panel(ax, groups: list[Group], key: str, xs: list[str], others: list[str], 
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0] and (len(lines) > 1 or others):
         ax.legend(fontsize="x-small")
+
+
+def _accuracy_span(ax, least: float = 0.1) -> None:
+    """An accuracy axis spans at least `least`, so that 0.96 against 0.98 (one example in fifty)
+    does not fill the panel as if it were a large difference."""
+    lo, hi = ax.get_ylim()
+    if hi - lo < least:
+        top = min(max(hi, (lo + hi + least) / 2), 1.0 + least / 10)
+        ax.set_ylim(top - least, top)
 
 
 def _why_missing(runs: list, label: str, kind: str, key: str) -> str:
