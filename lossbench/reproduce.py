@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -37,6 +38,11 @@ ARTICLE_ORDER = [  # the order the claims come in the article and the issue; oth
     "likelihood",
     "plateaus",
 ]
+SEED_MAX = 2**62  # a seed offset; the experiments add under 2^20 to it, and a config's seed is below 2^63
+# With several workers the longest experiments start first, so that the workers finish together
+# (measured CPU seconds of a full run: vanishing_depth ~30, init_scale ~13, hinge_margin ~7, the rest
+# under 5 each); the report keeps the article's order.
+LONGEST_FIRST = ("vanishing_depth", "init_scale", "hinge_margin", "plateaus", "outliers")
 MARKER = ".lossbench-experiment"  # marks a folder reproduce wrote, so a rerun may replace it
 
 
@@ -172,10 +178,13 @@ def prepare_folder(folder: Path) -> None:
     (folder / MARKER).write_text("written by `python -m lossbench reproduce`; replaced on each rerun\n")
 
 
-def run_one(slug: str, path: Path, out: Path, fast: bool) -> dict:
-    """Run and judge one experiment; an error in it becomes a FAIL with the error in the note."""
+def run_one(slug: str, path: Path, out: Path, fast: bool, seed: int = 0) -> dict:
+    """Run and judge one experiment; an error in it becomes a FAIL with the error in the note.
+
+    `seed` is added to every seed the experiment draws (its data, initial weights and figures).
+    """
     folder = out / slug
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     record: dict[str, Any] = {
         "slug": slug,
         "claim": "",
@@ -187,7 +196,7 @@ def run_one(slug: str, path: Path, out: Path, fast: bool) -> dict:
     try:
         module = load_experiment(slug, path)
         record["claim"], record["source"] = str(module.CLAIM), str(module.SOURCE)
-        measured = module.run(str(folder), fast)
+        measured = module.run(str(folder), fast, seed)
         record["measured"] = jsonable(measured)
         record["checks"] = _clean_checks(module.judge(measured))
     except Exception as e:  # one broken experiment must not hide the verdicts of the others
@@ -197,7 +206,18 @@ def run_one(slug: str, path: Path, out: Path, fast: bool) -> dict:
     record["figures"] = sorted(p.name for p in folder.glob("*.png"))
     record["verdict"] = overall(record["checks"])
     record["wall_time"] = time.perf_counter() - start
+    record["cpu_time"] = time.process_time() - cpu  # this process's CPU: one experiment at a time
     return record
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its finished (reaped) worker processes."""
+    try:
+        import resource
+    except ImportError:  # not on this platform: this process only
+        return time.process_time()
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def fmt(value: Any, width: int = 60) -> str:
@@ -221,12 +241,13 @@ def render_markdown(report: dict) -> str:
     lines = [
         "# Reproducing the article: verdicts",
         "",
-        f"`{report['command']}`, {mode} mode, {report['wall_time']:.1f} s in all "
+        f"`{report['command']}`, {mode} mode, {report['wall_time']:.1f} s in all, "
+        f"{report['cpu_time']:.0f} s of CPU time in {report['workers']} worker process(es) "
         f"(lossbench {report['versions']['lossbench']}, torch {report['versions']['torch']}, "
-        f"{report['versions']['threads']} torch thread(s)).",
+        f"{report['versions']['threads']} torch thread(s) each).",
         "",
-        "| experiment | verdict | checks | wall time |",
-        "|---|---|---|---|",
+        "| experiment | verdict | checks | wall time | CPU time |",
+        "|---|---|---|---|---|",
     ]
     for e in report["experiments"]:
         counts = ", ".join(
@@ -235,7 +256,8 @@ def render_markdown(report: dict) -> str:
             if any(c["verdict"] == v for c in e["checks"])
         )
         lines.append(
-            f"| [{e['slug']}](#{e['slug']}) | **{e['verdict']}** | {counts} | {e['wall_time']:.1f} s |"
+            f"| [{e['slug']}](#{e['slug']}) | **{e['verdict']}** | {counts} | {e['wall_time']:.1f} s "
+            f"| {e['cpu_time']:.1f} s |"
         )
     for e in report["experiments"]:
         lines += ["", f"## {e['slug']}", "", f"**Claim.** {e['claim']}", "", f"**Source.** {e['source']}", ""]
@@ -270,12 +292,12 @@ def print_table(report: dict, stream: TextIO | None = None, width: int = 100) ->
                 print(f"           {line}", file=stream)
 
 
-def _run_in_worker(slug: str, path: Path, root: Path, fast: bool) -> dict:
+def _run_in_worker(slug: str, path: Path, root: Path, fast: bool, seed: int) -> dict:
     """run_one in a worker process, single-threaded like the sequential path."""
     import torch
 
     torch.set_num_threads(1)
-    return run_one(slug, path, root, fast)
+    return run_one(slug, path, root, fast, seed)
 
 
 def reproduce(
@@ -284,16 +306,24 @@ def reproduce(
     out: str = "results/reproduce",
     echo: Callable[[str], object] = print,
     workers: int | None = None,
+    seed: int = 0,
 ) -> dict:
     """Run the chosen experiments into `out`, write verdicts.json and verdicts.md; return the report.
 
-    `workers` > 1 runs that many experiments at once, each in its own process.
+    `workers` > 1 runs that many experiments at once, each in its own process; None: one per core,
+    at most one per experiment (on 2 cores the full run takes about half the wall time of one
+    process). `seed` shifts every
+    experiment's seeds by that much (0: the seeds the verdicts were written with); a check must hold
+    for any valid draw, so any shift should give the same verdicts.
     """
     from .runs.store import atomic_write, check_writable, versions
 
     if workers is not None and workers < 1:
         raise UserError([("--workers", f"must be at least 1, got {workers}")], "reproduce")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SEED_MAX:
+        raise UserError([("--seed", f"must be an integer from 0 to {SEED_MAX}, got {seed!r}")], "reproduce")
     experiments = select(discover(), only)
+    asked, workers = workers, min(workers or os.cpu_count() or 1, len(experiments))
     check_writable(out)
     root = Path(out)
     for slug in experiments:  # refuse a foreign folder before anything runs
@@ -307,10 +337,10 @@ def reproduce(
     # 2-core machine, ~13 us with one), so the experiments run single-threaded.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     records = {}
     try:
-        if workers and workers > 1:
+        if workers > 1:
             from . import workers as worker_pool
 
             echo(
@@ -318,9 +348,12 @@ def reproduce(
             )
             # spawn, not fork: a forked copy of a process that already ran torch can hang
             with worker_pool.pool(workers) as executor:
+                first = [slug for slug in LONGEST_FIRST if slug in experiments]
                 futures = {
-                    worker_pool.submit(executor, _run_in_worker, slug, path, root, fast): slug
-                    for slug, path in experiments.items()
+                    worker_pool.submit(
+                        executor, _run_in_worker, slug, experiments[slug], root, fast, seed
+                    ): slug
+                    for slug in first + [slug for slug in experiments if slug not in first]
                 }
                 for _, future in worker_pool.finished(futures):
                     record = future.result()
@@ -329,7 +362,7 @@ def reproduce(
         else:
             for slug, path in experiments.items():
                 echo(f"{slug}: running{' (fast)' if fast else ''} ...")
-                record = run_one(slug, path, root, fast)
+                record = run_one(slug, path, root, fast, seed)
                 echo(f"{slug}: {record['verdict']} in {record['wall_time']:.1f} s")
                 records[slug] = record
         used = versions()  # while single-threaded: the thread count the experiments ran with
@@ -340,12 +373,16 @@ def reproduce(
         ["python -m lossbench reproduce"]
         + (["--only", *only] if only else [])
         + (["--fast"] if fast else [])
-        + ([f"--workers {workers}"] if workers and workers > 1 else [])
+        + ([f"--seed {seed}"] if seed else [])
+        + ([f"--workers {asked}"] if asked else [])
     )
     report = {
         "command": " ".join(argv),
         "fast": fast,
+        "seed": seed,
         "wall_time": time.perf_counter() - start,
+        "cpu_time": cpu_seconds() - cpu,  # every process's, workers included
+        "workers": workers,
         "verdict": overall([{"verdict": r["verdict"]} for r in ordered]),
         "versions": used,
         "experiments": ordered,

@@ -75,7 +75,7 @@ def test_nielsen_judge_fails_without_a_plateau(fast_results):
     bad["quad_22"]["at_150"] = 0.5  # the saturated neuron moving fast: no plateau
     bad["ce_gradient_ratio"] = 1.0  # cross-entropy no faster than the quadratic cost
     verdicts = {c["check"]: c["verdict"] for c in module.judge(bad)}
-    assert verdicts["plateau: output drop over epochs 0-150"] == "FAIL"
+    assert verdicts["plateau at lr 0.15: output drop over epochs 0-150, quadratic"] == "FAIL"
     assert verdicts["quadratic (2, 2): output at epoch 150"] == "FAIL"
     assert verdicts["cross-entropy / quadratic initial bias gradient, (2, 2)"] == "FAIL"
 
@@ -83,12 +83,42 @@ def test_nielsen_judge_fails_without_a_plateau(fast_results):
 def test_nielsen_every_check_fails_on_a_contradicting_result(fast_results):
     module, measured = fast_results["nielsen_neuron"]
     bad = copy.deepcopy(measured)
-    bad["quad_06"].update(start=0.5, end=0.5, sigma_prime_start=0.25, max_rel_error_grad_vs_a_sigma_prime=0.5)
+    bad["quad_06"].update(start=0.5, end=0.5, sigma_prime_start=0.25, max_rel_error_grad=0.5)
     bad["quad_22"].update(start=0.5, at_150=0.2, end=0.9, sigma_prime_start=0.25)
-    bad["ce_22"].update(below_half_epoch=100, end=0.5)
-    bad["ce_22_slow"].update(end=0.1)
+    bad["quad_22"].update(first_cost_drop_over_largest=1.0)  # the quadratic fastest when most wrong
+    bad["ce_22"].update(below_half_epoch=100, end=0.5, at_150=0.9, max_rel_error_grad=0.3)
+    # Nielsen's rate curing the plateau with the correct gradient: what his animation shows
+    bad["ce_22_nielsen"].update(end=0.05, at_150=0.2, first_cost_drop_over_largest=0.5)
+    bad["ce_06_nielsen"].update(end=0.04)
     bad["ce_gradient_ratio"] = 1.0
     assert all_fail(module.judge(bad))
+
+
+def test_nielsen_which_rate_fails_when_the_correct_gradient_cures_at_his_rate(fast_results):
+    """Had the correct gradient at Nielsen's 0.005 fallen like his animation, the verdict on which
+    rate carries the cure must say FAIL (and the plain number checks too)."""
+    module, measured = fast_results["nielsen_neuron"]
+    bad = copy.deepcopy(measured)
+    animation = module.animation(2.0, 2.0)
+    bad["ce_22_nielsen"].update(at_150=animation[150], end=animation[300])
+    by = {c["check"]: c["verdict"] for c in module.judge(bad)}
+    name = "which rate carries the cure: cross-entropy's output drop over epochs 0-150 from (2, 2)"
+    assert by[name] == "FAIL"
+    assert by["cross-entropy (2, 2), lr 0.005 (Nielsen's rate): output at epoch 150"] == "FAIL"
+    assert sum(v == "FAIL" for v in by.values()) == 3
+
+
+def test_nielsen_animation_is_his_javascript_rule():
+    """js/saturation4.js steps w and b by eta / (1 - a): its first step by hand, and it equals the
+    correct gradient step scaled by 1 / sigma'(z) (the chain rule's missing factor)."""
+    module = load("nielsen_neuron")
+    a0 = 1 / (1 + math.exp(-4.0))
+    out = module.animation(2.0, 2.0, eta=0.005, frames=1)
+    assert out[1] == pytest.approx(1 / (1 + math.exp(-(4.0 - 2 * 0.005 / (1 - a0)))), rel=1e-12)
+    correct = module.reference(2.0, 2.0, "cross_entropy", 0.005 / (a0 * (1 - a0)), epochs=1)
+    assert out[1] == pytest.approx(correct[1], rel=1e-12)
+    assert module.EXPECTED["animation"]["anim_150"] == pytest.approx(0.215, abs=1e-3)
+    assert module.EXPECTED["ce_nielsen_150"]["value"] == pytest.approx(0.928, abs=1e-3)
 
 
 def test_nielsen_reference_is_the_update_rule():
@@ -123,12 +153,15 @@ def test_vanishing_judge_fails_flat_sigmoid_and_partial(fast_results):
     bad["relu_he_ce"]["4"]["ratios"] = _seeds([5.0, 5.0, 5.0], 10)  # ReLU vanishing like sigmoid
     bad["digits_sigmoid_ce"]["4"]["ratios"] = _seeds([5.0, 5.0, 9.0], spread=0.02)  # one pair out of range
     bad["training"]["4"]["first_last_by_row"] = [[0.5] * 4] * 5  # first layer as fast as last
+    bad["training_no_l2"]["4"]["first_last_by_row"] = [[0.01] * 4] * 5  # stays slow without L2
     by = {c["check"]: c["verdict"] for c in module.judge(bad)}
     assert by["sigmoid, 4 hidden, synthetic MNIST-like: speed ratio layer to layer"] == "FAIL"
     assert by["sigmoid, 4 hidden, real digits (8x8): speed ratio layer to layer"] == "PARTIAL"
     assert by["ReLU with He init: speed ratio layer to layer near 1"] == "FAIL"
     assert by["tanh vanishes less than sigmoid (seed-mean ratio per layer pair)"] == "FAIL"
-    name = "training (Nielsen's setup): first / last hidden layer speed, largest over the epochs"
+    name = "training with Nielsen's L2 term: first / last hidden layer speed, largest over the epochs"
+    assert by[name] == "FAIL"
+    name = "training without L2 (lmbda = 0): first / last hidden layer speed, largest over the epochs"
     assert by[name] == "FAIL"
 
 
@@ -163,6 +196,7 @@ def test_vanishing_every_check_fails_on_a_contradicting_result(fast_results):
     bad["relu_he_ce"]["4"]["ratios"] = _seeds([5.0] * 3)
     bad["training"]["4"]["first_last_by_row"] = [[0.5] * 4] * 5
     bad["training"]["4"]["last_end_over_start"] = [0.5] * 5
+    bad["training_no_l2"]["4"]["first_last_by_row"] = [[0.01] * 4] * 5
     assert all_fail(module.judge(bad))
 
 

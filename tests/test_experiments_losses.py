@@ -173,7 +173,16 @@ def test_mae_jumping_every_check_fails_on_a_contradicting_result(results):
     bad.update(
         huber_increases=3, huber_final_abs=0.01, mse_large_steps_to_half=200, mae_large_steps_to_half=20
     )
+    bad.update(huber_large_steps_to_half=14)  # Huber as fast as MSE from far: not what its clipping gives
     assert all_fail(module.judge(bad))
+
+
+def test_mae_jumping_huber_far_half_fails_when_huber_is_fast(results):
+    module, measured, _, _ = results["mae_jumping"]
+    name = "Huber closes a large error as slowly as MAE, not like MSE (same step)"
+    assert verdicts(module.judge(measured))[name] == "PASS"
+    v = verdicts(module.judge({**measured, "huber_large_steps_to_half": 14}))
+    assert v[name] == "FAIL" and v["Huber (delta 1): steps from 10.05 to 0.5 at lr 0.1"] == "FAIL"
 
 
 # ----- hinge_margin -------------------------------------------------------------------------------
@@ -183,7 +192,7 @@ def test_hinge_margin_reads_real_runs(results):
     _, measured, _, folder = results["hinge_margin"]
     from lossbench.runs.store import load_run
 
-    runs = [load_run(str(p)) for p in sorted((folder / "bce").iterdir())]
+    runs = [load_run(str(p)) for p in sorted((folder / "bce_n200_steps2000").iterdir())]
     assert len(runs) == 5 and sorted(r.config["seed"] for r in runs) == [0, 1, 2, 3, 4]
     ends = sorted(float(r.metrics["weight_norm"][-1, 0]) for r in runs)
     assert ends == pytest.approx(sorted(measured["bce"]["norm_end"]))
@@ -200,28 +209,76 @@ def test_hinge_margin_judge_fails_a_hinge_that_did_not_separate(results):
     assert v["cross-entropy: recorded weight norm not growing (second half)"] == "FAIL"
 
 
+def _reversed_trends(measured):
+    """The margin ratios of every setting in reverse: fewer points, larger steps and shorter training
+    nearer the maximum."""
+    settings = dict(measured["margin_over_max"])
+    for group in (
+        ["n 50", "n 100", "n 200", "n 400"],
+        ["lr 0.5, 2000 steps", "lr 2, 2000 steps", "lr 20, 2000 steps"],
+    ):
+        values = [settings[k] for k in group]
+        settings.update(zip(group, reversed(values)))
+    settings["lr 0.5, 1000 steps"], settings["lr 0.5, 2000 steps"] = settings["lr 0.5, 2000 steps"], [0.5] * 5
+    return settings
+
+
 def test_hinge_margin_every_check_fails_on_a_contradicting_result(results):
     module, measured, _, _ = results["hinge_margin"]
-    hinge = {**measured["hinge"], "final_loss": [0.1] * 5, "min_margin": [0.5] * 5}
-    hinge.update(moves_after_zero=[0.3] * 5, margin_over_svm=[0.9] * 5)
-    bce = {**measured["bce"], "margin_over_svm": [0.95] * 5, "norm_decreases": [3] * 5}
-    bad = {**measured, "hinge": hinge, "bce": bce, "svm_min_functional": [0.5] * 5}
+    hinge = {
+        **measured["hinge"],
+        "final_loss": [0.1] * 5,
+        "min_margin": [0.5] * 5,
+        "moves_after_zero": [0.3] * 5,
+    }
+    settings = _reversed_trends(measured)
+    settings["lr 2, 1000 steps"] = [0.9] * 5
+    growing = [{t: 0.01 * (1 + t / 100) for t in g} for g in measured["bce"]["margin_gap"]]  # moving away
+    bce = {**measured["bce"], "margin_over_max": [0.95] * 5, "norm_decreases": [3] * 5, "margin_gap": growing}
+    bad = {**measured, "hinge": hinge, "bce": bce, "svc_over_exact": [1.01] * 5, "margin_over_max": settings}
     assert all_fail(module.judge(bad))
 
 
-def test_hinge_margin_svm_reference_is_the_largest_margin():
-    """No other separating direction beats the SVM's geometric margin (here: random ones nearby)."""
+def test_hinge_margin_trends_fail_when_reversed(results):
+    module, measured, checks, _ = results["hinge_margin"]
+    names = [c["check"] for c in checks if c["check"].startswith("hinge: margin approaches")]
+    assert len(names) == 3 and all(verdicts(checks)[n] == "PASS" for n in names)
+    v = verdicts(module.judge({**measured, "margin_over_max": _reversed_trends(measured)}))
+    assert all(v[n] == "FAIL" for n in names)
+
+
+def test_hinge_margin_soudry_check_fails_a_fast_or_no_approach(results):
+    """The direction's margin gap falling 100-fold over a decade (a 1/t^2 rate) or not at all fails."""
+    module, measured, _, _ = results["hinge_margin"]
+    name = "cross-entropy: the direction's margin approaches the maximum, slowly (last decade of steps)"
+    for rate in (lambda t: 1 / t**2, lambda t: 0.05):
+        gaps = [{t: rate(max(t, 1)) for t in g} for g in measured["bce"]["margin_gap"]]
+        bad = {**measured, "bce": {**measured["bce"], "margin_gap": gaps}}
+        assert verdicts(module.judge(bad))[name] == "FAIL"
+    log_rate = [{t: 1 / math.log(max(t, 2)) for t in g} for g in measured["bce"]["margin_gap"]]
+    good = {**measured, "bce": {**measured["bce"], "margin_gap": log_rate}}
+    assert verdicts(module.judge(good))[name] == "PASS"
+
+
+def test_hinge_margin_exact_reference_is_the_largest_margin():
+    """The hull construction's margin: every point at least that far from its boundary, no random
+    direction nearby beats it, and an independent QP solver (scikit-learn's SVC) agrees."""
+    from sklearn.svm import SVC
+
     module = experiment("hinge_margin")
     g = np.random.default_rng(1)
     x = g.uniform(-2, 2, (80, 2))
-    y = (x @ np.array([1.0, -0.5]) > 0).astype(float)
-    keep = np.abs(x @ np.array([1.0, -0.5])) > 0.3
+    y = (x @ np.array([1.0, -0.5]) + 0.2 > 0).astype(float)
+    keep = np.abs(x @ np.array([1.0, -0.5]) + 0.2) > 0.3
     x, y = x[keep], y[keep]
-    best, smallest, svm = module.svm_margin(x, y)
-    assert smallest == pytest.approx(1.0, abs=1e-3)
-    w, b = svm.coef_[0], svm.intercept_[0]
-    for dw in g.normal(0, 0.05, (50, 2)):
-        assert module.geometric_margin(x, y, w + dw, b) <= best + 1e-9
+    w, b, best = module.max_margin(x, y)
+    assert ((2 * y - 1) * (x @ w + b)).min() == pytest.approx(1.0, abs=1e-12)
+    assert module.geometric_margin(x, y, w, b) == pytest.approx(best, rel=1e-12)
+    for dw in g.normal(0, 0.05, (200, 2)):
+        for db in (-0.02, 0.0, 0.02):
+            assert module.geometric_margin(x, y, w + dw, b + db) <= best + 1e-12
+    svm = SVC(kernel="linear", C=1e8, tol=1e-12).fit(x, y)
+    assert module.geometric_margin(x, y, svm.coef_[0], svm.intercept_[0]) == pytest.approx(best, rel=1e-6)
 
 
 # ----- loss_gallery and likelihood -----------------------------------------------------------------
@@ -257,11 +314,11 @@ def test_gallery_judge_fails_wrong_shapes(results):
 
 def test_likelihood_judge_fails_a_wrong_scale(results):
     module, measured, _, _ = results["likelihood"]
-    bad = {**measured, "gaussian_rel_err": 0.3, "argmin_mismatches": 2, "median_err": 0.5}
+    bad = {**measured, "gaussian_rel_err": 0.3, "argmin_mismatches": 2, "grid_not_next_to_exact": 1}
     v = verdicts(module.judge(bad))
     assert v["MSE vs Gaussian NLL: relative error of the formula"] == "FAIL"
     assert v["argmin of the loss != argmin of the NLL (count)"] == "FAIL"
-    assert v["MAE's minimiser - the median"] == "FAIL"
+    assert v["grid minimiser not next to the exact one: mean, median, logit(mean label) (count)"] == "FAIL"
     assert v["BCE vs Bernoulli NLL: relative difference"] == "PASS"
 
 
@@ -277,5 +334,35 @@ def test_gallery_every_check_fails_on_a_contradicting_result(results):
 def test_likelihood_every_check_fails_on_a_contradicting_result(results):
     module, measured, _, _ = results["likelihood"]
     bad = {**measured, **{k: 0.3 for k in measured if k.endswith("_err")}}
-    bad.update(argmin_mismatches=2, ce_below_entropy=3, ce_at_p_minus_entropy=0.3)
+    bad.update(argmin_mismatches=2, ce_below_entropy=3, ce_at_p_minus_entropy=0.3, grid_not_next_to_exact=1)
+    # the wrong noise model winning: the median spreading less under Gaussian noise, more under Laplace
+    noise = {**measured["noise_model"]}
+    noise["gaussian"] = {**noise["gaussian"], "interval": [0.7, 0.9]}
+    noise["laplace"] = {**noise["laplace"], "interval": [1.1, 1.3]}
+    bad["noise_model"] = noise
     assert all_fail(module.judge(bad))
+
+
+def test_likelihood_grid_checks_hold_for_degenerate_and_near_median_draws():
+    """Every label 0 (BCE's minimiser at minus infinity) and a data point within a grid step of the
+    median: the grid minimiser is still next to the exact one (the draws that used to FAIL)."""
+    import torch
+
+    module = experiment("likelihood")
+    theta = torch.arange(-1200, 1201, dtype=torch.float64) * module.GRID_STEP
+    assert module._neighbours_exact(theta, (theta + 12.0) ** 2, -math.inf)  # falling to the left end
+    assert not module._neighbours_exact(theta, (theta - 3.0) ** 2, -math.inf)
+    values = torch.tensor([0.0, 1.004, 2.0])  # median 1.004, between grid points 1.00 and 1.01
+    mae = (theta[:, None] - values).abs().mean(1)
+    assert module._neighbours_exact(theta, mae, 1.004)
+    assert not module._neighbours_exact(theta, mae, 1.2)
+
+
+def test_likelihood_noise_model_fits_are_the_mean_and_the_median():
+    import torch
+
+    module = experiment("likelihood")
+    y = torch.randn(7, 25, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    mse_fit, mae_fit = module._fits(y)
+    assert torch.allclose(mse_fit, y.mean(1), atol=1e-12)
+    assert torch.equal(mae_fit, y.median(1).values)

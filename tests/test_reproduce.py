@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from argparse import Namespace
@@ -20,16 +21,16 @@ PASSING = """
 CLAIM = "two is two"
 SOURCE = "arithmetic"
 EXPECTED = {"two": 2}
-def run(out, fast):
+def run(out, fast, seed=0):
     import os
     open(os.path.join(out, "fig.png"), "wb").write(b"png")
-    return {"two": 1 + 1, "fast": fast}
+    return {"two": 1 + 1, "fast": fast, "seed": seed}
 def judge(m):
     ok = m.get("two") == EXPECTED["two"]
     return [{"check": "1 + 1", "measured": m.get("two"), "expected": 2, "verdict": "PASS" if ok else "FAIL", "note": ""}]
 """
 FAILING = PASSING.replace('"two": 1 + 1', '"two": 3')
-RAISING = PASSING.replace('return {"two": 1 + 1, "fast": fast}', 'raise ValueError("boom")')
+RAISING = PASSING.replace('return {"two": 1 + 1, "fast": fast, "seed": seed}', 'raise ValueError("boom")')
 PARTIAL = PASSING.replace('"PASS" if ok else "FAIL"', '"PARTIAL"')
 MALFORMED = PASSING.replace('"verdict": "PASS" if ok else "FAIL", ', "")
 
@@ -50,7 +51,7 @@ def fake_experiments(tmp_path, monkeypatch):
 
 
 def args(out, only=None, fast=True):
-    return Namespace(only=only, fast=fast, out=str(out), workers=None, quiet=True)
+    return Namespace(only=only, fast=fast, out=str(out), workers=1, quiet=True, seed=0)
 
 
 def test_discover_finds_the_repository_experiments():
@@ -79,6 +80,8 @@ def test_each_experiment_defines_the_interface():
         assert isinstance(module.CLAIM, str) and module.CLAIM.strip(), slug
         assert isinstance(module.SOURCE, str) and module.SOURCE.strip(), slug
         assert isinstance(module.EXPECTED, dict) and module.EXPECTED, slug
+        # reproduce --seed S passes S on: every experiment takes it (and moves its seeds by it)
+        assert "seed" in inspect.signature(module.run).parameters, slug
         assert os.path.isfile(path.parent / "README.md"), f"{slug} has no README.md"
 
 
@@ -173,7 +176,7 @@ def test_unwritable_out_is_refused(tmp_path, fake_experiments):
 
 def test_workers_run_experiments_in_processes_with_the_same_report(tmp_path, fake_experiments):
     fake_experiments(good=PASSING, bad=FAILING, a_raises=RAISING)
-    a = rp.reproduce(out=str(tmp_path / "one"), fast=True, echo=lambda m: None)
+    a = rp.reproduce(out=str(tmp_path / "one"), fast=True, echo=lambda m: None, workers=1)
     b = rp.reproduce(out=str(tmp_path / "two"), fast=True, echo=lambda m: None, workers=2)
     for report in (a, b):
         assert [e["slug"] for e in report["experiments"]] == ["a_raises", "bad", "good"]
@@ -197,3 +200,32 @@ def test_overall_and_jsonable():
     value = rp.jsonable({"a": np.float32(0.5), "b": np.arange(3), "c": float("nan"), 1: (np.int64(2),)})
     assert value == {"a": 0.5, "b": [0, 1, 2], "c": None, "1": [2]}
     json.dumps(value, allow_nan=False)
+
+
+def test_seed_reaches_every_experiment_and_is_recorded(tmp_path, fake_experiments):
+    fake_experiments(good=PASSING)
+    report = rp.reproduce(out=str(tmp_path / "rep"), fast=True, echo=lambda m: None, seed=7, workers=1)
+    assert report["seed"] == 7 and "--seed 7" in report["command"]
+    assert report["experiments"][0]["measured"]["seed"] == 7
+    with pytest.raises(UserError, match="--seed"):
+        rp.reproduce(out=str(tmp_path / "bad"), seed=-1)
+
+
+def test_seed_flag_is_checked(tmp_path):
+    r = run_cli("reproduce", "--only", "loss_gallery", "--fast", "--seed", "x", "--out", tmp_path / "rep")
+    assert r.returncode == 2 and "--seed" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("seed", [1, 100, 1000])
+def test_fast_mode_has_no_fail_at_other_seeds(tmp_path, seed):
+    """A check must hold on any valid draw, not only on the seeds it was written with: the whole fast
+    run at three seed offsets, every experiment's seeds (figures included) moved."""
+    report = rp.reproduce(out=str(tmp_path / "rep"), fast=True, echo=lambda m: None, seed=seed, workers=2)
+    failing = [
+        (e["slug"], c["check"], c["note"])
+        for e in report["experiments"]
+        for c in e["checks"]
+        if c["verdict"] == "FAIL"
+    ]
+    assert not failing, failing
+    assert all(e["figures"] for e in report["experiments"])

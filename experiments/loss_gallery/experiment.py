@@ -75,7 +75,7 @@ def _grad(loss_name: str, prediction, target, **kwargs):
     return value.detach(), g
 
 
-def run(out: str, fast: bool) -> dict:
+def run(out: str, fast: bool, seed: int = 0) -> dict:
     dt = torch.float64
     n = round(3 / GRID_STEP)
     e = torch.arange(-n, n + 1, dtype=dt) * GRID_STEP  # error prediction - target, target 0

@@ -13,7 +13,15 @@ his published speeds are one initialisation each, and deciding whether his value
 draw of ours needs the spread of our draws known to about 10% (with 5 seeds it is known to about
 35%, and the verdict changed with the choice of seeds). The comparisons between variants
 (quadratic cost, tanh, ReLU) use 20 seeds, enough for a seed-mean ratio to +-0.2; the 500-epoch
-training runs 5. Verdicts use the seed mean and its standard error.
+training runs 5, and the same training without the L2 term (lmbda = 0, 120 epochs) 5 more: the
+"about 100 times slower" picture depends on it. Verdicts use the seed mean and its standard error.
+`reproduce --seed S` moves every seed by S.
+
+What Nielsen wrote and what is our reading are kept apart: his chapter 5 gives the speeds at
+initialisation ("the respective speeds of learning are 0.003, 0.017, 0.070, and 0.285") and, during
+training, "the first hidden layer is learning roughly 100 times slower than the final hidden layer";
+his fig/norms_during_training_4_layers.json holds the speeds he plotted. "4 to 6 times" per layer is
+our reading of his numbers (their layer-to-layer ratios are 4.07 to 5.74), not his words.
 """
 
 from __future__ import annotations
@@ -31,8 +39,10 @@ from lossbench.viz import new_figure, save_figure
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 CLAIM = (
-    "In a deep sigmoid net each hidden layer learns 4 to 6 times slower than the next; cross-entropy "
-    "removes the sigma' factor only at the output layer, and ReLU with He init keeps the ratios near 1."
+    "In a deep sigmoid net each hidden layer learns slower than the next (4 to 6 times, our reading of "
+    "Nielsen's speeds); cross-entropy removes the sigma' factor only at the output layer; ReLU with He "
+    "init keeps the ratios near 1; and through Nielsen's training the first hidden layer stays far "
+    "slower than the last only with his L2 term: without it the first layer catches up."
 )
 SOURCE = (
     "Nielsen, Neural Networks and Deep Learning (2015), chapter 5, and his script "
@@ -49,8 +59,12 @@ LMBDA = 5.0  # Nielsen's L2 regularisation; torch's weight_decay is lmbda / n (E
 EXPECTED = {
     "sigmoid_ratio": {
         "range": [4.0, 6.0],
-        "source": "Nielsen ch. 5: published speeds [784,30,30,10]: 0.07, 0.31; [784,30,30,30,10]: 0.012, "
-        "0.060, 0.283; [784,30,30,30,30,10]: 0.003, 0.017, 0.070, 0.285 ('4 to 6 times')",
+        "source": "Nielsen ch. 5: '$\\| \\delta^1 \\| = 0.07\\ldots$ and $\\| \\delta^2 \\| = 0.31\\ldots$'; "
+        "'in a $[784, 30, 30, 30, 10]$ network, then the respective speeds of learning turn out to be "
+        "0.012, 0.060, and 0.283'; 'the respective speeds of learning are 0.003, 0.017, 0.070, and "
+        "0.285'. The range is our reading (not his words): his speeds' layer-to-layer ratios are 4.07 to "
+        "5.74 (fig/norms_during_training_4_layers.json, epoch 0, and the chapter's values), rounded "
+        "outward to [4, 6]",
     },
     "published": {
         2: [0.07, 0.31],
@@ -82,25 +96,32 @@ EXPECTED = {
     },
     "tanh_below_sigmoid": {"source": "the article: tanh' <= 1 against sigmoid' <= 1/4"},
     "relu_he_ratio": {
-        "range": [0.5, 2.0],
+        "range": [0.7, 1.7],
         "source": "He et al. 2015, eq. 14: with N(0, 2/n_in) weights the back-propagated signal keeps "
-        "its scale when n_in = n_out (ratio 1)",
+        "its scale when n_in = n_out (ratio 1). The range is a choice around 1 that the finite width 30 "
+        "leaves room for: measured seed means 1.17-1.36 (20 seeds, +-2 sem within 0.2)",
     },
     "training": {
-        "first_last_max": 0.1,
-        "first_last_published": [0.0089, 0.021],
+        "first_last_max": 0.05,
+        "no_l2_first_last_min": 0.2,
+        "published": {"epoch_0": 0.0104, "min": [0.00726, 8], "max": [0.0203, 61], "epoch_499": 0.0089},
         "last_end_over_start": 0.0032,
         "factor": 3.0,
-        "source": "Nielsen's fig/generate_gradient.py trains [784,30,30,30,30,10] with "
-        "net.SGD(td, 1, 1000, 0.1, lmbda=5.0) once per epoch for 500 epochs (the 1000 images as one "
-        "batch, L2 regularisation) and reads each hidden layer's speed from the bias gradient averaged "
-        "over all 1000 images before every epoch. His update w -> (1 - eta lmbda / n) w - eta g with "
-        "n = 1000 is torch's SGD weight_decay = lmbda / n = 0.005 (w -> w - lr (g + wd w)); unlike his, "
-        "torch's also decays the biases. His published speeds "
-        "(fig/norms_during_training_4_layers.json): first / last hidden layer 0.0104 at epoch 0 and "
-        "between 0.0089 and 0.021 over all 500 epochs; the last hidden layer falls from 0.285 to "
-        "0.00092 (x 0.0032). Expected here: first / last below 0.1 at every reading (the first layer "
-        "about 100 times slower), and the fall within a factor 3 of his (chosen: the data differ)",
+        "source": "Nielsen ch. 5, of the [784, 30, 30, 30, 30, 10] net during training: 'In this case, "
+        "the first hidden layer is learning roughly 100 times slower than the final hidden layer.' His "
+        "fig/generate_gradient.py trains it with net.SGD(td, 1, 1000, 0.1, lmbda=5.0) once per epoch for "
+        "500 epochs (the 1000 images as one batch, L2 regularisation) and reads each hidden layer's speed "
+        "from the bias gradient averaged over all 1000 images before every epoch. His update w -> (1 - "
+        "eta lmbda / n) w - eta g with n = 1000 is torch's SGD weight_decay = lmbda / n = 0.005 (w -> w - "
+        "lr (g + wd w)); unlike his, torch's also decays the biases. His recorded speeds "
+        "(fig/norms_during_training_4_layers.json): first / last hidden layer 0.0104 at epoch 0, 0.00726 "
+        "at its smallest (epoch 8), 0.0203 at its largest (epoch 61) and 0.0089 at epoch 499, i.e. 49 to "
+        "138 times slower; the last hidden layer falls from 0.285 to 0.00092 (x 0.0032). Checked (our "
+        "thresholds): with his L2 term first / last below 0.05 at every reading (at least 20 times "
+        "slower; a choice, twice the largest per-seed maximum measured here, 0.025); without it (lmbda "
+        "= 0) first / last rises above 0.2 within 120 epochs (measured 0.49-1.25 over 10 seeds): the "
+        "'100 times' holds only with the L2 term; and the fall of the last layer within a factor 3 of "
+        "his (chosen: the data differ)",
     },
 }
 
@@ -119,6 +140,7 @@ def _variants(fast: bool) -> dict:
     seeds, compare = (20, 10) if fast else (N_SEEDS, N_COMPARE)
     epochs = 100 if fast else 500  # Nielsen's 1000 images in both modes: lmbda / n needs his n
     training = [f"train.steps={epochs}", "train.log_every=5", f"optim.weight_decay={LMBDA / 1000}"]
+    no_l2 = ["train.steps=120", "train.log_every=5", "optim.weight_decay=0.0"]
     return {
         "sigmoid_ce": (n, [2, 3, 4], seeds),  # Nielsen's setup at init
         "digits_sigmoid_ce": (["data.name=digits"], [4] if fast else [2, 3, 4], seeds),
@@ -130,10 +152,11 @@ def _variants(fast: bool) -> dict:
             compare,
         ),
         "training": (training, [4], N_TRAIN),  # Nielsen's training, as his script ran it
+        "training_no_l2": (no_l2, [4], N_TRAIN),  # the same without his L2 term
     }
 
 
-def run(out: str, fast: bool) -> dict:
+def run(out: str, fast: bool, seed: int = 0) -> dict:
     """Build every variant's configs (one validation each, seeds by copy), train, read back grad_b."""
     plan = []  # (variant, depth, cfg)
     for variant, (overrides, depths, n_seeds) in _variants(fast).items():
@@ -141,7 +164,7 @@ def run(out: str, fast: bool) -> dict:
             name = f"name=vanishing_{variant}_d{depth}"
             cfg = lossbench.load_config(os.path.join(HERE, BASE), name, f"model.depth={depth}", *overrides)
             # only the seed differs between members, so one validated config serves them all
-            plan += [(variant, depth, dataclasses.replace(cfg, seed=s)) for s in range(n_seeds)]
+            plan += [(variant, depth, dataclasses.replace(cfg, seed=s)) for s in range(seed, seed + n_seeds)]
     results = lossbench.run_many([c for _, _, c in plan], out)
     measured: dict = {}
     curves: list = []
@@ -154,11 +177,12 @@ def run(out: str, fast: bool) -> dict:
         entry["ratios"].append([float(v) for v in hidden[1:] / hidden[:-1]])
         if variant == "sigmoid_mse":
             entry.setdefault("output_sigma_prime", []).append(float(m["act_deriv"][0, -1]))
-        if variant == "training":
+        if variant.startswith("training"):
             entry.setdefault("first_last_by_row", []).append([float(v) for v in g[:, 0] / g[:, -2]])
             entry.setdefault("last_end_over_start", []).append(float(g[-1, -2] / g[0, -2]))
             entry["epochs"] = int(m["step"][-1]) + 1
-            curves.append((m["step"], g[:, :-1]))
+            if variant == "training":
+                curves.append((m["step"], g[:, :-1]))
     for variant in measured.values():
         for entry in variant.values():
             entry["grad_b_mean"] = [float(v) for v in np.mean(entry["grad_b"], 0)]
@@ -187,7 +211,7 @@ def _figure(measured: dict, curves: list, out: str) -> None:
     ax.legend(fontsize=7)
     ax = axes[1]
     for variant, entry in measured.items():
-        if "4" in entry and variant != "training":
+        if "4" in entry and not variant.startswith("training"):
             hidden = np.array(entry["4"]["grad_b_mean"][:-1])
             ax.plot(range(1, 5), hidden / hidden[-1], "o-", label=variant)
     ax.set(xlabel="hidden layer", ylabel="relative to the last hidden", yscale="log", title="4 hidden layers")
@@ -385,19 +409,36 @@ def judge(measured: dict) -> list[dict]:
         )
     )
 
-    # through training, Nielsen's setup
+    # through training, Nielsen's setup, with and without his L2 term
     t = E["training"]
+    pub = t["published"]
     rows = _array(lookup(measured, "training", "4"), "first_last_by_row")
     epochs = lookup(measured, "training", "4", "epochs")
     worst = None if rows is None else [float(v) for v in rows.max(1)]
     checks.append(
         every_seed(
-            "training (Nielsen's setup): first / last hidden layer speed, largest over the epochs",
+            "training with Nielsen's L2 term: first / last hidden layer speed, largest over the epochs",
             worst,
             f"< {t['first_last_max']} on every seed",
             lambda v: v < t["first_last_max"],
-            f"read every 5th of {epochs} epochs, full batch; Nielsen's published range over 500 epochs "
-            f"{t['first_last_published']}; " + t["source"],
+            f"read every 5th of {epochs} epochs, full batch; Nielsen's file: {pub['epoch_0']} at epoch 0, "
+            f"{pub['min'][0]} (epoch {pub['min'][1]}) to {pub['max'][0]} (epoch {pub['max'][1]}), "
+            f"{pub['epoch_499']} at epoch 499; " + t["source"],
+            digits=3,
+            strict=True,
+        )
+    )
+    rows = _array(lookup(measured, "training_no_l2", "4"), "first_last_by_row")
+    epochs_free = lookup(measured, "training_no_l2", "4", "epochs")
+    best = None if rows is None else [float(v) for v in rows.max(1)]
+    checks.append(
+        every_seed(
+            "training without L2 (lmbda = 0): first / last hidden layer speed, largest over the epochs",
+            best,
+            f"> {t['no_l2_first_last_min']} on every seed (the first layer catches up)",
+            lambda v: v > t["no_l2_first_last_min"],
+            f"read every 5th of {epochs_free} epochs; the same training without weight decay: Nielsen's "
+            "'roughly 100 times slower' is a property of his regularised training, not of depth alone",
             digits=3,
             strict=True,
         )
@@ -406,7 +447,7 @@ def judge(measured: dict) -> list[dict]:
     factor = t["factor"]
     checks.append(
         every_seed(
-            "training (Nielsen's setup): last hidden layer's speed, end / start",
+            "training with Nielsen's L2 term: last hidden layer's speed, end / start",
             fall,
             f"{t['last_end_over_start']} within a factor {factor:g}",
             lambda v: v > 0 and abs(math.log(v / t["last_end_over_start"])) <= math.log(factor),

@@ -419,12 +419,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if progress.wanted(args.quiet):
             print(message, file=sys.stderr)
 
-    report = reproduce(args.only, args.fast, args.out, echo=echo, workers=args.workers)
+    report = reproduce(args.only, args.fast, args.out, echo=echo, workers=args.workers, seed=args.seed)
     print_table(report)
     n = [sum(c["verdict"] == v for e in report["experiments"] for c in e["checks"]) for v in VERDICTS]
     print(
         f"\n{len(report['experiments'])} experiments; checks: {n[0]} PASS, {n[1]} PARTIAL, {n[2]} FAIL; "
-        f"wall time {report['wall_time']:.1f} s; verdicts in {os.path.join(args.out, 'verdicts.md')}"
+        f"wall time {report['wall_time']:.1f} s ({report['cpu_time']:.0f} s CPU, {report['workers']} "
+        f"worker(s)); verdicts in {os.path.join(args.out, 'verdicts.md')}"
     )
     for e in report["experiments"]:
         if e.get("error"):

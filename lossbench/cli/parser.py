@@ -323,7 +323,14 @@ def _reproduce_args(sp: argparse.ArgumentParser, experiments: list[str]) -> None
         "--workers",
         type=count,
         default=None,
-        help="experiments run at once, each in its own process (default 1)",
+        help="experiments run at once, each in its own process (default: the number of cores)",
+    )
+    sp.add_argument(
+        "--seed",
+        type=natural,
+        default=0,
+        help="add this to every seed the experiments use (default 0: the seeds the verdicts were written "
+        "with); any seed should give the same verdicts",
     )
 
 

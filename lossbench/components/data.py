@@ -10,6 +10,7 @@ To add one: a function here with `@datasets.register`, returning `Dataset(x, y, 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import math
@@ -303,7 +304,10 @@ def mnist_like(
 # ----- real data ------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4)
 def _sklearn(loader_name: str) -> Any:
+    """scikit-learn's bundled data set, loaded once per process (reading it costs ~50 ms; a sweep or
+    `reproduce` builds it once per seed): callers copy what they use, never change it."""
     try:
         from sklearn import datasets as skd
     except ImportError:

@@ -127,11 +127,12 @@ def hinge(
     *,
     margin: Annotated[float, Gt(0)] = 1.0,
 ) -> torch.Tensor:
-    """Hinge (SVM) loss: max(0, margin - y z) with y in {-1, +1}; multi-class: Crammer-Singer sum.
+    """Hinge (SVM) loss: max(0, margin - y z) with y in {-1, +1}; multi-class: Weston-Watkins sum.
 
     Class targets {0, 1} become {-1, +1}. Gradient: -y while y z < margin, exactly 0 beyond it, so
     points past the margin stop contributing. Multi-class (target [...] class indices, logits
-    [..., C]) is sum over j != y of max(0, margin - z_y + z_j) / C, torch's MultiMarginLoss.
+    [..., C]) is sum over j != y of max(0, margin - z_y + z_j) / C, torch's MultiMarginLoss: the
+    Weston-Watkins (1999) form, a term per wrong class (Crammer-Singer 2001 takes the max over j != y).
     """
     if logits.shape[-1] == 1 and target.dtype.is_floating_point:
         sign = 2.0 * target - 1.0
