@@ -256,18 +256,23 @@ def read_metrics(folder):
 
 
 def test_ray_backend_writes_what_the_local_backend_writes(raw, tmp_path):
+    """... and what each member's run alone writes, bit for bit (one config, one computation)."""
     pytest.importorskip("ray", reason="ray is not installed (pip install 'lossbench[ray]')")
+    from test_reproducible import assert_identical
+
+    from lossbench.runs.runner import execute
+
     raw["sweep"] = {"model.depth": [1, 2], "seeds": 2}
     cfgs = expand(raw, "test")
     local = run_configs(cfgs, str(tmp_path / "local"), workers=1)
     remote = run_configs(cfgs, str(tmp_path / "ray"), workers=2, backend="ray")
     assert len(remote) == len(local) == 4
-    for (s_local, f_local), (s_ray, f_ray) in zip(local, remote):
+    for cfg, (_, f_local), (s_ray, f_ray) in zip(cfgs, local, remote):
         assert os.path.basename(f_local) == os.path.basename(f_ray)
         assert s_ray["status"] == "finished" and s_ray["engine"] == "stacked"
-        assert s_ray["final_val_loss"] == s_local["final_val_loss"]
-        assert read_metrics(f_ray) == read_metrics(f_local)
         assert sorted(os.listdir(f_ray)) == sorted(os.listdir(f_local))
+        assert_identical(f_local, f_ray)
+        assert_identical(execute(cfg, str(tmp_path / "alone"))[1], f_ray)
 
 
 def test_the_python_api_runs_a_sweep_from_its_path_as_the_command_does(raw, tmp_path, write_config, capsys):
