@@ -9,7 +9,7 @@ from ..errors import UserError
 from .members import failed, run_group
 
 
-def compute(groups: list, root: str, workers: int, address: str | None, bar: Any, stack: bool = True) -> list:
+def compute(groups: list, root: str, workers: int, address: str | None, bar: Any) -> list:
     """Run every group as a Ray task (a local cluster of `workers` CPUs, or the one at `address`);
     [(group, records)] in completion order, as `sweep._compute` returns them."""
     try:
@@ -35,21 +35,18 @@ def compute(groups: list, root: str, workers: int, address: str | None, bar: Any
     done = []
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(run_group)
-        refs = {task.remote(g, root, 1, stack, w): (g, w) for g, w in groups}
+        refs = {task.remote(g, root, 1): g for g in groups}
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:
-                g, write = refs[ref]
+                g = refs[ref]
                 try:
                     records = ray.get(ref)
                 except Exception as e:
-                    records = [
-                        failed(c, root, f"ray task failed: {type(e).__name__}: {e}") if w else None
-                        for c, w in zip(g, write)
-                    ]
+                    records = [failed(c, root, f"ray task failed: {type(e).__name__}: {e}") for c in g]
                 done.append((g, records))
-                bar.update(sum(write))
+                bar.update(len(g))
     finally:
         if started:
             ray.shutdown()

@@ -29,17 +29,16 @@ def on_plain_loop(configs: list[Config]) -> list[Config]:
     return plain
 
 
-def plan_groups(configs: list[Config], workers: int, batch: bool = True) -> list[list[Config]]:
-    """Tasks for the workers: stacks of members sharing a `group_key`, or single plain runs.
+def plan_groups(configs: list[Config], workers: int) -> list[list[Config]]:
+    """Tasks for the workers: stacks of members sharing a `group_key`; a member on the plain loop
+    (`train.engine: plain`) is a task of its own.
 
     Whether a stack's optimizer can really be stacked is asked by the worker (`run_group`).
     """
     from ..engine.stacked import group_key
 
-    if not batch:
-        return [[c] for c in configs]
     by_key: dict[str, list] = {}
-    groups = [[c] for c in configs if c.train.engine == "plain"]  # the lesson loop: one by one
+    groups = [[c] for c in configs if c.train.engine == "plain"]
     for c in configs:
         if c.train.engine != "plain":
             by_key.setdefault(group_key(c), []).append(c)
@@ -111,23 +110,16 @@ def failed(cfg: Config, root: str, error: BaseException | str) -> tuple[dict, st
     return summary, folder, summary["error"]
 
 
-def run_group(
-    cfgs: list[Config],
-    root: str,
-    threads: int | None = 1,
-    stack: bool = True,
-    write: list[bool] | None = None,
-) -> list[tuple[dict, str, str | None] | None]:
+def run_group(cfgs: list[Config], root: str, threads: int | None = 1) -> list[tuple[dict, str, str | None]]:
     """Compute one task: a stack (members sharing a `group_key`) or a plain run. Runs in a worker
-    or a Ray task. Returns (summary, folder, error or None) per member written, None for the others.
+    or a Ray task. Returns (summary, folder, error or None) per member.
 
-    Only the members in `write` (default: all) are written; the others are computed as part of the
-    stack, which changes none of its members' bits (a member's numbers do not depend on its
-    stack-mates). Every member to write is locked first; one that another process is writing is
-    left to it (recorded with an error, its folder untouched). Members the stacked engine cannot
-    train (`can_stack`), or whose stack raises, run one by one (`runner.execute`: a stack of one,
-    the same computation, or the plain loop where the config asks for it or its optimizer cannot
-    be stacked); a member that still raises is recorded as failed.
+    Every member is locked first; one that another process is writing is left to it (recorded with
+    an error, its folder untouched) and the others are stacked without it: a member's numbers do not
+    depend on its stack-mates. Members the stacked engine cannot train (`can_stack`), or whose stack
+    raises, run one by one (`runner.execute`: a stack of one, the same computation, or the plain
+    loop where the config asks for it or its optimizer cannot be stacked); a member that still
+    raises is recorded as failed.
     """
     import torch
 
@@ -138,25 +130,20 @@ def run_group(
 
     if threads:
         torch.set_num_threads(threads)
-    write = list(write) if write is not None else [True] * len(cfgs)
-    records: dict[int, tuple[dict, str, str | None] | None] = {i: None for i, w in enumerate(write) if not w}
+    records: dict[int, tuple[dict, str, str | None]] = {}
     locks, mine = [], []
     try:
         for i, cfg in enumerate(cfgs):
-            if not write[i]:
-                continue
             try:
                 os.makedirs(os.path.dirname(run_dir(root, cfg)), exist_ok=True)
                 locks.append(hold(run_dir(root, cfg)))
                 mine.append(i)
             except (RunBusy, OSError) as e:
                 records[i] = failed(cfg, root, e)
-        if mine and stack and can_stack(cfgs):
+        if mine and can_stack(cfgs):
             try:
-                mask = [i in mine for i in range(len(cfgs))]
-                for i, pair in enumerate(run_stacked(cfgs, root, mask)):
-                    if pair is not None:
-                        records[i] = (pair[0], pair[1], None)
+                for i, (summary, folder) in zip(mine, run_stacked([cfgs[i] for i in mine], root)):
+                    records[i] = (summary, folder, None)
                 mine = []
             except KeyboardInterrupt:
                 raise

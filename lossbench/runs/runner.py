@@ -102,42 +102,31 @@ def _stamp(summary: dict, cfg: Config, folder: str, device: str) -> None:
     )
 
 
-def run_stacked(
-    cfgs: list[Config], root: str, write: list[bool] | None = None
-) -> list[tuple[dict, str] | None]:
-    """Train a stack (`engine.stacked`) and write each member's folder exactly as `execute` writes it.
-
-    Only the members in `write` (default: all) are written; the others are trained as part of the
-    stack (which changes no member's bits) and give None. Returns (summary, folder) per
-    member written. A KeyboardInterrupt is raised again after every folder records its member as
-    interrupted.
+def run_stacked(cfgs: list[Config], root: str) -> list[tuple[dict, str]]:
+    """Train a stack (`engine.stacked`) and write each member's folder exactly as `execute` writes
+    it for the member alone (the same bits). Returns (summary, folder) per member. A
+    KeyboardInterrupt is raised again after every folder records its member as interrupted.
     """
     from ..engine import stacked
     from ..engine.train import predict_view
 
-    write = list(write) if write is not None else [True] * len(cfgs)
     folders = [run_dir(root, c) for c in cfgs]
-    writers = [RunWriter(f, c) if w else None for f, c, w in zip(folders, cfgs, write)]
+    writers: list[RunWriter] = []
     try:
-        summaries, net, ds = stacked.train_stacked(cfgs, logs=[w.log if w else _ignore for w in writers])
+        for folder, c in zip(folders, cfgs):
+            writers.append(RunWriter(folder, c))
+        summaries, net, ds = stacked.train_stacked(cfgs, logs=[w.log for w in writers])
         for m, (c, w, folder, summary) in enumerate(zip(cfgs, writers, folders, summaries)):
-            if w is None:
-                continue
             _stamp(summary, c, folder, str(net.params[0].device))
             model = net.member_model(m, c) if summary["status"] != "diverged" else None
             view = predict_view(model, ds[m]) if model is not None else None
             w.finish(summary, model, view, ds[m]["snapshots"])
     finally:
         for w in writers:
-            if w is not None:
-                w.close()
-    if any(s["status"] == "interrupted" for s, w in zip(summaries, write) if w):
+            w.close()
+    if any(s["status"] == "interrupted" for s in summaries):
         raise KeyboardInterrupt
-    return [(s, f) if w else None for s, f, w in zip(summaries, folders, write)]
-
-
-def _ignore(row: dict) -> None:
-    """The log of a member computed only as one of its stack: its rows are not kept."""
+    return list(zip(summaries, folders))
 
 
 def _remove_empty(created: list[str]) -> None:

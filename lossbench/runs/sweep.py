@@ -81,7 +81,7 @@ def write_sweep_yaml(folder: str, raw: dict, configs: list[Config], swept: list[
     atomic_write(os.path.join(folder, "sweep.yaml"), text.encode())
 
 
-def _compute(groups, root, workers, backend, address, bar, stack=True) -> list:
+def _compute(groups, root, workers, backend, address, bar) -> list:
     """Run every group; returns [(group, records)] in completion order.
 
     On an interrupt (Ctrl-C, SIGTERM) every worker is told to stop and waited for, so none is left
@@ -90,24 +90,22 @@ def _compute(groups, root, workers, backend, address, bar, stack=True) -> list:
     if backend == "ray":
         from . import cluster
 
-        return cluster.compute(groups, root, workers, address, bar, stack)
+        return cluster.compute(groups, root, workers, address, bar)
     done = []
-    if workers <= 1 or len(groups) == 1:  # groups: (configs, which of them to write)
-        for g, write in groups:
-            done.append((g, run_group(g, root, None, stack, write)))
-            bar.update(sum(write))
+    if workers <= 1 or len(groups) == 1:
+        for g in groups:
+            done.append((g, run_group(g, root, None)))
+            bar.update(len(g))
         return done
     with worker_pool.pool(min(workers, len(groups))) as executor:
-        futures = {worker_pool.submit(executor, run_group, g, root, 1, stack, w): (g, w) for g, w in groups}
-        for (g, write), fut in worker_pool.finished(futures):
+        futures = {worker_pool.submit(executor, run_group, g, root, 1): g for g in groups}
+        for g, fut in worker_pool.finished(futures):
             try:
                 records = fut.result()
             except Exception as e:  # a worker died (killed, out of memory): record, go on
-                records = [
-                    failed(c, root, f"worker process failed: {e!r}") if w else None for c, w in zip(g, write)
-                ]
+                records = [failed(c, root, f"worker process failed: {e!r}") for c in g]
             done.append((g, records))
-            bar.update(sum(write))
+            bar.update(len(g))
     return done
 
 
@@ -147,7 +145,7 @@ def execute_all(
     if todo:
         index = {id(c): i for i, c in enumerate(configs)}
         # only the missing members: a member's bits do not depend on its stack-mates
-        groups = [(g, [True] * len(g)) for g in plan_groups(todo, workers, batch)]
+        groups = plan_groups(todo, workers)
         root = os.path.abspath(out)
         bar = tqdm(
             total=len(todo),
@@ -157,11 +155,8 @@ def execute_all(
             disable=not (progress and sys.stderr.isatty()),
         )
         try:
-            for g, recs in _compute(groups, root, workers, backend, address, bar, batch):
-                for cfg, rec in zip(g, recs):
-                    if rec is None:  # a member computed only as one of its stack
-                        continue
-                    summary, _, error = rec
+            for g, recs in _compute(groups, root, workers, backend, address, bar):
+                for cfg, (summary, _, error) in zip(g, recs):
                     folder = run_dir(out, cfg)
                     records[index[id(cfg)]] = {
                         "summary": summary,
@@ -265,12 +260,11 @@ def run_sweep(
         configs,
         out,
         workers=workers,
-        batch=batch,
         progress=progress,
         force=force,
         backend=backend,
         address=address,
-    )
+    )  # (configs are on the plain loop already where batch is off)
     run_header, run_rows = run_table(configs, records, swept)
     atomic_write(os.path.join(folder, "runs.csv"), csv_text(run_header, run_rows).encode())
     summaries = [r["summary"] or {} for r in records]
