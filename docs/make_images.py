@@ -30,6 +30,7 @@ PICTURES = {
         "linear",
     ),
     "lesson_3_hinge_margin": ([("hinge_margin", []), ("hinge_margin", ["loss=bce"])], "task"),
+    "lesson_3_hinge_loss": ([("hinge_margin", []), ("hinge_margin", ["loss=bce"])], "linear"),
     "lesson_4_nielsen_neuron": ([("nielsen_neuron", []), ("nielsen_neuron", ["loss.name=bce"])], "linear"),
     "lesson_5_deep_sigmoid": (
         [("deep_sigmoid", []), ("deep_sigmoid", ["model.activation=relu", "model.init=kaiming_uniform"])],

@@ -104,11 +104,12 @@ def test_hinge_reaching_zero_and_its_margin_are_drawn(lessons):
     marks = [t.get_text() for t in loss_ax.texts]
     assert len(marks) == 2 and all(m.startswith("0 from step ") for m in marks)  # hinge and hinge(margin=2)
     task = lessons["hinge_margin"]["task"]
-    legends = {ax.get_title(): [t.get_text() for t in ax.get_legend().get_texts()] for ax in task.axes}
-    hinge = legends["loss=hinge"]
-    assert any(t.startswith("f(x) = ±1: hinge stops here") for t in hinge)
-    assert any(t.startswith("widest margin (SVM)") for t in hinge)
-    assert not any(t.startswith("f(x)") for t in legends["loss=bce"])  # BCE has no margin where it stops
+    titles = {ax.get_title().split("\n")[0]: ax.get_title().split("\n")[1] for ax in task.axes}
+    margin, widest = (float(t.split()[-1]) for t in titles["loss=hinge"].split(", "))
+    assert titles["loss=hinge"].startswith("margin 1/|w| = ") and abs(margin - widest) < 0.01  # near the SVM's
+    assert titles["loss=bce"].startswith("widest (SVM)")  # BCE has no margin where it stops
+    legend = [t.get_text() for t in task.legends[0].get_texts()]
+    assert "f(x) = ±margin: hinge stops pulling beyond" in legend and "decision boundary" in legend
 
 
 def test_mae_jumping_shows_the_step_sizes(lessons):

@@ -347,13 +347,13 @@ def test_fitted_curve_with_outliers_marked(lab):
     (model,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("model")]
     np.testing.assert_allclose(model.get_xdata(), view["grid_x"])
     np.testing.assert_allclose(model.get_ydata(), view["pred"][:, 0])
-    # a depth-0 line: its equation in the legend, the line through its own predictions
+    # a depth-0 line: its equation in the panel's title, the line through its own predictions
     import torch
 
     weights = torch.load(os.path.join(folder, "model.pt"), weights_only=True)
     slope, intercept = weights["layers.0.weight"].item(), weights["layers.0.bias"].item()
     sign = "-" if intercept < 0 else "+"
-    assert model.get_label() == f"model: y = {slope:.3g} x {sign} {abs(intercept):.3g}"
+    assert ax.get_title().split("\n")[-1] == f"y = {slope:.3g} x {sign} {abs(intercept):.3g}"
     (outliers,) = _lines(ax, "outliers")
     marks = view["marks"].astype(bool)
     assert marks.sum() == 6
@@ -370,7 +370,7 @@ def test_decision_boundary_with_the_data(lab):
     scatter = [c for c in ax.collections if c.get_offsets().shape == view["x"].shape]
     np.testing.assert_allclose(scatter[0].get_offsets(), view["x"])
     np.testing.assert_array_equal(scatter[0].get_array(), view["y"][:, 0].astype(int))
-    assert "decision boundary" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "decision boundary" in [t.get_text() for t in fig.legends[0].get_texts()]  # below the panels
 
 
 # ----- missing optional metrics ----------------------------------------------------------------------

@@ -47,15 +47,27 @@ def fig_task(groups: list[Group], page: tuple[int, int] | None = None) -> Figure
     fig = _figure(4.4 * cols + 0.6, 4.0 * rows + 0.6)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (g, run, view) in zip(axes, views):
+        found = ""  # what this panel's config found: its line, its margin
         if str(view["kind"]) == "curve":
-            _curve(ax, view, fitted_line(run, view))
+            found = _curve(ax, view, fitted_line(run, view))
         else:
             _boundary(ax, view)
             if _depth0_config(run) and str(view["task"]) == "binary" and view["x"].shape[1] == 2:
-                _margins(ax, run, view)
-        ax.set_title(_wrap(g.label), fontsize="small")
+                found = _margins(ax, run, view)
+        ax.set_title(_wrap(g.label) + (f"\n{found}" if found else ""), fontsize="small")
     for ax in axes[len(views) :]:
         ax.set_visible(False)
+    entries: dict = {}  # one legend for every panel, below them all: never over the data
+    for ax in axes[: len(views)]:
+        for handle, text in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(text, handle)
+    fig.legend(
+        entries.values(),
+        entries.keys(),
+        loc="outside lower center",
+        fontsize="small",
+        ncol=min(len(entries), 4),
+    )
     kinds = {str(v["kind"]) for _, _, v in views}
     what = "Decision boundary and data" if kinds == {"boundary"} else "Fitted function and data"
     _suptitle(fig, f"{what}, {_what([g for g, _, _ in views])}{_page(page)}")
@@ -87,7 +99,8 @@ def _depth0_config(run: Run) -> bool:
     return (run.config.get("model") or {}).get("depth") == 0
 
 
-def _curve(ax, view: dict, equation: str | None = None) -> None:
+def _curve(ax, view: dict, equation: str | None = None) -> str:
+    """The data and the fitted function; returns what the model found ("y = 2.03 x + 1.03")."""
     x, y = view["x"][:, 0], view["y"].reshape(len(view["x"]), -1)
     marks = view.get("marks")
     marks = np.zeros(len(x), bool) if marks is None else marks.astype(bool).reshape(-1)
@@ -97,9 +110,9 @@ def _curve(ax, view: dict, equation: str | None = None) -> None:
     pred = view["pred"].reshape(len(view["grid_x"]), -1)
     constant = np.ptp(x) == 0  # one input for every example: the model fits one number, drawn across
     for j in range(pred.shape[1]):
-        label = ("model: " + equation if equation else "model") if j == 0 else None
+        label = "model" if j == 0 else None
         if constant:
-            label = f"model: {pred[0, j]:.4g}" if j == 0 else None
+            equation = f"model: {pred[0, 0]:.4g}"
             ax.axhline(pred[0, j], color="black", lw=2, label=label)
         else:
             ax.plot(view["grid_x"], pred[:, j], color="black", lw=2, label=label)
@@ -108,8 +121,8 @@ def _curve(ax, view: dict, equation: str | None = None) -> None:
         ax.set_xlim(x[0] - 1, x[0] + 1)
     ax.set_xlabel("input x (the same for every example)" if constant else "input x")
     ax.set_ylabel("target y / model output" if str(view["task"]) == "regression" else "label / P(class 1)")
-    _legend_below(ax)
     ax.grid(alpha=0.3)
+    return equation or ""
 
 
 def _boundary(ax, view: dict) -> None:
@@ -146,22 +159,14 @@ def _boundary(ax, view: dict) -> None:
             ax.plot([], [], "o", color=colours[k], mec="black", mew=0.3, label=f"class {k}")
         if task == "binary":
             ax.plot([], [], color="black", label="decision boundary")
-        _legend_below(ax)
     ax.set_xlabel("input x1")
     ax.set_ylabel("input x2")
 
 
-def _legend_below(ax) -> None:
-    """The panel's legend under its axes, never over the data (constrained layout makes room)."""
-    handles, labels = ax.get_legend_handles_labels()
-    ncol = 2 if max(map(len, labels)) < 28 else 1
-    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=ncol, frameon=False)
-
-
-def _margins(ax, run: Run, view: dict) -> None:
+def _margins(ax, run: Run, view: dict) -> str:
     """A linear classifier's margin: for hinge, the lines f(x) = +-margin where its loss stops
-    pulling (dashed), at 1/|w| of the margin from the boundary; and the widest margin any line has
-    on these points, the hard-margin SVM's (grey), when a line separates them at all."""
+    pulling (dashed), at margin/|w| from the boundary; and the widest margin any line has on these
+    points, the hard-margin SVM's (grey), when a line separates them at all. Returns the distances."""
     from sklearn.svm import SVC
 
     gx, gy, x = view["grid_x"], view["grid_y"], view["x"]
@@ -169,6 +174,7 @@ def _margins(ax, run: Run, view: dict) -> None:
     loss = value_text(run.config, "loss.name")
     lin = (run.summary or {}).get("linear") or {}
     norm = float(np.linalg.norm(lin.get("weight", [np.nan])))
+    found = []
     if loss == "hinge":
         m = (
             float(value_text(run.config, "loss.margin"))
@@ -176,7 +182,8 @@ def _margins(ax, run: Run, view: dict) -> None:
             else 1.0
         )
         ax.contour(gx, gy, view["pred"], levels=[-m, m], colors="black", linewidths=1, linestyles="--")
-        ax.plot([], [], "k--", lw=1, label=f"f(x) = ±{m:g}: hinge stops here ({m:g}/|w| = {m / norm:.3g})")
+        ax.plot([], [], "k--", lw=1, label="f(x) = ±margin: hinge stops pulling beyond")
+        found.append(f"margin {m:g}/|w| = {m / norm:.3g}")
     if len(np.unique(y)) == 2:
         svm = SVC(kernel="linear", C=1e6).fit(x, y)
         if svm.score(x, y) == 1.0:  # separable: the maximum margin is known
@@ -196,9 +203,10 @@ def _margins(ax, run: Run, view: dict) -> None:
                 [],
                 color="grey",
                 ls=":",
-                label=f"widest margin (SVM): {1 / np.linalg.norm(w):.3g} each side",
+                label="widest margin of any line (hard-margin SVM)",
             )
-    _legend_below(ax)
+            found.append(f"widest (SVM) {1 / np.linalg.norm(w):.3g}")
+    return ", ".join(found)
 
 
 def _depth0(g: Group) -> bool:
