@@ -106,7 +106,8 @@ def test_hinge_reaching_zero_and_its_margin_are_drawn(lessons):
     task = lessons["hinge_margin"]["task"]
     titles = {ax.get_title().split("\n")[0]: ax.get_title().split("\n")[1] for ax in task.axes}
     margin, widest = (float(t.split()[-1]) for t in titles["loss=hinge"].split(", "))
-    assert titles["loss=hinge"].startswith("margin 1/|w| = ") and abs(margin - widest) < 0.01  # near the SVM's
+    assert titles["loss=hinge"].startswith("margin 1/|w| = ")
+    assert abs(margin - widest) < 0.01  # hinge's margin is near the widest any line has
     assert titles["loss=bce"].startswith("widest (SVM)")  # BCE has no margin where it stops
     legend = [t.get_text() for t in task.legends[0].get_texts()]
     assert "f(x) = ±margin: hinge stops pulling beyond" in legend and "decision boundary" in legend
