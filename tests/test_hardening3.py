@@ -11,11 +11,13 @@ import json
 import os
 import pickle
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
 import yaml
-from conftest import TINY, run_cli
+from conftest import ROOT, TINY, run_cli
 from test_faults import files_under, fork_call, make_cfg
 
 from lossbench.cli import main
@@ -601,3 +603,150 @@ def test_a_recursive_alias_in_a_sweep_list_is_a_message(tmp_path, capsys):
     assert main(["validate", write(tmp_path, "name: x\nsweep:\n  model.depth: &a [1, *a]\n")]) == 2
     err = capsys.readouterr().err
     assert "contains itself" in err and "Circular" not in err, err
+
+
+# ----- 4. sizes before lists ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sweep, flags, expect",
+    [
+        (
+            {"seeds": 1_000_000_000},
+            [],
+            "the grid has 1000000000 runs (1000000000 seeds), more than lossbench runs at all",
+        ),
+        (
+            {"model.width": list(range(1, 1001)), "train.epochs": list(range(1, 1001)), "seeds": 1_000_000},
+            ["--allow-large"],
+            "the grid has 1000000000000 runs (1000 x 1000 x 1000000 seeds), more than lossbench runs at all",
+        ),
+        ({"model.width": list(range(1, 101)), "seeds": 100}, [], "more than the limit of 5000; check it"),
+    ],
+    ids=["a billion seeds", "10^12 with --allow-large", "10^4 without"],
+)
+def test_a_grid_is_sized_from_its_counts_before_any_list_is_built(tmp_path, capsys, sweep, flags, expect):
+    import tracemalloc
+
+    config = write(tmp_path, {**TINY, "sweep": sweep})
+    tracemalloc.start()
+    assert main(["validate", config, *flags]) == 2
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert expect in capsys.readouterr().err
+    assert peak < 50 * 2**20, peak  # (a list of a billion seeds alone is 8 GB of pointers)
+
+
+def test_allow_large_runs_up_to_the_hard_ceiling(tmp_path, capsys):
+    from lossbench.config.grid import HARD_LIMIT, SWEEP_LIMIT, expand
+
+    raw = {**TINY, "sweep": {"seeds": SWEEP_LIMIT + 1}}
+    with pytest.raises(UserError, match="pass --allow-large"):
+        expand(raw)
+    assert len(expand(raw, allow_large=True)) == SWEEP_LIMIT + 1
+    with pytest.raises(UserError, match=f"more than lossbench runs at all \\({HARD_LIMIT}"):
+        expand({**TINY, "sweep": {"seeds": HARD_LIMIT + 1}}, allow_large=True)
+
+
+@pytest.mark.parametrize("command", ["run", "plot"])
+def test_a_fifo_in_a_run_folder_does_not_block(tmp_path, command):
+    config, root, folder = finished_run(tmp_path)
+    os.unlink(os.path.join(folder, "summary.json"))
+    os.mkfifo(os.path.join(folder, "summary.json"))  # nothing will ever write to it
+    if command == "run":
+        result = run_cli("run", config, "--out", root, "--quiet", timeout=240)
+        assert result.returncode == 0, result.stderr  # its config.yaml says it is lossbench's: redone
+        assert "does not verify (summary.json is not a plain file); training it again" in result.stderr
+        assert is_finished(folder, make_cfg())
+    else:
+        result = run_cli("plot", folder, "--out", tmp_path / "figures", timeout=240)
+        assert result.returncode == 2 and "summary.json" in result.stderr and "plain file" in result.stderr, (
+            result.stderr
+        )
+    assert "Traceback" not in result.stderr
+
+
+# ----- 6. seeds (continued) --------------------------------------------------------------------------
+
+
+def test_every_sweep_members_seed_is_in_range(tmp_path, capsys):
+    from lossbench.config.schema import SEED_MAX
+
+    raw = {**TINY, "seed": SEED_MAX - 1, "sweep": {"seeds": 3}}
+    assert main(["validate", write(tmp_path, raw)]) == 2
+    err = capsys.readouterr().err
+    assert f"sweep.seeds: 3 seeds from seed {SEED_MAX - 1} reach {SEED_MAX + 1}, past the largest seed" in err
+    assert main(["validate", write(tmp_path, {**raw, "sweep": {"seeds": 2}})]) == 0
+
+
+def test_sweep_sweep_seeds_is_refused_for_its_own_reason(tmp_path, capsys):
+    assert main(["validate", write(tmp_path, {**TINY, "sweep": {"sweep.seeds": [1, 2]}})]) == 2
+    err = capsys.readouterr().err
+    assert "sweep.sweep.seeds: a sweep cannot sweep its own block" in err and "name and folder" not in err, (
+        err
+    )
+
+
+# ----- 8. runs where learners are --------------------------------------------------------------------
+
+AS_MACOS = """
+import multiprocessing
+import sys
+import types
+
+multiprocessing.set_start_method("spawn", force=True)  # as on macOS and Windows
+import lossbench.viz.draw
+import lossbench.workers
+
+lossbench.viz.draw.can_fork = lambda: False  # no forked drawing workers
+lossbench.workers.sys = types.SimpleNamespace(platform="darwin")  # no prctl: the parent-watch thread
+if __name__ == "__main__":
+    from lossbench.cli import main
+
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_sweep_and_its_figures_work_with_the_spawn_start_method(tmp_path):
+    """macOS and Windows start workers with `spawn` (a fresh interpreter that imports the main module),
+    and lossbench forks nowhere there: the sweep's workers, their parent watch and the drawing."""
+    script = tmp_path / "as_macos.py"
+    script.write_text(AS_MACOS)
+    raw = {**TINY, "model": {**TINY["model"], "activation": "tanh"}, "sweep": {"model.depth": [1, 2]}}
+    config = write(tmp_path, raw)
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    spawned = str(tmp_path / "spawned")
+    argv = [
+        sys.executable,
+        str(script),
+        "run",
+        config,
+        "--out",
+        spawned,
+        "--workers",
+        "2",
+        "--no-batch",
+        "--quiet",
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0 and "2 runs" in result.stdout, result.stderr
+    result = subprocess.run(
+        [sys.executable, str(script), "plot", os.path.join(spawned, "tiny"), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert os.path.isfile(os.path.join(spawned, "tiny", "figures", "loss_curves.png"))
+    # the same runs as on Linux's own start method, bit for bit
+    assert (
+        main(["run", config, "--out", str(tmp_path / "here"), "--workers", "1", "--no-batch", "--quiet"]) == 0
+    )
+    for folder in ("spawned", "here"):
+        runs_found = sorted(f for f in files_under(str(tmp_path / folder)) if f.endswith("metrics.jsonl"))
+        assert len(runs_found) == 2
+    for name in sorted(f for f in files_under(spawned) if f.endswith("metrics.jsonl")):
+        a = load_run(os.path.dirname(os.path.join(spawned, name))).metrics
+        b = load_run(os.path.dirname(os.path.join(str(tmp_path / "here"), name))).metrics
+        assert set(a) == set(b) and all((a[k] == b[k]).all() or k == "time" for k in a if k != "time")

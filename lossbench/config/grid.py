@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -23,12 +24,15 @@ import yaml
 from .. import progress as progress_bar
 from ..errors import UserError
 from .overrides import set_dotted
-from .schema import Config, Seed
+from .schema import SEED_MAX, Config, Seed
 from .validate import build, check_value, default_name
 from .yaml_io import flatten
 
 SWEEP_LIMIT = 5000
 """Largest grid run without `--allow-large`: a bigger one is more likely a typo than a plan."""
+HARD_LIMIT = 100_000
+"""Largest grid run at all, `--allow-large` or not: each run is a folder of files, and the grid's
+configs are held in memory while it is validated (10^12 points took 7 GB before failing)."""
 MAX_PROBLEMS = 20
 
 
@@ -46,9 +50,11 @@ def _related(path: str, key: str) -> bool:
     return path == key or path.startswith(key + ".") or key.startswith(path + ".")
 
 
-def _axes(sweep: dict, base: dict, problems: list) -> tuple[list, list | None]:
-    """The sweep block as [(key, values)] and the seed list (None: each member keeps the config's seed)."""
-    axes, seeds = [], None
+def _axes(sweep: dict, base: dict, problems: list) -> tuple[list, Sequence[int] | None]:
+    """The sweep block as [(key, values)] and the seeds (None: each member keeps the config's seed;
+    `seeds: N` is a range, counted before any list is built)."""
+    axes: list = []
+    seeds: Sequence[int] | None = None
     for key, values in sweep.items():
         path = f"sweep.{key}"
         if key == "seeds":
@@ -57,7 +63,15 @@ def _axes(sweep: dict, base: dict, problems: list) -> tuple[list, list | None]:
                 if values < 1:
                     problems.append((path, f"must be at least 1, got {values}"))
                 elif isinstance(base_seed, int) and not isinstance(base_seed, bool):
-                    seeds = [base_seed + i for i in range(values)]
+                    seeds = range(base_seed, base_seed + values)
+                    if seeds[-1] > SEED_MAX:  # every member's seed must be valid on its own
+                        problems.append(
+                            (
+                                path,
+                                f"{values} seeds from seed {base_seed} reach {seeds[-1]}, past the largest "
+                                f"seed {SEED_MAX}; give fewer seeds or a smaller seed",
+                            )
+                        )
             elif isinstance(values, list) and values:
                 seeds = []
                 for v in values:
@@ -76,8 +90,13 @@ def _axes(sweep: dict, base: dict, problems: list) -> tuple[list, list | None]:
         if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
             problems.append(("sweep", f"{key!r} is not a dotted config key like model.depth"))
             continue
-        if key.split(".")[0] in ("name", "sweep"):
+        if key.split(".")[0] == "name":
             problems.append((path, "cannot be swept: every member of a sweep shares its name and folder"))
+            continue
+        if key.split(".")[0] == "sweep":
+            problems.append(
+                (path, "a sweep cannot sweep its own block (no nested sweeps); put its keys in sweep: itself")
+            )
             continue
         if key == "seed" and "seeds" in sweep:
             problems.append((path, "give either seed or seeds, not both"))
@@ -127,8 +146,9 @@ def expand(
     configs: list[Config] = []
     seen: dict[str, list] = {}  # the config (as canonical JSON) -> the grid point that gave it
     found: dict[tuple[str, str], list] = {}  # (key path, message) -> the first grid point with it
-    grid = list(itertools.product(*[v for _, v in axes]))
-    for values in progress_bar.iterate(grid, "validate", "point", progress):
+    grid = itertools.product(*[v for _, v in axes])  # lazily: its size was checked from the counts
+    n_points = math.prod(len(v) for _, v in axes)
+    for values in progress_bar.bar(n_points, "validate", "point", progress, grid):
         point = list(zip([k for k, _ in axes], values))
         point_raw = copy.deepcopy(base)
         try:
@@ -172,7 +192,7 @@ def expand(
     return configs
 
 
-def _check_block(raw: Any, source: str, allow_large: bool) -> tuple[list, list | None, dict]:
+def _check_block(raw: Any, source: str, allow_large: bool) -> tuple[list, Sequence[int] | None, dict]:
     """The sweep block's axes and seeds, and the config without it; UserError for a bad block."""
     if not isinstance(raw, dict):
         raise UserError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
@@ -193,19 +213,16 @@ def _check_block(raw: Any, source: str, allow_large: bool) -> tuple[list, list |
     axes, seeds = _axes(sweep, base, problems)
     if problems:
         raise UserError(problems, source)
-    n = math.prod(len(v) for _, v in axes) * len(seeds or [None])
-    if n > SWEEP_LIMIT and not allow_large:
+    n = math.prod(len(v) for _, v in axes) * (len(seeds) if seeds is not None else 1)
+    if n > SWEEP_LIMIT:
         sizes = " x ".join([str(len(v)) for _, v in axes] + ([f"{len(seeds)} seeds"] if seeds else []))
-        raise UserError(
-            [
-                (
-                    "sweep",
-                    f"the grid has {n} runs ({sizes}), more than the limit of {SWEEP_LIMIT}; "
-                    "check it for a mistake, or pass --allow-large to run it",
-                )
-            ],
-            source,
+        what = (
+            f"more than lossbench runs at all ({HARD_LIMIT}, --allow-large or not); split it into several sweeps"
+            if n > HARD_LIMIT
+            else f"more than the limit of {SWEEP_LIMIT}; check it for a mistake, or pass --allow-large to run it"
         )
+        if n > HARD_LIMIT or not allow_large:
+            raise UserError([("sweep", f"the grid has {n} runs ({sizes}), {what}")], source)
     return axes, seeds, base
 
 

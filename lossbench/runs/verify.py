@@ -186,7 +186,9 @@ def problem(folder: str, cfg: Config) -> str | None:
             return why
     except FileNotFoundError as e:
         return f"{os.path.basename(e.filename or '?')} is missing"
-    except (OSError, ValueError, UserError) as e:
+    except UserError as e:  # a file too large, or no plain file (a FIFO)
+        return f"{os.path.basename(e.source)} {e.problems[0][1]}"
+    except (OSError, ValueError) as e:
         return f"a file is unreadable ({e})"
     return weights_problem(folder) if summary["status"] == "finished" else None
 
@@ -200,8 +202,10 @@ def reuse_check(folder: str, cfg: Config) -> tuple[bool, str | None]:
         summary = read_json(os.path.join(folder, "summary.json"))
     except FileNotFoundError:
         return False, None  # never finished (or never started)
-    except (OSError, ValueError, UserError) as e:
-        why: str | None = f"summary.json is unreadable: {e}"
+    except UserError as e:
+        why: str | None = f"summary.json {e.problems[0][1]}"
+    except (OSError, ValueError) as e:
+        why = f"summary.json is unreadable: {e}"
     else:
         if not isinstance(summary, dict) or summary.get("status") not in DONE:
             return False, None  # interrupted, failed: redone as usual
