@@ -181,8 +181,7 @@ def run(out: str, fast: bool, seed: int = 0) -> dict:
             entry.setdefault("first_last_by_row", []).append([float(v) for v in g[:, 0] / g[:, -2]])
             entry.setdefault("last_end_over_start", []).append(float(g[-1, -2] / g[0, -2]))
             entry["epochs"] = int(m["step"][-1]) + 1
-            if variant == "training":
-                curves.append((m["step"], g[:, :-1]))
+            curves.append((variant, m["step"], g[:, :-1]))
     for variant in measured.values():
         for entry in variant.values():
             entry["grad_b_mean"] = [float(v) for v in np.mean(entry["grad_b"], 0)]
@@ -191,8 +190,8 @@ def run(out: str, fast: bool, seed: int = 0) -> dict:
 
 
 def _figure(measured: dict, curves: list, out: str) -> None:
-    fig = new_figure(11, 3.4)
-    axes = fig.subplots(1, 3)
+    fig = new_figure(14.5, 3.4)
+    axes = fig.subplots(1, 4)
     ax = axes[0]
     for depth, entry in measured.get("sigmoid_ce", {}).items():
         logs = np.log(np.array(entry["grad_b"])[:, :-1])
@@ -217,9 +216,10 @@ def _figure(measured: dict, curves: list, out: str) -> None:
     ax.set(xlabel="hidden layer", ylabel="relative to the last hidden", yscale="log", title="4 hidden layers")
     ax.legend(fontsize=7)
     ax = axes[2]
-    if curves:
-        steps = curves[0][0]
-        mean = np.exp(np.mean([np.log(g) for _, g in curves], 0))
+    with_l2 = [(steps, g) for variant, steps, g in curves if variant == "training"]
+    if with_l2:
+        steps = with_l2[0][0]
+        mean = np.exp(np.mean([np.log(g) for _, g in with_l2], 0))
         for layer in range(mean.shape[1]):
             ax.plot(steps, mean[:, layer], label=f"hidden {layer + 1}")
         t = EXPECTED["training"]
@@ -229,6 +229,24 @@ def _figure(measured: dict, curves: list, out: str) -> None:
         ylabel="|grad b|",
         yscale="log",
         title="Nielsen's training, seed mean",
+    )
+    ax.legend(fontsize=7)
+    ax = axes[3]
+    t = EXPECTED["training"]
+    for variant, label, color in (("training", "lmbda 5 (his)", "C0"), ("training_no_l2", "lmbda 0", "C3")):
+        for i, (steps, g) in enumerate((s_, g_) for v, s_, g_ in curves if v == variant):
+            ax.plot(steps, g[:, 0] / g[:, -1], color=color, lw=0.8, label=label if i == 0 else None)
+    ax.axhspan(
+        t["published"]["min"][0],
+        t["published"]["max"][0],
+        color="grey",
+        alpha=0.3,
+        label="Nielsen's file, all epochs",
+    )
+    ax.axhline(t["first_last_max"], color="C0", ls=":", lw=1)
+    ax.axhline(t["no_l2_first_last_min"], color="C3", ls=":", lw=1)
+    ax.set(
+        xlabel="epoch", ylabel="first / last hidden layer", yscale="log", title="with and without his L2 term"
     )
     ax.legend(fontsize=7)
     save_figure(fig, os.path.join(out, "vanishing_depth.png"))
