@@ -51,6 +51,13 @@ PICTURES = {
         ],
         "landscape",
     ),
+    "lesson_5_landscape": (
+        [
+            ("deep_sigmoid", ["train.snapshots=20"]),
+            ("deep_sigmoid", ["model.activation=relu", "model.init=kaiming_uniform", "train.snapshots=20"]),
+        ],
+        "landscape",
+    ),
 }
 
 

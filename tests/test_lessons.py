@@ -223,6 +223,15 @@ def test_lesson_5_vanishing_gradients_with_depth(lessons):
     assert len(deep) == len(shallow) == 10 and min(shallow) >= 0.95
     assert any(a is None or a < 0.65 for a in deep) and any(a is not None and a > 0.85 for a in deep)
     assert "ends best on val_acc: activation=relu depth=5" in printed
+    ground = {r.config["model"]["activation"]: landscape(r) for r in runs(ws, "ground/deep_sigmoid")}
+    flat, valley = ground["sigmoid"]["slice_loss"], ground["relu"]["slice_loss"]
+    assert 0.69 < flat.min() and flat.max() < 0.75 and valley.min() < 0.01 and valley.max() > 50
+    assert (
+        np.linalg.norm(ground["sigmoid"]["path_xy"][0])
+        < 0.2
+        < 1
+        < np.linalg.norm(ground["relu"]["path_xy"][0])
+    )
 
 
 def _init_ratios(ws: str, name: str) -> dict:
