@@ -78,6 +78,16 @@ def test_line_ends_at_the_recorded_losses_and_bottoms_out_at_least_squares(linea
     assert out["line_loss"].min() == pytest.approx(residual[0] / len(y), rel=1e-9)
 
 
+def test_examples_limits_each_set_to_its_first_n(linear_run):
+    out = lossbench.landscape(linear_run, resolution=3, n_examples=10)
+    a, y, _ = _design(linear_run)
+    theta_1 = np.concatenate(
+        [t.numpy().ravel() for t in torch.load(os.path.join(linear_run.path, "model.pt")).values()]
+    )
+    end = np.flatnonzero(LINE == 1)[0]
+    assert out["line_loss"][end] == pytest.approx(np.mean((a[:10] @ theta_1 - y[:10]) ** 2), rel=1e-12)
+
+
 def test_principal_path_starts_at_the_initial_weights(linear_run):
     out = lossbench.landscape(linear_run, resolution=3)
     _, _, theta_0 = _design(linear_run)
