@@ -113,3 +113,11 @@ def test_the_printed_table_fits_100_columns():
     text = format_table(header, rows)
     assert all(len(line) <= 100 for line in text.splitlines())
     assert isinstance(rows[0][-1], Cell) and "+-" in text
+
+
+def test_a_sweep_of_seeds_alone_is_one_row_with_its_interval_named():
+    acc = {"a": [0.90, 0.92, 0.97]}
+    header, rows = table(*sweep(acc, {"a": [10, 20, 30]}), ["seed"])
+    assert header[:1] == ["seeds"] and len(rows) == 1
+    (line,) = answer(header, rows, n_keys=0)
+    assert "95% Student-t interval" in line and "3 seeds" in line

@@ -214,10 +214,13 @@ def answer(header: list[str], rows: list[list], n_keys: int, width: int = 100) -
     """The table's answer in words: the point that ends best on the final metric (accuracy, else the
     shared metric, else the loss) and the one that reaches each target fastest, and the points that
     cannot be told apart from it (overlapping 95% intervals: a conservative reading, since intervals
-    of two different means may overlap a little). With one seed: that it may be chance."""
-    if not rows or n_keys == 0 or len(rows) < 2:
+    of two different means may overlap a little). With one seed: that it may be chance. A table of
+    one point (only seeds swept) gets only the line saying what `+-` is."""
+    if not rows:
         return []
     names = [h for h in header if isinstance(rows[0][header.index(h)], Cell)]
+    if n_keys == 0 or len(rows) < 2:
+        names = []  # nothing to compare
     final = (
         next((n for n in names if n.endswith("_acc")), None)
         or next((n for n in names if n.endswith(("_mse", "_nll"))), None)
@@ -233,7 +236,7 @@ def answer(header: list[str], rows: list[list], n_keys: int, width: int = 100) -
                 words, [(_point(header, r, n_keys), r[header.index(name)]) for r in rows], higher, one_seed
             )
         )
-    if not any(n.startswith("steps to ") for n in names):
+    if names and not any(n.startswith("steps to ") for n in names):
         lines.append("(to compare speeds, set a target: train.target: {metric: ..., value: ...})")
     n = sorted({r[n_keys] for r in rows})
     seeds = f"{n[0]}-{n[-1]}" if len(n) > 1 else f"{n[0]}"
