@@ -293,11 +293,56 @@ def print_table(report: dict, stream: TextIO | None = None, width: int = 100) ->
 
 
 def _run_in_worker(slug: str, path: Path, root: Path, fast: bool, seed: int) -> dict:
-    """run_one in a worker process, single-threaded like the sequential path."""
+    """run_one in a worker process, single-threaded like the sequential path, with the versions and
+    thread count it ran with (the parent never imports torch)."""
     import torch
 
+    from .runs.store import versions
+
     torch.set_num_threads(1)
-    return run_one(slug, path, root, fast, seed)
+    return run_one(slug, path, root, fast, seed) | {"versions": versions()}
+
+
+def _in_workers(experiments: dict, root: Path, fast: bool, seed: int, echo: Callable, workers: int):
+    """(records, versions): every experiment in `workers` processes, the longest started first."""
+    from . import workers as worker_pool
+
+    echo(f"running {len(experiments)} experiments, {workers} at a time{' (fast)' if fast else ''} ...")
+    records, used = {}, {}
+    first = [slug for slug in LONGEST_FIRST if slug in experiments]
+    with worker_pool.pool(workers) as executor:  # spawn: a forked copy of a torch process can hang
+        futures = {
+            worker_pool.submit(executor, _run_in_worker, slug, experiments[slug], root, fast, seed): slug
+            for slug in first + [slug for slug in experiments if slug not in first]
+        }
+        for _, future in worker_pool.finished(futures):
+            record = future.result()
+            used = record.pop("versions")
+            echo(f"{record['slug']}: {record['verdict']} in {record['wall_time']:.1f} s")
+            records[record["slug"]] = record
+    return records, used
+
+
+def _in_process(experiments: dict, root: Path, fast: bool, seed: int, echo: Callable):
+    """(records, versions): every experiment in this process, one after the other."""
+    import torch
+
+    from .runs.store import versions
+
+    # The experiments' nets are tiny: handing each small op to a second thread costs far more than
+    # it saves (binary_cross_entropy_with_logits on 200 values: ~16 ms with 2 threads on a busy
+    # 2-core machine, ~13 us with one), so the experiments run single-threaded.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    records = {}
+    try:
+        for slug, path in experiments.items():
+            echo(f"{slug}: running{' (fast)' if fast else ''} ...")
+            records[slug] = run_one(slug, path, root, fast, seed)
+            echo(f"{slug}: {records[slug]['verdict']} in {records[slug]['wall_time']:.1f} s")
+        return records, versions()  # while single-threaded: the thread count the experiments ran with
+    finally:
+        torch.set_num_threads(threads)
 
 
 def reproduce(
@@ -311,12 +356,11 @@ def reproduce(
     """Run the chosen experiments into `out`, write verdicts.json and verdicts.md; return the report.
 
     `workers` > 1 runs that many experiments at once, each in its own process; None: one per core,
-    at most one per experiment (on 2 cores the full run takes about half the wall time of one
-    process). `seed` shifts every
-    experiment's seeds by that much (0: the seeds the verdicts were written with); a check must hold
-    for any valid draw, so any shift should give the same verdicts.
+    at most one per experiment. `seed` shifts every experiment's seeds by that much (0: the seeds
+    the verdicts were written with); a check must hold for any valid draw, so any shift should give
+    the same verdicts.
     """
-    from .runs.store import atomic_write, check_writable, versions
+    from .runs.store import atomic_write, check_writable
 
     if workers is not None and workers < 1:
         raise UserError([("--workers", f"must be at least 1, got {workers}")], "reproduce")
@@ -330,44 +374,11 @@ def reproduce(
         refuse_foreign(root / slug)
     for slug in experiments:
         prepare_folder(root / slug)
-    import torch
-
-    # The experiments' nets are tiny: handing each small op to a second thread costs far more than
-    # it saves (binary_cross_entropy_with_logits on 200 values: ~16 ms with 2 threads on a busy
-    # 2-core machine, ~13 us with one), so the experiments run single-threaded.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     start, cpu = time.perf_counter(), cpu_seconds()
-    records = {}
-    try:
-        if workers > 1:
-            from . import workers as worker_pool
-
-            echo(
-                f"running {len(experiments)} experiments, {workers} at a time{' (fast)' if fast else ''} ..."
-            )
-            # spawn, not fork: a forked copy of a process that already ran torch can hang
-            with worker_pool.pool(workers) as executor:
-                first = [slug for slug in LONGEST_FIRST if slug in experiments]
-                futures = {
-                    worker_pool.submit(
-                        executor, _run_in_worker, slug, experiments[slug], root, fast, seed
-                    ): slug
-                    for slug in first + [slug for slug in experiments if slug not in first]
-                }
-                for _, future in worker_pool.finished(futures):
-                    record = future.result()
-                    echo(f"{record['slug']}: {record['verdict']} in {record['wall_time']:.1f} s")
-                    records[record["slug"]] = record
-        else:
-            for slug, path in experiments.items():
-                echo(f"{slug}: running{' (fast)' if fast else ''} ...")
-                record = run_one(slug, path, root, fast, seed)
-                echo(f"{slug}: {record['verdict']} in {record['wall_time']:.1f} s")
-                records[slug] = record
-        used = versions()  # while single-threaded: the thread count the experiments ran with
-    finally:
-        torch.set_num_threads(threads)
+    if workers > 1:
+        records, used = _in_workers(experiments, root, fast, seed, echo, workers)
+    else:
+        records, used = _in_process(experiments, root, fast, seed, echo)
     ordered = [records[slug] for slug in experiments]
     argv = (
         ["python -m lossbench reproduce"]

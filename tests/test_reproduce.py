@@ -183,6 +183,8 @@ def test_workers_run_experiments_in_processes_with_the_same_report(tmp_path, fak
         assert [e["verdict"] for e in report["experiments"]] == ["FAIL", "FAIL", "PASS"]
     assert (tmp_path / "two" / "good" / "fig.png").is_file()
     assert "--workers 2" in b["command"]
+    assert a["versions"]["threads"] == b["versions"]["threads"] == 1  # what the experiments ran with
+    assert b["workers"] == 2 and b["cpu_time"] > 0
     with pytest.raises(UserError, match="at least 1"):
         rp.reproduce(out=str(tmp_path / "three"), workers=0)
 
