@@ -118,12 +118,15 @@ def run_many(
 
 def init_model(cfg: Config) -> tuple[MLP, dict[str, Any]]:
     """(model, data) exactly as the trainer starts a run of `cfg`: the initial weights and the
-    training data (a dict of tensors: x, y, labels, x_val, ...), without training anything."""
+    training data (a dict of tensors: x, y, labels, x_val, ...), without training anything.
+    `cfg` is checked first, as `run` checks it (its fields may have been set by hand)."""
     import torch
 
     from .engine.model import build_model
     from .engine.train import prepare
+    from .runs.runner import checked
 
+    cfg = checked(cfg, what="init_model")
     torch.manual_seed(cfg.seed)
     data = prepare(cfg)
     return build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1)), data

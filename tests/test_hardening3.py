@@ -375,6 +375,8 @@ def test_the_python_api_checks_a_changed_config_as_the_command_line_does(
     with pytest.raises(UserError):
         lossbench.run_many([make_cfg(), cfg], out=str(out))
     assert not out.exists()
+    with pytest.raises(UserError):
+        lossbench.init_model(cfg)
 
 
 def test_the_python_api_checks_threads_and_workers_as_the_flags_are_checked(tmp_path, capsys):
@@ -648,16 +650,20 @@ def test_allow_large_runs_up_to_the_hard_ceiling(tmp_path, capsys):
         expand({**TINY, "sweep": {"seeds": HARD_LIMIT + 1}}, allow_large=True)
 
 
-@pytest.mark.parametrize("command", ["run", "plot"])
+@pytest.mark.parametrize("command", ["run", "plot", "plot view.npz"])
 def test_a_fifo_in_a_run_folder_does_not_block(tmp_path, command):
     config, root, folder = finished_run(tmp_path)
-    os.unlink(os.path.join(folder, "summary.json"))
-    os.mkfifo(os.path.join(folder, "summary.json"))  # nothing will ever write to it
+    fifo = "view.npz" if command == "plot view.npz" else "summary.json"
+    os.unlink(os.path.join(folder, fifo))
+    os.mkfifo(os.path.join(folder, fifo))  # nothing will ever write to it
     if command == "run":
         result = run_cli("run", config, "--out", root, "--quiet", timeout=240)
         assert result.returncode == 0, result.stderr  # its config.yaml says it is lossbench's: redone
         assert "does not verify (summary.json is not a plain file); training it again" in result.stderr
         assert is_finished(folder, make_cfg())
+    elif command == "plot view.npz":
+        result = run_cli("plot", folder, "--out", tmp_path / "figures", timeout=240)
+        assert result.returncode == 2 and "view.npz: is not a plain file" in result.stderr, result.stderr
     else:
         result = run_cli("plot", folder, "--out", tmp_path / "figures", timeout=240)
         assert result.returncode == 2 and "summary.json" in result.stderr and "plain file" in result.stderr, (

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config.yaml_io import flatten
 from ..errors import UserError
-from ..runs.store import Run, RunFolderError, load_run
+from ..runs.store import MAX_METRICS_BYTES, Run, RunFolderError, load_run, read_bounded, read_run_yaml
 from ..verdicts import seed_interval
 
 # Okabe & Ito (2008), ordered so the first colours are the most distinct on white; colour-blind safe.
@@ -305,10 +305,12 @@ def grid_positions(runs: list[Run]) -> dict[str, int]:
     out = {}
     parents = dict.fromkeys(os.path.dirname(os.path.normpath(r.path)) for r in runs)
     for p, parent in enumerate(parents):
-        try:
-            with open(os.path.join(parent, "runs.csv"), newline="") as f:
-                ids = [row[0] for row in csv.reader(f)][1:]
-        except (OSError, csv.Error, IndexError):
+        try:  # bounded, and a FIFO is refused rather than waited on
+            text = read_bounded(os.path.join(parent, "runs.csv"), MAX_METRICS_BYTES).decode(
+                "utf-8", "replace"
+            )
+            ids = [row[0] for row in csv.reader(text.splitlines())][1:]
+        except (OSError, UserError, csv.Error, IndexError):
             continue  # an order preference only: the groups are then sorted by their values
         for i, run_id in enumerate(ids):
             out[os.path.join(parent, run_id)] = p * 1_000_000 + i
@@ -507,14 +509,11 @@ def _styles(values: list[dict], keys: list[str]) -> list[tuple[str, str, str | N
 
 def swept_keys(runs: list[Run]) -> list[str]:
     """The keys a sweep varied, from the `swept` list of each run's sweep folder's sweep.yaml (if any)."""
-    import yaml
-
     keys = []
     for parent in dict.fromkeys(os.path.dirname(os.path.normpath(r.path)) for r in runs):
-        try:
-            with open(os.path.join(parent, "sweep.yaml")) as f:
-                swept = (yaml.safe_load(f) or {}).get("swept") or []
-        except (OSError, yaml.YAMLError, AttributeError):
+        try:  # with a config's bounds: sweep.yaml is a file anyone may have edited
+            swept = (read_run_yaml(os.path.join(parent, "sweep.yaml")) or {}).get("swept") or []
+        except (OSError, UserError, AttributeError):
             continue  # a label preference only: without it the labels are still right, only longer
         keys += [k for k in swept if isinstance(k, str) and k not in keys]
     return keys

@@ -22,6 +22,8 @@ def load_view(run: Run) -> dict | None:
     path = os.path.join(run.path, "view.npz")
     if not os.path.exists(path):
         return None
+    if not os.path.isfile(path):  # a FIFO would block np.load forever
+        raise RunFolderError([("view.npz", "is not a plain file")], run.path)
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
