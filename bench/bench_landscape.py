@@ -4,7 +4,7 @@ and of the outliers' linear model.
 `lossbench.engine.landscape` evaluates the slice's points in batches (the run's model under
 `torch.func.vmap`, one batch of parameter sets per call); the baseline, in this process on the same
 points, loads each point into the model and calls it once per point, as a plain loop would. Both
-compute the training loss at every point (checked equal); prints each one's best wall time and
+compute the training loss and the common metrics at every point (the losses checked equal); prints each one's best wall time and
 best CPU time (all threads) of `--repeats`, and their ratios. On a shared machine the CPU time is
 the steadier of the two: other processes stretch the wall time, not the work done.
 
@@ -23,16 +23,20 @@ import torch
 
 import lossbench
 from lossbench.engine.landscape import Landscape, directions
+from lossbench.engine.recording import prediction_metrics
 
 
 def per_point(ls: Landscape, coeffs: np.ndarray, basis: torch.Tensor) -> np.ndarray:
-    """The baseline: each point's weights copied into the model, then one forward pass and loss."""
-    x, y, _ = ls.sets[""]
+    """The baseline: each point's weights copied into the model, then one forward pass, its loss and
+    the common metrics (what the batches compute too)."""
+    x, y, labels = ls.sets[""]
     out = []
     with torch.no_grad():
         for c in torch.as_tensor(coeffs):
             torch.nn.utils.vector_to_parameters((c @ basis).to(ls.dtype), ls.model.parameters())
-            out.append(ls.losses(ls.model(x)[None], y[None]).item())
+            z = ls.model(x)[None]
+            out.append(ls.losses(z, y[None]).item())
+            prediction_metrics(z, labels[None], ls.cfg.task, ls.cfg.model.output)
     return np.array(out)
 
 
