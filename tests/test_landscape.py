@@ -234,3 +234,12 @@ def test_snapshots_are_counted_in_the_memory_estimate(monkeypatch):
     monkeypatch.setattr(validate, "memory_budget", lambda: 1001 * n_params * 4)
     with pytest.raises(UserError, match="use fewer train.snapshots"):
         build({**TINY, "train": {**TINY["train"], "snapshots": 1000}})
+
+
+def test_a_run_whose_snapshots_are_lost_is_trained_again(tmp_path, capsys):
+    cfg = {**TINY, "train": {**TINY["train"], "epochs": 1, "snapshots": 2}}
+    run = lossbench.run(cfg, out=str(tmp_path))
+    os.remove(os.path.join(run.path, "snapshots.npz"))
+    again = lossbench.run(cfg, out=str(tmp_path))
+    assert again.path == run.path and os.path.isfile(os.path.join(run.path, "snapshots.npz"))
+    assert "snapshots.npz is missing" in capsys.readouterr().err

@@ -135,8 +135,6 @@ def metrics_problem(folder: str, summary: dict, log_every: int) -> str | None:
 
 def weights_problem(folder: str) -> str | None:
     """Why model.pt (a state_dict of tensors) or view.npz (a numpy archive) cannot be loaded, or None."""
-    import zipfile
-
     import torch
 
     for name in ("model.pt", "view.npz"):
@@ -154,12 +152,21 @@ def weights_problem(folder: str) -> str | None:
         or not all(isinstance(t, torch.Tensor) for t in state.values())
     ):
         return "model.pt does not hold a state_dict of tensors"
+    return archive_problem(folder, "view.npz")
+
+
+def archive_problem(folder: str, name: str) -> str | None:
+    """Why the numpy archive `name` in `folder` is missing or cannot be read, or None."""
+    import zipfile
+
     try:
-        with zipfile.ZipFile(os.path.join(folder, "view.npz")) as z:
+        with zipfile.ZipFile(os.path.join(folder, name)) as z:
             if z.testzip() is not None:
-                return "view.npz is damaged"
+                return f"{name} is damaged"
+    except FileNotFoundError:
+        return f"{name} is missing"
     except (zipfile.BadZipFile, OSError, EOFError):
-        return "view.npz is not a numpy archive"
+        return f"{name} is not a numpy archive"
     return None
 
 
@@ -168,7 +175,7 @@ def problem(folder: str, cfg: Config) -> str | None:
 
     Checks the summary's fields and types, that config.yaml is `cfg`, the metrics rows against the
     summary and the config (every line whole, steps increasing, the rows a complete run records, the
-    last at its last step), and that a finished run's weights and picture data load.
+    last at its last step), and that a finished run's weights, picture data and snapshots load.
     """
     run_id = os.path.basename(os.path.normpath(folder))
     try:
@@ -190,7 +197,12 @@ def problem(folder: str, cfg: Config) -> str | None:
         return f"{os.path.basename(e.source)} {e.problems[0][1]}"
     except (OSError, ValueError) as e:
         return f"a file is unreadable ({e})"
-    return weights_problem(folder) if summary["status"] == "finished" else None
+    if summary["status"] != "finished":
+        return None
+    why = weights_problem(folder)
+    if why is None and cfg.train.snapshots:  # what `landscape` draws the training path from
+        why = archive_problem(folder, "snapshots.npz")
+    return why
 
 
 def reuse_check(folder: str, cfg: Config) -> tuple[bool, str | None]:
