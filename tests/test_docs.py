@@ -177,7 +177,10 @@ def _sweeps_page_holds(ws: str, printed: str) -> None:
     )
     assert all(v < 0.65 for v in seeds("sigmoid", "10", "val_acc"))  # every seed at chance
     assert all(v >= 0.95 for a in ("tanh", "relu") for d in "25" for v in seeds(a, d, "val_acc"))
+    (deep,) = [p for p in points if (p["model.activation"], p["model.depth"]) == ("sigmoid", "10")]
+    assert deep["steps to val_acc>=0.9_n"] == "0"  # no depth-10 sigmoid seed reaches the target
     assert "ends best on val_acc: activation=" in printed and "95% Student-t interval" in printed
+    assert "reaches val_acc>=0.9 fastest: activation=" in printed
 
 
 CHECKS = {"docs/sweeps.md": _sweeps_page_holds}
