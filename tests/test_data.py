@@ -90,3 +90,27 @@ def test_mnist_like_looks_like_mnist():
     d = make("mnist_like", {"n_samples": 200, "n_classes": 10, "side": 28}, 0)
     assert d.x.shape == (200, 784) and 0 <= d.x.min() and d.x.max() <= 1
     assert 0.05 < d.x.mean() < 0.25 and (d.x == 0).double().mean() > 0.5
+
+
+def _mnist_like_by_loops(g: torch.Generator, n_samples: int, n_classes: int, side: int) -> torch.Tensor:
+    """mnist_like written the plain way (distance over the coordinate pair, one roll per image)."""
+    grid = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij"), -1).double()
+    ends = torch.rand(n_classes, 3, 2, 2, generator=g, dtype=torch.float64) * (side - 10) + 5
+    t = torch.linspace(0, 1, 24, dtype=torch.float64).reshape(1, 1, 24, 1)
+    points = ends[:, :, :1] + t * (ends[:, :, 1:] - ends[:, :, :1])
+    d2 = ((grid.reshape(1, 1, 1, side, side, 2) - points[..., None, None, :]) ** 2).sum(-1)
+    protos = torch.exp(-d2 / 2.0).amax(dim=(1, 2))
+    protos = torch.where(protos > 0.1, protos, torch.zeros_like(protos))
+    labels = torch.arange(n_samples) % n_classes
+    shifts = torch.randint(-2, 3, (n_samples, 2), generator=g)
+    images = torch.stack([torch.roll(protos[c], tuple(s.tolist()), (0, 1)) for c, s in zip(labels, shifts)])
+    images = images + 0.1 * torch.randn(images.shape, generator=g, dtype=torch.float64) * (images > 0.05)
+    return images.clamp(0, 1).reshape(n_samples, side * side)
+
+
+@pytest.mark.parametrize("seed, n, classes, side", [(0, 1000, 10, 28), (3, 37, 3, 8), (11, 200, 10, 16)])
+def test_mnist_like_vectorised_equals_the_plain_loops_bit_for_bit(seed, n, classes, side):
+    kwargs = {"n_samples": n, "n_classes": classes, "side": side}
+    fast = make("mnist_like", kwargs, seed).x
+    plain = _mnist_like_by_loops(torch.Generator().manual_seed(seed), n, classes, side)
+    assert torch.equal(fast, plain)

@@ -286,16 +286,23 @@ def mnist_like(
     Each class is a prototype of 3 random strokes; an example is its prototype shifted by up to 2
     pixels with pixel noise, clipped to [0, 1] (mean intensity ~0.1 to 0.15, like MNIST).
     """
-    grid = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij"), -1).double()
     ends = torch.rand(n_classes, 3, 2, 2, generator=g, dtype=torch.float64) * (side - 10) + 5
     t = torch.linspace(0, 1, 24, dtype=torch.float64).reshape(1, 1, 24, 1)
     points = ends[:, :, :1] + t * (ends[:, :, 1:] - ends[:, :, :1])  # [class, stroke, 24, 2]
-    d2 = ((grid.reshape(1, 1, 1, side, side, 2) - points[..., None, None, :]) ** 2).sum(-1)
+    # squared distance of every pixel (i, j) to every stroke point: (i - y)^2 + (j - x)^2, by rows and
+    # columns separately (the same two terms and one addition as a sum over the pair, so the same bits)
+    axis = torch.arange(side, dtype=torch.float64)
+    dy = (axis - points[..., 0:1]) ** 2  # [class, stroke, 24, side]
+    dx = (axis - points[..., 1:2]) ** 2
+    d2 = dy[..., :, None] + dx[..., None, :]  # [class, stroke, 24, side, side]
     protos = torch.exp(-d2 / 2.0).amax(dim=(1, 2))  # [class, side, side]
     protos = torch.where(protos > 0.1, protos, torch.zeros_like(protos))  # background exactly 0
     labels = torch.arange(n_samples) % n_classes
     shifts = torch.randint(-2, 3, (n_samples, 2), generator=g)
-    images = torch.stack([torch.roll(protos[c], tuple(s.tolist()), (0, 1)) for c, s in zip(labels, shifts)])
+    # each image is its class prototype rolled by its shift: pixel (i, j) comes from (i - dy, j - dx)
+    rows = (torch.arange(side) - shifts[:, :1]) % side  # [n, side]
+    cols = (torch.arange(side) - shifts[:, 1:]) % side
+    images = protos[labels[:, None, None], rows[:, :, None], cols[:, None, :]]
     images = images + 0.1 * torch.randn(images.shape, generator=g, dtype=torch.float64) * (images > 0.05)
     x = images.clamp(0, 1).reshape(n_samples, side * side)
     return Dataset(x, labels, MULTICLASS, n_classes=n_classes)
