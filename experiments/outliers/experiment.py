@@ -112,20 +112,21 @@ def run(out: str, fast: bool, seed: int = 0) -> dict:
     steps = {"constant": 100 if fast else 300, "line": 200 if fast else 500}
     seeds = [seed + i for i in range(N_SEEDS)]
     measured: dict = {"seeds": seeds}
+    plan = [  # one name per (part, loss): its seeds are trained as one stack
+        ((part, loss, s), [override, f"seed={s}", f"name={part}_{loss}", f"train.steps={steps[part]}"])
+        for part in ("constant", "line")
+        for loss, override in LOSSES.items()
+        for s in seeds
+    ]
+    cfgs = [lossbench.load_config(os.path.join(HERE, f"{key[0]}.yaml"), *o) for key, o in plan]
     folders = {}
+    for (key, _), r in zip(plan, lossbench.run_many(cfgs, out)):
+        if r.summary["status"] != "finished":
+            raise RuntimeError(f"{r.path} {r.summary['status']}")
+        folders[key] = r.path
     for part in ("constant", "line"):
-        for loss, override in LOSSES.items():
-            fits = []
-            for s in seeds:
-                overrides = [override, f"seed={s}", f"name={part}_{loss}", f"train.steps={steps[part]}"]
-                r = lossbench.run(
-                    lossbench.load_config(os.path.join(HERE, f"{part}.yaml"), *overrides), out=out
-                )
-                folder = r.path
-                if r.summary["status"] != "finished":
-                    raise RuntimeError(f"{folder} {r.summary['status']}")
-                fits.append(_params(folder))
-                folders[(part, loss, s)] = folder
+        for loss in LOSSES:
+            fits = [_params(folders[(part, loss, s)]) for s in seeds]
             if part == "constant":
                 measured[f"constant_{loss}"] = [b for _, b in fits]
                 continue
