@@ -163,15 +163,18 @@ def test_stacked_and_plain_runs_keep_the_same_snapshots(tmp_path):
     cfg = build({**TINY, "train": {**TINY["train"], "snapshots": 3}})
     other = build({**TINY, "seed": 1, "train": {**TINY["train"], "snapshots": 3}})
     stacked = lossbench.run_many([cfg, other], out=str(tmp_path / "stacked"))[0]
-    plain = lossbench.run(cfg, out=str(tmp_path / "plain"))
+    plain = lossbench.run(
+        {**TINY, "train": {**TINY["train"], "snapshots": 3, "engine": "plain"}}, out=str(tmp_path)
+    )
+    assert stacked.summary["engine"] == "stacked" and plain.summary["engine"] == "plain"
     a = np.load(os.path.join(stacked.path, "snapshots.npz"))
     b = np.load(os.path.join(plain.path, "snapshots.npz"))
     assert sorted(a) == sorted(b) and list(a["steps"]) == [0, 3, 6, 9]  # 3 epochs of 3 steps
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6)
-    final = torch.load(os.path.join(plain.path, "model.pt"))
-    for k, v in final.items():
-        np.testing.assert_array_equal(b[k][-1], v.numpy())
+    for run, kept in ((stacked, a), (plain, b)):  # the last snapshot: the final weights, bit for bit
+        for k, v in torch.load(os.path.join(run.path, "model.pt")).items():
+            np.testing.assert_array_equal(kept[k][-1], v.numpy())
 
 
 def test_cli_draws_and_names_runs_without_snapshots(tmp_path, write_config):
