@@ -267,10 +267,12 @@ def seeded(tmp_path):
     return folder
 
 
-def t_interval(values):
+def t_interval(values, top=np.inf):
+    """scipy's 95% t-interval of the mean, as drawn: cut at 0 and at `top` (1 for accuracy)."""
     from scipy import stats
 
-    return stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    lo, hi = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    return max(lo, 0.0), min(hi, top)
 
 
 def test_figures_draw_scipys_t_interval_of_the_recorded_values(seeded):
@@ -279,12 +281,14 @@ def test_figures_draw_scipys_t_interval_of_the_recorded_values(seeded):
     fig = fig_sweep_summary(groups)
     acc_ax, steps_ax = fig.axes  # one swept key: final val acc, steps to the target
     assert "95% Student-t interval" in fig._suptitle.get_text() and "3 seeds" in fig._suptitle.get_text()
-    for ax, values in [(acc_ax, FINAL_ACC), (steps_ax, STEPS_TO)]:
+    for ax, values, top in [(acc_ax, FINAL_ACC, 1.0), (steps_ax, STEPS_TO, np.inf)]:
         (bars,) = ax.containers
         segments = bars.lines[2][0].get_segments()
         for (x, lo), (_, hi) in segments:
             seeds = [v for v in values[acts[round(x)]] if v is not None]
-            assert (lo, hi) == pytest.approx(t_interval(seeds))
+            assert (lo, hi) == pytest.approx(t_interval(seeds, top))
+    relu = acc_ax.containers[0].lines[2][0].get_segments()[acts.index("relu")]
+    assert relu[1][1] == 1.0  # its interval reaches above 1: cut there
     assert sorted(t.get_text() for t in steps_ax.texts) == ["2/3", "3/3"]  # seeds that reached it
     fig = plots.fig_convergence(groups)
     bars = [c for c in fig.axes[0].containers if getattr(c, "has_xerr", False)]

@@ -238,7 +238,8 @@ def fig_convergence(groups: list[Group], metric: str | None = None) -> Figure | 
                 mean, lo, hi, n = seed_interval(values)
                 ax.barh(i, mean, color=g.color, alpha=0.8, height=0.7)
                 if n > 1:
-                    ax.errorbar(mean, i, xerr=[[mean - lo], [hi - mean]], color="black", capsize=4, lw=1)
+                    low = max(lo, 0.0)  # (no step count below 0)
+                    ax.errorbar(mean, i, xerr=[[mean - low], [hi - mean]], color="black", capsize=4, lw=1)
                 if len(g.runs) > 1:
                     ax.plot(values, [i] * len(values), "o", color="black", ms=3)
             missed = [r for r, t in zip(g.runs, targets) if t and t.get(key) is None]

@@ -113,16 +113,18 @@ def fig_sweep_summary(groups: list[Group], metric: str | None = None) -> Figure 
         without = [run for run in runs if value(run) is None]
         for c, (key, xs) in enumerate(cols):
             others = [k for k, _ in axes_keys if k != key]
-            _panel(axes[r, c], groups, key, xs, others, value, counts=kind == "target")
+            accuracy = kind == "summary" and key_.endswith("_acc")  # (a target's row counts steps)
+            top = 1.0 if accuracy else np.inf
+            _panel(axes[r, c], groups, key, xs, others, value, counts=kind == "target", top=top)
             axes[r, c].set_xlabel(key if r == len(rows) - 1 else "")
             if c == 0:
                 axes[r, c].set_ylabel(label, fontsize="small")
-            if key_.endswith("_acc"):
+            if accuracy:
                 _accuracy_span(axes[r, c])
         if without:
             notes.append(_why_missing(without, label, kind, key_))
     seeds, one_seed = _seeds(groups, "bars")
-    spread = f" (points: {seeds})" if seeds else ""
+    spread = f" (points: {seeds}; bars cut at 0, and at 1 for accuracy)" if seeds else ""
     notes.append(one_seed)
     what = ", ".join(label.split("\n")[0] for label, _, _ in rows)
     _suptitle(fig, f"What the sweep found: {what}, against {' and '.join(k for k, _ in cols)}{spread}")
@@ -130,10 +132,13 @@ def fig_sweep_summary(groups: list[Group], metric: str | None = None) -> Figure 
     return fig
 
 
-def _panel(ax, groups: list[Group], key: str, xs: list[str], others: list[str], value, counts: bool) -> None:
+def _panel(
+    ax, groups: list[Group], key: str, xs: list[str], others: list[str], value, counts: bool, top: float
+) -> None:
     """One result against `key`: a line per combination of the `others` keys' values, each point the
     mean over seeds with its 95% interval; `counts`: "k/n" beside each point, the seeds that have a
-    value (reached the target) out of all."""
+    value (reached the target) out of all. A bar stops where the value cannot go: at 0, and at
+    `top` (1 for accuracy)."""
     lines: dict[tuple, dict[int, list]] = {}
     for g in groups:
         config = g.runs[0].config
@@ -148,8 +153,9 @@ def _panel(ax, groups: list[Group], key: str, xs: list[str], others: list[str], 
             continue
         found = [seed_interval([v for v in points[p] if v is not None]) for p in pos]
         mean = np.array([f.mean for f in found])
-        lo = np.nan_to_num(mean - np.array([f.lo for f in found]))  # one seed: no bar
-        hi = np.nan_to_num(np.array([f.hi for f in found]) - mean)
+        # one seed: no bar; a bar is cut where the value cannot go (below 0; accuracy above 1)
+        lo = np.nan_to_num(mean - np.maximum([f.lo for f in found], 0.0))
+        hi = np.nan_to_num(np.minimum([f.hi for f in found], top) - mean)
         colour = _line_colour(groups, others, combo, j, len(lines))
         name = ", ".join(f"{o}={v}" for o, v in zip(others, combo)) or "all runs"
         dodge = 0.05 * (j - (len(lines) - 1) / 2)  # side by side, so equal values keep apart bars
