@@ -38,7 +38,7 @@ PICTURES = {
     ),
     "lesson_5_sweep_activations": ([("sweep_activations", [])], "sweep_summary"),
     "lesson_6_init_scale": ([("init_scale", [])], "grad_profile"),
-    "lesson_7_likelihood": ([("likelihood", []), ("likelihood", ["loss.name=mae"])], "linear"),
+    "lesson_7_likelihood": ([("likelihood", []), ("likelihood", ["loss.name=mae"])], "task"),
     # the loss landscape (`lossbench landscape`), from runs kept apart in results/ground as the lessons do
     "lesson_2_landscape": (
         [("outliers", [f"loss.name={loss}", "train.snapshots=20"]) for loss in ("mse", "mae", "huber")],
