@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 import pytest
 from conftest import ROOT
+from test_compare import sweep  # noqa: F401 (a fixture: activation x depth, 2 seeds)
 
 from lossbench.cli import main
 from lossbench.viz import figures as plots
@@ -49,15 +50,10 @@ def boxes(fig):
         frame = ax.get_window_extent(renderer)
         for line in ax.get_lines():
             data = np.asarray(line.get_xydata(), float)
-            if (
-                line.get_visible()
-                and len(data)
-                and np.isfinite(data).any()
-                and line.get_label() != "_nolegend_"
-            ):
+            if line.get_visible() and len(data) and np.isfinite(data).any():
                 box = line.get_window_extent(renderer)
                 inside = box.intersection(box, frame) if box.overlaps(frame) else None
-                if inside is not None and line.get_transform() == ax.transData:
+                if inside is not None and line.get_transform().contains_branch(ax.transData):
                     lines.append(inside)
         if ax.get_legend() is not None:
             legends.append(ax.get_legend().get_window_extent(renderer))
@@ -121,3 +117,12 @@ def test_mae_jumping_shows_the_step_sizes(lessons):
     decaying = next(v for k, v in moved.items() if "inverse_time" in k)
     assert np.allclose(fixed[-20:], 0.1, rtol=1e-3)  # a fixed step of 0.1 jumps 0.1 for ever
     assert np.all(decaying[-20:] < 0.05)  # the decaying step's jumps shrink with it (lr / (1 + 0.01 t))
+
+
+def test_a_sweep_summary_of_two_keys_keeps_its_legends_off_the_points(sweep):  # noqa: F811
+    """Lesson 5's sweep shape (activation x depth, 2 seeds), from run folders written by hand."""
+    fig = plots.fig_sweep_summary(group_runs(load_runs([str(sweep)])))
+    lines, legends, _ = boxes(fig)
+    assert len(legends) == 2 and lines  # one legend per column, above its top panel
+    for legend, line in itertools.product(legends, lines):
+        assert not legend.overlaps(line)

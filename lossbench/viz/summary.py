@@ -116,6 +116,8 @@ def fig_sweep_summary(groups: list[Group], metric: str | None = None) -> Figure 
             accuracy = kind == "summary" and key_.endswith("_acc")  # (a target's row counts steps)
             top = 1.0 if accuracy else np.inf
             _panel(axes[r, c], groups, key, xs, others, value, counts=kind == "target", top=top)
+            if r > 0 and axes[r, c].get_legend() is not None:
+                axes[r, c].get_legend().remove()  # the column's legend is the top panel's
             axes[r, c].set_xlabel(key if r == len(rows) - 1 else "")
             if c == 0:
                 axes[r, c].set_ylabel(label, fontsize="small")
@@ -186,7 +188,10 @@ def _panel(
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0] and (len(lines) > 1 or others):
-        ax.legend(fontsize="x-small")
+        n = len(ax.get_legend_handles_labels()[0])  # above the axes, never over the points
+        ax.legend(
+            fontsize="x-small", loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(n, 3), frameon=False
+        )
 
 
 def _accuracy_span(ax, least: float = 0.1) -> None:

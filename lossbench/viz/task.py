@@ -234,8 +234,13 @@ def fig_linear(groups: list[Group]) -> Figure | None:
     )
     panels = ["loss", "out", "change", "deriv", "w", "grad"]
     panels = [p for p, on in zip(panels, [True, True, single, bool(sigmoid), weights, True]) if on]
-    fig = _figure(4.6 * len(panels), 4.6)
-    axes = dict(zip(panels, fig.subplots(1, len(panels))))
+    rows = 1 if len(panels) <= 4 else 2  # more than four side by side is too wide to read
+    cols = -(-len(panels) // rows)
+    fig = _figure(4.6 * cols, 4.2 * rows + 0.4)
+    grid = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in grid[len(panels) :]:
+        ax.set_visible(False)
+    axes = dict(zip(panels, grid))
     missing = []
     for g in shown:
         final = _final_parameters(g.runs[0])
@@ -263,7 +268,7 @@ def fig_linear(groups: list[Group]) -> Figure | None:
             _change_line(axes["change"], g)
     axes["loss"].set_yscale("log")
     axes["loss"].set_ylabel("training loss (each config's own units)")
-    axes["loss"].set_title("Loss over training (▼: exactly 0 from here)", fontsize="medium")
+    axes["loss"].set_title("Loss over training (▼: exactly 0 from here)")
     axes["out"].set_ylabel("the neuron's output a" if single else "model output (mean over the logged batch)")
     axes["out"].set_title("Output over training")
     if sigmoid:
@@ -273,7 +278,7 @@ def fig_linear(groups: list[Group]) -> Figure | None:
     if single:
         axes["change"].set_yscale("log")
         axes["change"].set_ylabel("|change of the output| per step")
-        axes["change"].set_title("How far each step moves the output", fontsize="medium")
+        axes["change"].set_title("How far each step moves the output")
     if weights:
         axes["w"].set_ylabel("weight norm ||W|| (|w| for one input)")
         axes["w"].set_title("Weights over training")
