@@ -217,8 +217,9 @@ def test_lesson_5_vanishing_gradients_with_depth(lessons):
             assert low < run.summary["grad_ratio_first_last"] < high
     for run in runs(ws, "sweep_activations", model__activation="tanh"):
         assert run.summary["grad_ratio_first_last"] > 0.3
+    # lesson 5 and docs/pictures.md state these of the same sweep as holding on any machine
     for run in runs(ws, "sweep_activations", model__activation="sigmoid", model__depth=10):
-        assert run.summary["final_val_acc"] < 0.65  # every seed at chance, on any machine
+        assert run.summary["final_val_acc"] < 0.65  # every seed at chance
     # exercise c: a count over seeds, not one seed's digits (which seeds train at depth 10 is chaotic)
     deep = [r.summary.get("final_val_acc") for r in runs(ws, "relu_seeds", model__depth=10)]
     shallow = [r.summary["final_val_acc"] for r in runs(ws, "relu_seeds", model__depth=5)]
