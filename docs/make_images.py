@@ -1,6 +1,7 @@
-"""Draw every picture of the lesson path (docs/lessons.md) from the shipped configs.
+"""Draw every picture of docs/ (docs/lessons.md and docs/pictures.md) from the shipped configs.
 
-    python docs/make_images.py            # about a minute on a 2-core CPU; writes docs/images/lesson_*.png
+    python docs/make_images.py            # two minutes on a 2-core CPU; writes docs/images/*.png
+    python docs/make_images.py task       # one picture
 
 Each picture is one figure of the suite, drawn from the runs of the commands its lesson shows (the
 same configs and overrides, trained into a temporary results folder): nothing is drawn by hand, so
@@ -39,6 +40,13 @@ PICTURES = {
     "lesson_5_sweep_activations": ([("sweep_activations", [])], "sweep_summary"),
     "lesson_6_init_scale": ([("init_scale", [])], "grad_profile"),
     "lesson_7_likelihood": ([("likelihood", []), ("likelihood", ["loss.name=mae"])], "task"),
+    # docs/pictures.md: one of each figure, from the commands that page names
+    "sweep_summary": ([("sweep_activations", [])], "sweep_summary"),
+    "grad_heatmap_out": ([("sweep_activations", [])], "grad_heatmap_out"),
+    "grad_profile": ([("sweep_activations", [])], "grad_profile"),
+    "task": ([("outliers", []), ("outliers", ["loss.name=mae"])], "task"),
+    "linear": ([("nielsen_neuron", []), ("nielsen_neuron", ["loss.name=bce"])], "linear"),
+    "loss_curves": ([("nielsen_neuron", []), ("nielsen_neuron", ["loss.name=bce"])], "loss_curves"),
     # the loss landscape (`lossbench landscape`), from runs kept apart in results/ground as the lessons do
     "lesson_2_landscape": (
         [("outliers", [f"loss.name={loss}", "train.snapshots=20"]) for loss in ("mse", "mae", "huber")],
