@@ -756,3 +756,36 @@ def test_a_sweep_and_its_figures_work_with_the_spawn_start_method(tmp_path):
         a = load_run(os.path.dirname(os.path.join(spawned, name))).metrics
         b = load_run(os.path.dirname(os.path.join(str(tmp_path / "here"), name))).metrics
         assert set(a) == set(b) and all((a[k] == b[k]).all() or k == "time" for k in a if k != "time")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux's /proc to find the workers")
+def test_spawned_workers_without_prctl_end_with_their_killed_parent(tmp_path):
+    """Where there is no parent-death signal (macOS, Windows), a thread in each worker watches its
+    parent: a sweep's main process killed outright leaves no worker computing."""
+    import signal
+
+    from test_workers import _alive, _children
+
+    script = tmp_path / "as_macos.py"
+    script.write_text(AS_MACOS)
+    raw = {**TINY, "train": {"steps": 10_000_000, "log_every": 50}, "sweep": {"model.depth": [1, 2]}}
+    config, root = write(tmp_path, raw), str(tmp_path / "results")
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, str(script), "run", config, "--out", root, "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while len([f for f in files_under(root) if f.endswith("metrics.jsonl")]) < 2:  # both train
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.05)
+        workers = [w for w in _children(proc.pid) if _alive(w)]
+        assert len(workers) >= 2
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        deadline = time.monotonic() + 60
+        while any(_alive(w) for w in workers):  # the watching thread looks once a second
+            assert time.monotonic() < deadline, f"workers left running: {[w for w in workers if _alive(w)]}"
+            time.sleep(0.1)
+    finally:
+        proc.kill()
