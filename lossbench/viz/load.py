@@ -16,13 +16,8 @@ from ..config.yaml_io import flatten
 from ..errors import UserError
 from ..runs.store import MAX_METRICS_BYTES, Run, RunFolderError, load_run, read_bounded, read_run_yaml
 from ..verdicts import seed_interval
+from .style import LINESTYLES, MARKERS, PALETTE, styles  # noqa: F401 (figures import them from here)
 
-# Okabe & Ito (2008), ordered so the first colours are the most distinct on white; colour-blind safe.
-# Their yellow is left out: a thin yellow line on white is barely visible. The closest pair left
-# (blue and sky blue) is 26 apart in CIELAB, far above the ~2 a reader can just tell apart.
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
-LINESTYLES = ["-", "--", ":", "-."]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 MAX_PANELS = 12  # per-group panels (heat maps, task pictures); more groups are named in the title
 SKIP_DIRS = {"figures", "report", "tensorboard", "compare"}
 LAYER_LABEL = "layer (1 = next to the input, last = output layer)"
@@ -394,7 +389,7 @@ class _quiet:
 def group_runs(runs: list[Run], by: list[str] | None = None, swept: list[str] | None = None) -> list[Group]:
     """Groups of runs differing only in seed, labelled by the keys that differ (or the `by` keys),
     in the sweep's grid order (else sorted by their values), each with a colour, line style and
-    marker it keeps in every figure drawn from these groups (`_styles`).
+    marker it keeps in every figure drawn from these groups (`style.styles`).
 
     `swept`: the keys a sweep varied when the runs are given in its grid order (watch trains a sweep
     without a sweep folder); by default both are read from the runs' sweep folders (sweep.yaml, runs.csv).
@@ -438,9 +433,9 @@ def group_runs(runs: list[Run], by: list[str] | None = None, swept: list[str] | 
             [_natural(values[j][k]) for k in label_keys],
         ),
     )
-    styles = _styles([values[j] for j in order], label_keys)
+    looks = styles([values[j] for j in order], label_keys)
     groups = []
-    for (color, linestyle, marker), j in zip(styles, order):
+    for (color, linestyle, marker), j in zip(looks, order):
         group_runs_ = [runs[i] for i in members[j]]
         label = ", ".join(f"{k}={values[j][k]}" for k in shown)
         if named.count(named[j]) > 1:
@@ -473,38 +468,6 @@ def _beyond(configs: list[dict], by: Sequence[str], differ: list[str]) -> list[s
         k for k in differ
         if k not in by and any(len({value_text(c, k) for c in cs}) > 1 for cs in same.values())
     ]  # fmt: skip
-
-
-def _styles(values: list[dict], keys: list[str]) -> list[tuple[str, str, str | None]]:
-    """(colour, line style, marker) per group, in order: the first label key's value picks the hue,
-    the second's the line style, the third's the marker, so that "relu, depth 10" is the relu colour
-    drawn dotted in every figure. Keys past the first with more values than that (or a fourth key)
-    share style and marker between them; where even that cannot tell every group apart (more
-    values of the first key than hues), the groups take hue, then style, then marker in turn."""
-    marks: list[str | None] = [None, *MARKERS]
-    index = [list(dict.fromkeys(v[k] for v in values)) for k in keys]
-    n = [len(ix) for ix in index]
-    at = [[ix.index(v[k]) for k, ix in zip(keys, index)] for v in values]
-    simple = len(n) <= 3 and all(m <= c for m, c in zip(n[1:], (len(LINESTYLES), len(marks))))
-    out = []
-    for a in at if keys and n[0] <= len(PALETTE) else []:
-        if simple:
-            style, mark = (a[1:] + [0, 0])[:2]
-        else:  # the later keys' values counted together, styles first
-            rest = int(np.ravel_multi_index(a[1:], n[1:])) if len(a) > 1 else 0
-            style, mark = rest % len(LINESTYLES), rest // len(LINESTYLES)
-        out.append((PALETTE[a[0]], LINESTYLES[style], marks[mark % len(marks)]))
-    if out and len(set(out)) == len(out):
-        return out
-    n_hues, n_styles = len(PALETTE), len(LINESTYLES)
-    return [
-        (
-            PALETTE[j % n_hues],
-            LINESTYLES[(j // n_hues) % n_styles],
-            marks[(j // (n_hues * n_styles)) % len(marks)],
-        )
-        for j in range(len(values))
-    ]
 
 
 def swept_keys(runs: list[Run]) -> list[str]:

@@ -49,14 +49,14 @@ def fig_task(groups: list[Group], page: tuple[int, int] | None = None) -> Figure
     fig = _figure(4.4 * cols + 0.6, 4.0 * rows + 0.6)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (g, run, view) in zip(axes, views):
-        found = ""  # what this panel's config found: its line, its margin
+        result = ""  # what this panel's config found: its line, its margin
         if str(view["kind"]) == "curve":
-            found = _curve(ax, view, fitted_line(run, view))
+            result = _curve(ax, view, fitted_line(run, view))
         else:
             _boundary(ax, view)
             if _depth0_config(run) and str(view["task"]) == "binary" and view["x"].shape[1] == 2:
-                found = _margins(ax, run, view)
-        ax.set_title(_wrap(g.label) + (f"\n{found}" if found else ""), fontsize="small")
+                result = _margins(ax, run, view)
+        ax.set_title(_wrap(g.label) + (f"\n{result}" if result else ""), fontsize="small")
     for ax in axes[len(views) :]:
         ax.set_visible(False)
     entries: dict = {}  # one legend for every panel, below them all: never over the data
