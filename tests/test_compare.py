@@ -553,7 +553,7 @@ def test_wall_time_to_target_only_for_runs_that_own_their_clock(mae_huber):
     assert [ax.get_title() for ax in plain.axes] == ["Steps to target", "Wall time to target"]
     path = os.path.join(mae_huber["mae"], "summary.json")
     summary = json.load(open(path))
-    json.dump({**summary, "engine": "stacked"}, open(path, "w"))  # trained with stack-mates
+    json.dump({**summary, "stack_size": 2}, open(path, "w"))  # trained with a stack-mate
     fig = plots.fig_convergence(groups_of(*mae_huber.values()))
     assert [ax.get_title() for ax in fig.axes] == ["Steps to target"]
     text = fig.legends[0].get_title().get_text() if fig.legends else fig._supxlabel.get_text()

@@ -368,6 +368,7 @@ class Recorder:
                     "grad_ratio_first_last": hidden_ratio(self.first[m]),
                     "grad_ratio_first_last_end": hidden_ratio(self.last[m]),
                     "wall_time": wall,
+                    "stack_size": len(self.cfgs),  # runs trained together, whose clock wall_time is
                     "n_params": n_params,
                     "task": self.task,
                     **drawing_facts(self.cfgs[m]),

@@ -18,7 +18,8 @@ seed), the same init (`build_model` with `Generator(seed + 1)`), the same data o
 (`Generator(seed + 2)`, one `randperm` per epoch), the same rows on the same steps. Not to the bit:
 `F.linear` and `baddbmm` take different BLAS paths, and the loop trains on the loss's fused mean;
 on a chaotic config the last-bit differences grow into different runs (docs/runs.md). `time` in a
-row (and `wall_time` and each target's `seconds_to` in the summary) is the wall time of the whole stack.
+row (and `wall_time` and each target's `seconds_to` in the summary) is the wall time of the whole
+stack, whose size the summary's `stack_size` gives.
 """
 
 from __future__ import annotations

@@ -220,7 +220,7 @@ def fig_convergence(groups: list[Group], metric: str | None = None) -> Figure | 
     }
     by_group = [[mine[r.path] for r in g.runs] for g in groups]
     # a member of a stack reaches its target at the stack's wall time, shared with its stack-mates
-    stacked = [r for g in groups for r in g.runs if (r.summary or {}).get("engine") == "stacked"]
+    stacked = [r for g in groups for r in g.runs if (r.summary or {}).get("stack_size", 1) > 1]
     panels = [("steps_to", "training steps")] + ([] if stacked else [("seconds_to", "seconds (wall clock)")])
     fig = _figure(5.5 * len(panels) + 1.5 * bool(stacked), 1.8 + 0.42 * len(groups))
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
