@@ -126,3 +126,17 @@ def test_a_sweep_summary_of_two_keys_keeps_its_legends_off_the_points(sweep):  #
     assert len(legends) == 2 and lines  # one legend per column, above its top panel
     for legend, line in itertools.product(legends, lines):
         assert not legend.overlaps(line)
+
+
+def test_every_docs_image_is_drawn_by_make_images():
+    """docs/make_images.py redraws every picture in docs/images (none is drawn by hand or left stale)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location("make_images", os.path.join(ROOT, "docs", "make_images.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    images = {
+        n[: -len(".png")] for n in os.listdir(os.path.join(ROOT, "docs", "images")) if n.endswith(".png")
+    }
+    assert images == set(module.PICTURES)
