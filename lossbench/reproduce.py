@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -355,8 +354,10 @@ def reproduce(
 ) -> dict:
     """Run the chosen experiments into `out`, write verdicts.json and verdicts.md; return the report.
 
-    `workers` > 1 runs that many experiments at once, each in its own process; None: one per core,
-    at most one per experiment. `seed` shifts every experiment's seeds by that much (0: the seeds
+    `workers` > 1 runs that many experiments at once, each in its own process (None: 1, in this
+    process: measured on a quiet 2-core machine, the full run takes 47 s of wall and 46 s of CPU time
+    in one process, 35 s and 56 s in two, each worker paying for its own imports of torch, scipy and
+    scikit-learn). `seed` shifts every experiment's seeds by that much (0: the seeds
     the verdicts were written with); a check must hold for any valid draw, so any shift should give
     the same verdicts.
     """
@@ -367,7 +368,7 @@ def reproduce(
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SEED_MAX:
         raise UserError([("--seed", f"must be an integer from 0 to {SEED_MAX}, got {seed!r}")], "reproduce")
     experiments = select(discover(), only)
-    asked, workers = workers, min(workers or os.cpu_count() or 1, len(experiments))
+    asked, workers = workers, min(workers or 1, len(experiments))
     check_writable(out)
     root = Path(out)
     for slug in experiments:  # refuse a foreign folder before anything runs

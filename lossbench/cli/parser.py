@@ -323,7 +323,8 @@ def _reproduce_args(sp: argparse.ArgumentParser, experiments: list[str]) -> None
         "--workers",
         type=count,
         default=None,
-        help="experiments run at once, each in its own process (default: the number of cores)",
+        help="experiments run at once, each in its own process (default 1: the least CPU time; "
+        "2 on 2 cores: a quarter less wall time, a fifth more CPU time)",
     )
     sp.add_argument(
         "--seed",
