@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -153,37 +154,114 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--no-first-run"]  # fmt: skip
 
 
+class Browser:
+    """Headless Chromium showing `url`; `title()` reads the page's title through DevTools."""
+
+    def __init__(self, url: str, profile):
+        self.url = url
+        self.proc = subprocess.Popen(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        port_file = profile / "DevToolsActivePort"
+        self.port = until(lambda: port_file.exists() and port_file.read_text().split("\n")[0], "DevTools")
+
+    def title(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=30) as r:
+            pages = [t for t in json.load(r) if t["type"] == "page" and t["url"].startswith(self.url)]
+        return html.unescape(pages[0]["title"]) if pages else ""  # DevTools escapes it
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def shown(title: str) -> str:
+    """The title less its live part: what figure set and problem the page shows."""
+    return title.split(" | live ")[0]
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_watch_page_updates_itself_in_headless_chromium(watch, tmp_path):
     """One page, opened once: its title (set by the page's script once every new image has loaded)
-    follows the edits, and an invalid edit's problem shows while the figures stay."""
+    follows the edits, the live view gets the new training's rows, and an invalid edit's problem
+    shows while the figures stay."""
     w = watch()
     w.settled(1)
-    profile = tmp_path / "profile"
-    browser = subprocess.Popen(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", w.url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    browser = Browser(w.url, tmp_path / "profile")
     try:
-        port_file = profile / "DevToolsActivePort"
-        port = until(lambda: port_file.exists() and port_file.read_text().split("\n")[0], "DevTools")
-
-        def title():
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:
-                pages = [t for t in json.load(r) if t["type"] == "page" and t["url"].startswith(w.url)]
-            return html.unescape(pages[0]["title"]) if pages else ""  # DevTools escapes it
-
-        until(lambda: title() == "watched.yaml: figures 1", "the page to show figure set 1")
+        until(lambda: shown(browser.title()) == "watched.yaml: figures 1", "the page to show figure set 1")
+        saved = time.monotonic()
         w.edit(model__width=12)
-        until(lambda: title() == "watched.yaml: figures 2", "the page to show figure set 2")
+        live = until(lambda: re.search(r" \| live 2: [1-9]", browser.title()), "the new training's first row")
+        print(
+            f"save to the first new point on the page: {time.monotonic() - saved:.2f} s"
+        )  # bench_loop times it
+        assert live
+        until(lambda: shown(browser.title()) == "watched.yaml: figures 2", "the page to show figure set 2")
         w.edit(model__depth=-3)
-        shown = until(lambda: "error" in title() and title(), "the page to show the error")
-        assert shown.startswith("watched.yaml: figures 2 | error: model.depth: must be >= 0"), shown
+        problem = until(lambda: "error" in browser.title() and browser.title(), "the page to show the error")
+        assert problem.startswith("watched.yaml: figures 2 | error: model.depth: must be >= 0"), problem
     finally:
-        browser.terminate()
-        browser.wait(timeout=60)
+        browser.close()
     assert w.stop()[0] == 130
+
+
+def test_live_rows_grow_while_training_then_the_figures_come(watch):
+    """/live.json hands out each recorded row once, in order, while the run trains: the rows read
+    back are the run's metrics file, and more than one answer carries rows before the end."""
+    from lossbench.runs.store import load_run
+
+    w = watch({**TINY, "train": {**TINY["train"], "epochs": 400, "log_every": 4}})
+    gen, at, steps, answers = -1, "", [], 0
+    while True:
+        with urllib.request.urlopen(f"{w.url}live.json?gen={gen}&at={at}", timeout=60) as r:
+            live = json.load(r)
+        if live["gen"] != gen:
+            gen, steps = live["gen"], []
+        if gen == 1 and live["runs"]:
+            (run,) = live["runs"]
+            steps += run["rows"]["step"]
+            answers += bool(run["rows"]["step"])
+            at = str(run["at"])
+            if steps and steps[-1] == 1599:  # 400 epochs of 4 steps: the last row
+                break
+    state = w.settled(1)
+    assert answers > 1 and run["label"] == "tiny"
+    (folder,) = w.out.glob("tiny/*")
+    recorded = load_run(str(folder)).metrics
+    assert steps == list(recorded["step"])
+    assert "loss_curves" in state["figures"]
+    w.stop()
+
+
+def test_the_served_page_holds_its_figures_inline_in_a_grid(watch, tmp_path):
+    """Figures in the HTML itself (data: URLs), so a printout or a screenshot of a freshly loaded
+    page shows them; wide figures span two columns of the grid."""
+    import base64
+
+    w = watch()
+    state = w.settled(1)
+    with urllib.request.urlopen(w.url, timeout=60) as r:
+        page = r.read().decode()
+    inline = re.findall(r'<figure( class="wide")?><img alt="(\w+)" src="data:image/png;base64,([^"]+)"', page)
+    assert [name for _, name, _ in inline] == state["figures"]
+    assert all(base64.b64decode(data) == w.figure(name) for _, name, data in inline)
+    assert ("loss_curves" in {n for wide, n, _ in inline if wide}) and 'class="grid"' in page
+    if CHROMIUM is None:
+        return
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'p'}", f"--screenshot={shot}",
+         "--window-size=1400,1200", "--virtual-time-budget=2000", w.url],
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(shot))[..., :3]
+    assert (pixels < 0.5).any(axis=2).mean() > 0.02  # figure ink, not a blank page
+    w.stop()
 
 
 def test_watch_missing_config_is_a_clear_error(tmp_path):
