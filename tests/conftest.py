@@ -14,6 +14,31 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 torch.set_num_threads(1)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """A whole-suite run (`pytest`, `pytest -m "not slow"`, a folder) spreads the tests over one
+    worker per core (pytest-xdist) unless `-n` says otherwise; naming test files runs them here, in
+    one process, which is quicker for a few tests. Tests that share a module-scoped fixture carry
+    an `xdist_group` mark, so the fixture is built once, on one worker."""
+    option = config.option
+    if (
+        hasattr(config, "workerinput")
+        or not hasattr(option, "numprocesses")
+        or option.numprocesses is not None
+    ):
+        return
+    if any(os.path.isfile(arg.split("::")[0]) for arg in config.args) or option.collectonly:
+        return
+    option.numprocesses = "auto"
+    if option.dist == "no":
+        option.dist = "loadgroup"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first, so that with several workers the long ones do not end the run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def run_cli(*args, cwd=None, timeout=300, env=None):
     """Run `python -m lossbench ARGS`; returns the CompletedProcess (text)."""
     full_env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", **(env or {})}

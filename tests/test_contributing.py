@@ -9,6 +9,7 @@ import re
 import textwrap
 from typing import Annotated
 
+import pytest
 import torch
 import torch.nn.functional as F
 import yaml
@@ -44,6 +45,7 @@ def test_adding_a_loss_as_contributing_says(tmp_path, capsys, monkeypatch):
     assert "does not fit the binary task" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_adding_an_experiment_as_contributing_says(tmp_path, monkeypatch):
     steps = section("Add an experiment")
     (config,) = re.findall(r"```yaml\n(.*?)```", steps, re.S)

@@ -188,6 +188,7 @@ CHECKS = {"docs/sweeps.md": _sweeps_page_holds}
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if p not in RUN_ELSEWHERE and runnable(p)])
+@pytest.mark.slow
 def test_every_command_on_the_page_runs(page, tmp_path):
     code, printed = run_page(page, workspace(tmp_path))
     assert code == 0, f"{page}: a command failed\n{printed[-6000:]}"

@@ -15,6 +15,8 @@ import os
 
 import pytest
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("experiments_gradients")]
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

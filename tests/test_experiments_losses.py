@@ -14,6 +14,8 @@ import pytest
 
 from lossbench import reproduce as rp
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("experiments_losses")]
+
 SLUGS = ["loss_gallery", "outliers", "mae_jumping", "hinge_margin", "likelihood"]
 
 

@@ -121,6 +121,7 @@ def check_after_kill(folder: str, cfg, reference) -> str:
     return "incomplete"
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_rerun(tmp_path):
     cfg = make_cfg(epochs=6, batch_size=16, log_every=1)
     reference = load_run(execute(cfg, str(tmp_path / "reference"))[1])
@@ -169,6 +170,7 @@ class TornWrites:
         return getattr(self.f, name)
 
 
+@pytest.mark.slow
 def test_sigkill_at_every_write_then_rerun(tmp_path):
     """Kill the run at each of its writes in turn: mid-row, between rows, before and after each
     atomic rename. A rerun always ends with the reference run, reusing only a whole one."""
@@ -272,6 +274,7 @@ def test_damaged_summary_is_never_taken_for_finished(tmp_path, damage):
 # ----- Ctrl-C ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_run_interrupted_keeps_rows_and_exits_130(tmp_path):
     raw = json.loads(json.dumps(TINY))
     raw["data"]["n_samples"] = 400
@@ -528,6 +531,7 @@ def sweep_table(folder) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow
 def test_sweep_killed_then_rerun_equals_an_uninterrupted_sweep(tmp_path, capsys):
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump(SWEEP))

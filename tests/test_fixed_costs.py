@@ -61,6 +61,7 @@ def _modules_after(*argv):
     return done.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_validate_and_reuse_import_no_dynamo(tmp_path, write_config, tiny):
     config = write_config(tiny)
     assert _modules_after("validate", config) == "no dynamo 0"

@@ -130,6 +130,7 @@ def test_a_run_folder_path_holding_a_users_folder_is_not_removed(tmp_path, capsy
 
 
 @pytest.mark.parametrize("command", ["plot", "report"])
+@pytest.mark.slow
 def test_plot_and_report_into_a_users_folder_touch_nothing_of_theirs(tmp_path, capsys, command):
     _, folder, _ = execute(make_cfg(), str(tmp_path / "results"))
     users = tmp_path / "mine"
@@ -248,6 +249,7 @@ def test_malformed_metric_values_are_a_message_not_a_traceback(tmp_path, capsys,
 # a killed sweep: tests/test_workers.py, with the pool's other users
 
 
+@pytest.mark.slow
 def test_sigterm_to_a_single_run_is_handled_like_ctrl_c(tmp_path):
     raw = {**TINY, "train": {"steps": 10_000_000, "log_every": 50}}
     config, root = write(tmp_path, raw), str(tmp_path / "results")
@@ -536,6 +538,7 @@ def test_an_empty_override_does_not_reset_a_section(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["plot", "report"])
+@pytest.mark.slow
 def test_plot_and_report_on_a_full_disk_give_a_message(tmp_path, command):
     """A file-size limit makes the first figure (or the page) fail with EFBIG, as a full disk would."""
     import resource

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
@@ -60,6 +61,7 @@ def test_every_public_function_has_type_hints():
     assert not missing, "add type hints:\n" + "\n".join(missing)
 
 
+@pytest.mark.slow
 def test_mypy_passes():
     done = _run(sys.executable, "-m", "mypy", "lossbench")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -23,6 +23,8 @@ from lossbench.cli import main
 from lossbench.config.yaml_io import flatten
 from lossbench.runs.store import load_run
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("lessons")]
+
 CONFIGS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
 
 

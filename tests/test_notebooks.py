@@ -17,6 +17,8 @@ import re
 import pytest
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow
+
 NOTEBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 
 

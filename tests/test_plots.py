@@ -27,6 +27,8 @@ from lossbench.runs import store as runs
 from lossbench.viz import figures as plots
 from lossbench.viz import load as viz_load
 
+pytestmark = pytest.mark.xdist_group("plots")
+
 
 def _execute(raw: dict, root) -> str:
     cfg, _, _ = config.load(raw=raw)
@@ -308,6 +310,7 @@ def test_runs_record_what_the_figures_would_otherwise_ask_torch_for(lab):
     assert set(recorded) == set(viz_load.COMPONENTS)
 
 
+@pytest.mark.slow
 def test_drawing_a_runs_figures_never_loads_torch(lab, tmp_path):
     """`plot` draws from the files alone: labels leave defaults out and the activation health is
     scaled by the recorded peak, with torch never imported (checked in a fresh process)."""
@@ -397,6 +400,7 @@ def test_missing_optional_metrics_do_not_crash(lab, tmp_path):
 # ----- commands --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_plot_command_writes_figures_beside_the_results(lab, tmp_path):
     sweep = tmp_path / "sweep"
     shutil.copytree(os.path.dirname(lab["sweep"]["bce", 0]), sweep)

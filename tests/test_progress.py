@@ -16,6 +16,8 @@ import termios
 import pytest
 from conftest import ROOT, TINY, run_cli
 
+pytestmark = pytest.mark.xdist_group("progress")
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
@@ -67,6 +69,7 @@ def on_terminal(*args) -> tuple[int, str, str]:
         (["report", "{run}", "--out", "{tmp}/r"], "report"),
     ],
 )
+@pytest.mark.slow
 def test_bar_on_a_terminal_only(tiny_run, tmp_path, command, word):
     args = [a.format(run=tiny_run, tmp=tmp_path) for a in command]
     code, out, err = on_terminal(*args)
@@ -75,6 +78,7 @@ def test_bar_on_a_terminal_only(tiny_run, tmp_path, command, word):
     assert os.path.exists(out.split()[0])  # the paths still go to stdout, whole
 
 
+@pytest.mark.slow
 def test_quiet_or_not_a_terminal_writes_no_bar(tiny_run, tmp_path):
     args = ["plot", tiny_run, "--out", tmp_path / "f"]
     code, out, err = on_terminal(*args, "--quiet")
@@ -83,6 +87,7 @@ def test_quiet_or_not_a_terminal_writes_no_bar(tiny_run, tmp_path):
     assert r.returncode == 0 and r.stderr == ""
 
 
+@pytest.mark.slow
 def test_sweep_validation_counts_grid_points(tmp_path, write_config):
     config = write_config({**TINY, "sweep": {"model.depth": [1, 2, 3], "seeds": 2}})
     code, out, err = on_terminal("validate", config)
@@ -91,6 +96,7 @@ def test_sweep_validation_counts_grid_points(tmp_path, write_config):
     assert on_terminal("validate", config, "--quiet")[2] == ""
 
 
+@pytest.mark.slow
 def test_parallel_figures_equal_serial(tiny_run):
     """Reference: the same figures drawn one by one in one process, byte for byte.
 

@@ -24,6 +24,7 @@ import os
 import re
 import tempfile
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -265,6 +266,7 @@ trees = st.recursive(
 
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(TOP_KEYS) | key_names, trees, max_size=5))
+@pytest.mark.slow
 def test_random_yaml_trees_never_crash(tree):
     with tempfile.TemporaryDirectory() as tmp:
         path, root = os.path.join(tmp, "c.yaml"), os.path.join(tmp, "results")

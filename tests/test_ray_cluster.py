@@ -25,6 +25,8 @@ from conftest import ROOT, TINY
 
 from lossbench.runs.store import load_run
 
+pytestmark = pytest.mark.slow
+
 START_TIMEOUT = 90  # seconds for a node to say it started (a busy 2-core machine takes ~10)
 
 

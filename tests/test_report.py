@@ -21,6 +21,8 @@ from lossbench.runs import runner
 from lossbench.runs import store as runs
 from lossbench.viz import report
 
+pytestmark = pytest.mark.xdist_group("report")
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -56,6 +58,7 @@ def _all_runs(root):
     ]
 
 
+@pytest.mark.slow
 def test_report_table_holds_every_run_with_its_summary(results, page):
     path, text = page
     rows = re.findall(r"<tr class=\"[^\"]*\">(.*?)</tr>", text)
@@ -126,6 +129,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.slow
 def test_report_opens_in_headless_chromium(page, tmp_path):
     path, text = page
     # a copy with a probe script first in <head>: it records errors and, once loaded, every image's state
@@ -153,6 +157,7 @@ def test_report_opens_in_headless_chromium(page, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_report_command_and_bad_path(results, tmp_path):
     sweep = tmp_path / "bad"  # the smallest folder: one diverged run, fewest figures
     shutil.copytree(results / "bad", sweep)

@@ -85,6 +85,7 @@ def test_each_experiment_defines_the_interface():
         assert os.path.isfile(path.parent / "README.md"), f"{slug} has no README.md"
 
 
+@pytest.mark.slow
 def test_cli_fast_run_writes_verdicts_and_figures(tmp_path):
     out = tmp_path / "rep"
     r = run_cli("reproduce", "--only", "likelihood", "loss_gallery", "--fast", "--out", out)
@@ -174,6 +175,7 @@ def test_unwritable_out_is_refused(tmp_path, fake_experiments):
         cli.cmd_reproduce(args(blocker / "rep"))
 
 
+@pytest.mark.slow
 def test_workers_run_experiments_in_processes_with_the_same_report(tmp_path, fake_experiments):
     fake_experiments(good=PASSING, bad=FAILING, a_raises=RAISING)
     a = rp.reproduce(out=str(tmp_path / "one"), fast=True, echo=lambda m: None, workers=1)

@@ -125,6 +125,7 @@ def test_two_threads_twice_is_identical(tmp_path):
     assert json.load(open(os.path.join(first, "summary.json")))["versions"]["threads"] == 2
 
 
+@pytest.mark.slow
 def test_a_fresh_process_gives_the_same_run(tmp_path):
     """`python -m lossbench run` in a new interpreter matches this process's run exactly."""
     raw = config("sigmoid rmsprop cross-entropy float64")

@@ -142,6 +142,7 @@ def rows_of(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_cli_sweep_writes_runs_and_table_and_resumes(raw, tmp_path, write_config, capsys):
     raw["train"]["target"] = [{"metric": "val_acc", "value": 0.55}]
     path = write_config(raw)
@@ -219,6 +220,7 @@ def failing_member(monkeypatch):
     return real
 
 
+@pytest.mark.slow
 def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monkeypatch, failing_member):
     real_train = failing_member
     cfgs = expand(raw, "test")
@@ -237,6 +239,7 @@ def test_a_failing_member_is_recorded_and_the_others_finish(raw, tmp_path, monke
     assert all(r["summary"]["status"] == "finished" for r in records)
 
 
+@pytest.mark.slow
 def test_the_sweep_command_names_each_failed_member_and_its_cause(raw, tmp_path, failing_member, capsys):
     config = tmp_path / "sw.yaml"
     config.write_text(yaml.safe_dump(raw))
@@ -255,6 +258,7 @@ def read_metrics(folder):
     return rows
 
 
+@pytest.mark.slow
 def test_ray_backend_writes_what_the_local_backend_writes(raw, tmp_path):
     """... and what each member's run alone writes, bit for bit (one config, one computation)."""
     pytest.importorskip("ray", reason="ray is not installed (pip install 'lossbench[ray]')")

@@ -226,6 +226,7 @@ def test_nielsen_neuron_matches_the_closed_form_recursion(tmp_path):
     assert model.layers[0].bias.item() == pytest.approx(b, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_every_shipped_config_validates():
     paths = glob.glob(os.path.join(ROOT, "configs", "*.yaml")) + glob.glob(
         os.path.join(ROOT, "experiments", "*", "*.yaml")
@@ -248,6 +249,7 @@ def test_help_answers_without_importing_torch():
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.slow
 def test_cli_run_prints_a_summary_and_override_and_rerun_says_reused(tmp_path, write_config, tiny):
     path = write_config(tiny)
     first = run_cli("run", path, "model.depth=1", "--out", tmp_path)

@@ -117,6 +117,7 @@ def _stop_parent(args: list[str], started, written, sig: int, **env) -> tuple[in
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.slow
 def test_a_killed_sweep_leaves_no_worker_running(tmp_path, sig):
     raw = {**TINY, "train": {"steps": 10_000_000, "log_every": 50}, "sweep": {"model.depth": [1, 2]}}
     config, root = tmp_path / "tiny.yaml", tmp_path / "results"
@@ -135,6 +136,7 @@ def test_a_killed_sweep_leaves_no_worker_running(tmp_path, sig):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.slow
 def test_a_killed_reproduce_leaves_no_worker_running(tmp_path, sig):
     experiments, ticks = tmp_path / "experiments", tmp_path / "ticks"
     for slug in ("one", "two"):
@@ -148,6 +150,7 @@ def test_a_killed_reproduce_leaves_no_worker_running(tmp_path, sig):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.slow
 def test_a_killed_drawing_leaves_no_worker_running(tmp_path, sig):
     from lossbench.viz.draw import can_fork
 
