@@ -215,11 +215,13 @@ def test_seed_reaches_every_experiment_and_is_recorded(tmp_path, fake_experiment
         rp.reproduce(out=str(tmp_path / "bad"), seed=-1)
 
 
+@pytest.mark.slow
 def test_seed_flag_is_checked(tmp_path):
     r = run_cli("reproduce", "--only", "loss_gallery", "--fast", "--seed", "x", "--out", tmp_path / "rep")
     assert r.returncode == 2 and "--seed" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 100, 1000])
 def test_fast_mode_has_no_fail_at_other_seeds(tmp_path, seed):
     """A check must hold on any valid draw, not only on the seeds it was written with: the whole fast
