@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from lossbench.config.validate import build, plan
+from lossbench.config.validate import build
 from lossbench.engine.model import build_model
 from lossbench.engine.train import prepare, train
 from lossbench.runs.store import RunWriter
@@ -46,7 +46,7 @@ def bare_loop(cfg) -> float:
     opt = torch.optim.SGD(
         model.parameters(), lr=cfg.optim.kwargs["lr"], momentum=cfg.optim.kwargs["momentum"], foreach=False
     )
-    batch, per_epoch, n_steps = plan(cfg, len(x))
+    batch, per_epoch, n_steps = cfg.plan(len(x))
     shuffle = torch.Generator().manual_seed(cfg.seed + 2)
     for step in range(n_steps):
         if step % per_epoch == 0:
@@ -113,7 +113,7 @@ def main() -> None:
             control.append(bare_loop(cfg) / bare_loop(cfg))  # the noise floor: identical work
         q1, _, q3 = statistics.quantiles(ratios, n=4)
         print(
-            f"{label:<28}{plan(cfg, len(prepare(cfg)['x']))[2]:>7}{min(bare):>9.3f}{min(ours):>13.3f}{min(ours) / min(bare):>8.3f}"
+            f"{label:<28}{cfg.plan(len(prepare(cfg)['x']))[2]:>7}{min(bare):>9.3f}{min(ours):>13.3f}{min(ours) / min(bare):>8.3f}"
             f"{statistics.median(ratios):>13.3f}{f'{q1:.2f}-{q3:.2f}':>12}{statistics.median(control):>11.3f}"
         )
     print(

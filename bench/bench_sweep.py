@@ -27,7 +27,7 @@ import torch
 from bench_engine import bare_loop  # forward, loss, backward, step: nothing read or logged (this folder)
 
 from lossbench.config.grid import expand
-from lossbench.config.validate import build, plan
+from lossbench.config.validate import build
 from lossbench.engine.model import build_model
 from lossbench.engine.stacked import train_stacked
 from lossbench.engine.train import prepare, train
@@ -77,7 +77,7 @@ def lightning_loop(cfg, log_dir: str) -> None:
 
     d = prepare(cfg)
     model = build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1))
-    batch, _, n_steps = plan(cfg, len(d["x"]))
+    batch, _, n_steps = cfg.plan(len(d["x"]))
 
     class Module(L.LightningModule):
         def __init__(self):

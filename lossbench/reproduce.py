@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import shutil
 import sys
 import time
@@ -23,8 +22,9 @@ from typing import Any, TextIO
 
 from .components.registry import did_you_mean
 from .errors import UserError
+from .runs.store import strict_json
+from .verdicts import VERDICTS
 
-VERDICTS = ("PASS", "PARTIAL", "FAIL")
 REQUIRED = ("CLAIM", "SOURCE", "EXPECTED", "run", "judge")
 ARTICLE_ORDER = [  # the order the claims come in the article and the issue; others follow by name
     "loss_gallery",
@@ -103,21 +103,6 @@ def load_experiment(slug: str, path: Path) -> ModuleType:
     return module
 
 
-def jsonable(value: Any) -> Any:
-    """`value` with numpy/torch scalars and arrays turned into plain Python, NaN and inf into None."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return jsonable(value.tolist())
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return str(value)
-
-
 def overall(checks: list[dict]) -> str:
     """FAIL if any check fails, else PARTIAL if any is partial, else PASS (FAIL when no checks)."""
     verdicts = [c.get("verdict") for c in checks]
@@ -138,8 +123,8 @@ def _clean_checks(checks) -> list[dict]:
         out.append(
             {
                 "check": str(c.get("check", f"check {i}")),
-                "measured": jsonable(c.get("measured")),
-                "expected": jsonable(c.get("expected")),
+                "measured": strict_json(c.get("measured")),
+                "expected": strict_json(c.get("expected")),
                 "verdict": c["verdict"],
                 "note": str(c.get("note", "")),
             }
@@ -196,7 +181,7 @@ def run_one(slug: str, path: Path, out: Path, fast: bool, seed: int = 0) -> dict
         module = load_experiment(slug, path)
         record["claim"], record["source"] = str(module.CLAIM), str(module.SOURCE)
         measured = module.run(str(folder), fast, seed)
-        record["measured"] = jsonable(measured)
+        record["measured"] = strict_json(measured)
         record["checks"] = _clean_checks(module.judge(measured))
     except Exception as e:  # one broken experiment must not hide the verdicts of the others
         tb = traceback.format_exc(limit=-3)

@@ -16,6 +16,9 @@ import pytest
 import yaml
 from conftest import run_cli
 
+from lossbench.cli import main
+from lossbench.config.schema import RUN_FORMAT
+from lossbench.runs.store import RunFolderError, load_run
 from lossbench.viz import figures as plots
 from lossbench.viz import load as viz_load
 from lossbench.viz.summary import fig_sweep_summary
@@ -65,7 +68,7 @@ def write_run(folder, cfg: dict, columns: dict, summary: dict | None, n_layers: 
             f.write(json.dumps(row) + "\n")
     if summary is not None:
         with open(os.path.join(folder, "summary.json"), "w") as f:
-            json.dump({"status": "finished", "steps": n * 10, "steps_done": n * 10, "epochs": 2.0,
+            json.dump({"format": RUN_FORMAT, "status": "finished", "steps": n * 10, "steps_done": n * 10, "epochs": 2.0,
                        "diverged_step": None, "wall_time": 1.0, **summary}, f)  # fmt: skip
     return str(folder)
 
@@ -131,14 +134,14 @@ def test_metric_option_picks_another_and_refuses_unknown_names(mae_huber, tmp_pa
     assert not out.exists()  # nothing half-written
 
 
-def test_older_runs_without_the_metric_are_named_not_crashed_on(mae_huber, tmp_path):
+def test_runs_without_the_metric_are_named_not_crashed_on(mae_huber, tmp_path):
     old = write_run(tmp_path / "old" / "run1", config(**{"loss": {"name": "mae"}}),
                     {"loss": list(CURVE), "val_loss": list(CURVE)}, {"task": "regression"})  # fmt: skip
     groups = groups_of(mae_huber["huber"], old)
     fig = plots.fig_loss_curves(groups)
     text = fig.legends[0].get_title().get_text() if fig.legends else fig._supxlabel.get_text()
-    assert "run1" in text and "--force" in text
-    assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ["loss=huber"]  # the old run is left out
+    assert "1 run (run1) recorded no mse" in text
+    assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ["loss=huber"]  # the run is left out
     for name, fig in plots.figures(groups):  # every figure copes
         assert fig is not None, name
 
@@ -459,25 +462,16 @@ def test_a_component_whose_arguments_alone_differ_is_named_by_them(tmp_path):
     ]
 
 
-def test_printed_summary_of_an_older_depth0_run_reads_its_weights(tmp_path, capsys):
-    import torch
-
-    from lossbench.cli import print_summary
-
-    torch.save(
-        {"layers.0.weight": torch.tensor([[2.5]]), "layers.0.bias": torch.tensor([3.25])},
-        tmp_path / "model.pt",
-    )
-    base = {
-        "status": "finished",
-        "steps": 1,
-        "steps_done": 1,
-        "epochs": 1.0,
-        "wall_time": 0.1,
-        "task": "regression",
-    }
-    print_summary(base, str(tmp_path), config(**{"model.depth": 0, "data": {"name": "line"}}))
-    assert "y = 2.5 x + 3.25" in capsys.readouterr().out
+def test_a_run_of_another_format_is_refused_by_every_reader_with_one_message(tmp_path, capsys):
+    old = {"task": "regression", "format": 0, "versions": {"lossbench": "0.0.1"}}
+    folder = write_run(tmp_path / "old" / "r", config(), {"loss": list(CURVE)}, old)
+    with pytest.raises(RunFolderError) as e:
+        load_run(folder)
+    message = "made by lossbench 0.0.1 (run format 0; this lossbench reads format 1); rerun with --force"
+    assert message in e.value.render()
+    for command in (["plot", folder], ["compare", folder, "--out", str(tmp_path / "c")], ["report", folder]):
+        assert main(command) == 2
+        assert message in capsys.readouterr().err
 
 
 # ----- compare says what it compares ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from lossbench import reproduce as rp
+from lossbench.runs.store import strict_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("experiments_losses")]
 
@@ -56,7 +57,7 @@ def test_fast_mode_passes_every_check_and_draws_a_figure(results, slug):
     failing = [c for c in checks if c["verdict"] != "PASS"]
     assert not failing, failing
     assert list(folder.glob("*.png")), f"{slug} drew no figure"
-    rp.jsonable(measured)  # the measured dict must survive verdicts.json
+    strict_json(measured)  # the measured dict must survive verdicts.json
 
 
 @pytest.mark.parametrize("slug", SLUGS)

@@ -192,6 +192,8 @@ def _damage(folder: str, how: str) -> None:
         os.unlink(os.path.join(folder, "model.pt"))
     elif how == "other run id":
         json.dump({**summary, "run_id": "0123456789"}, open(summary_path, "w"))
+    elif how == "another run format":
+        json.dump({**summary, "format": 0}, open(summary_path, "w"))
 
 
 @pytest.mark.parametrize(
@@ -206,6 +208,7 @@ def _damage(folder: str, how: str) -> None:
         "deeply nested summary",
         "model.pt missing",
         "other run id",
+        "another run format",
     ],
 )
 def test_a_finished_run_that_does_not_verify_is_redone_with_a_note(tmp_path, capsys, how):
@@ -222,6 +225,28 @@ def test_a_finished_run_that_does_not_verify_is_redone_with_a_note(tmp_path, cap
     same_metrics(load_run(folder).metrics, reference.metrics)
     assert main(["run", config, "--out", root, "--quiet"]) == 0
     assert "reused" in capsys.readouterr().out
+
+
+def test_every_recorded_summary_has_the_one_shape_verify_checks(tmp_path):
+    """The recorder, the runner's stamp and the writer together write exactly `config.schema.SUMMARY`
+    (every key, with its types) and only keys of SUMMARY_OPTIONAL or `final_` besides, for a plain
+    run and for the members of a stack."""
+    import copy
+
+    from lossbench.config.schema import SUMMARY, SUMMARY_OPTIONAL, TARGET
+    from lossbench.runs.runner import run_stacked
+    from lossbench.runs.verify import summary_problem
+
+    plain = execute(make_cfg(target_loss=0.5), str(tmp_path / "plain"))[0]
+    other = copy.deepcopy(make_cfg(target_loss=0.5))
+    other.seed += 1
+    stacked = [pair[0] for pair in run_stacked([make_cfg(target_loss=0.5), other], str(tmp_path / "stack"))]
+    for summary in [plain, *stacked]:
+        assert set(SUMMARY) <= set(summary), set(SUMMARY) - set(summary)
+        extra = set(summary) - set(SUMMARY) - set(SUMMARY_OPTIONAL)
+        assert all(k.startswith("final_") for k in extra), extra
+        assert summary["targets"] and all(set(t) == set(TARGET) for t in summary["targets"])
+        assert summary_problem(json.loads(json.dumps(summary)), summary["run_id"]) is None
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from conftest import run_cli
 from lossbench import cli
 from lossbench import reproduce as rp
 from lossbench.errors import UserError
+from lossbench.runs.store import strict_json
 
 MINE = ["hinge_margin", "likelihood", "loss_gallery", "mae_jumping", "outliers"]
 
@@ -201,7 +202,7 @@ def test_overall_and_jsonable():
     assert rp.overall([]) == "FAIL"
     assert rp.overall([{"verdict": "PASS"}, {"verdict": "PARTIAL"}]) == "PARTIAL"
     assert rp.overall([{"verdict": "PARTIAL"}, {"verdict": "FAIL"}]) == "FAIL"
-    value = rp.jsonable({"a": np.float32(0.5), "b": np.arange(3), "c": float("nan"), 1: (np.int64(2),)})
+    value = strict_json({"a": np.float32(0.5), "b": np.arange(3), "c": float("nan"), 1: (np.int64(2),)})
     assert value == {"a": 0.5, "b": [0, 1, 2], "c": None, "1": [2]}
     json.dumps(value, allow_nan=False)
 

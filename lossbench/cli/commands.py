@@ -8,6 +8,8 @@ import os
 import sys
 import textwrap
 
+from ..config.schema import higher_is_better, shared_metrics
+
 LIST_KINDS = ("loss", "activation", "init", "optimizer", "schedule", "data")
 
 
@@ -119,7 +121,7 @@ def print_summary(summary: dict, folder: str, config: dict | None = None) -> Non
     for split in ("train", "val"):
         if split == "train" or summary.get("final_val_loss") is not None:  # no validation set: no row
             rows.append((f"{split} loss{loss}", _fmt(summary.get(f"final_{split}_loss"))))
-    shared = ["mse", "mae"] if summary.get("task") == "regression" else ["acc", "nll"]
+    shared = shared_metrics(summary.get("task", ""))  # those recorded (not: null) are shown
     for split in ("train", "val"):
         values = [(m, summary.get(f"final_{split}_{m}")) for m in shared]
         values = [(m, v) for m, v in values if v is not None]
@@ -131,7 +133,7 @@ def print_summary(summary: dict, folder: str, config: dict | None = None) -> Non
                 )
             )
     rows += _target_rows(summary, loss_name)
-    rows += _linear_rows(summary, config or {}, folder)
+    rows += _linear_rows(summary, config or {})
     if summary.get("grad_ratio_first_last") is not None:  # (needs two hidden layers)
         rows.append(("grad first/last", _fmt(summary["grad_ratio_first_last"], ".3g")))
     rows += [
@@ -156,9 +158,9 @@ def _target_rows(summary: dict, loss_name: str | None) -> list[tuple[str, str]]:
     on the loss names the loss's units; when those are not a shared metric's (measured: the final
     train loss differs from every shared metric), a last row points to a target on a shared one."""
     rows = []
-    shared = ["mse", "mae"] if summary.get("task") == "regression" else ["nll", "acc"]
+    shared = sorted(shared_metrics(summary.get("task", "")), key=higher_is_better)  # nll before acc
     for t in summary.get("targets") or []:
-        sign = ">=" if t["metric"].endswith("acc") else "<="
+        sign = ">=" if higher_is_better(t["metric"]) else "<="
         reached = t["steps_to"]
         text = f"step {reached} ({_fmt(t['seconds_to'], '.2f')} s)" if reached is not None else "not reached"
         units = f" ({loss_name} units)" if t["metric"].endswith("loss") and loss_name else ""
@@ -177,26 +179,11 @@ def _close(a: object, b: float) -> bool:
     return isinstance(a, (int, float)) and abs(a - b) <= 1e-5 * max(abs(a), abs(b), 1e-12)
 
 
-def _linear_from_weights(folder: str, config: dict) -> dict | None:
-    """A depth-0 run's weight and bias read from its model.pt, for a summary written before the
-    engine recorded them (`run` has torch loaded already); None for any other run."""
-    path = os.path.join(folder, "model.pt")
-    if (config.get("model") or {}).get("depth") != 0 or not os.path.isfile(path):
-        return None
-    import torch
-
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    weight, bias = state.get("layers.0.weight"), state.get("layers.0.bias")
-    return None if weight is None or bias is None else {"weight": weight.tolist(), "bias": bias.tolist()}
-
-
-def _linear_rows(summary: dict, config: dict, folder: str) -> list[tuple[str, str]]:
+def _linear_rows(summary: dict, config: dict) -> list[tuple[str, str]]:
     """A depth-0 model's fitted weights and bias, and its output on a one-example data set."""
     import math
 
     lin = summary.get("linear")
-    if not isinstance(lin, dict):
-        lin = _linear_from_weights(folder, config)
     if not isinstance(lin, dict):
         return []
     weight, bias = lin.get("weight") or [], lin.get("bias") or []
@@ -224,16 +211,15 @@ def _linear_rows(summary: dict, config: dict, folder: str) -> list[tuple[str, st
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Every registered component, one entry per name, wrapped to 100 columns."""
-    from ..components.activations import activations
-    from ..components.data import datasets
-    from ..components.inits import inits
-    from ..components.losses import losses
-    from ..components.optim import optimizers, schedules
+    from ..config.overrides import COMPONENT_KEYS, registry_at
 
-    kinds = dict(
-        zip(LIST_KINDS, (losses, activations, init_registry := inits, optimizers, schedules, datasets))
-    )
-    del init_registry
+    found: dict[str, tuple] = {}  # kind -> (registry, the config keys that name one)
+    for path in COMPONENT_KEYS:
+        registry = registry_at(path)
+        kind = registry.kind.removesuffix(" set")  # "data set" is listed as data
+        key = ".".join(path) + (".name" if len(path) == 1 else "")  # a section names it by `name`
+        found[kind] = (registry, [*found.get(kind, (None, []))[1], key])
+    kinds = {kind: found[kind] for kind in LIST_KINDS}
     plural = {"losses": "loss", "activations": "activation", "inits": "init", "optimizers": "optimizer"}
     plural |= {"schedules": "schedule", "datasets": "data", "dataset": "data"}
     if args.kind:
@@ -247,10 +233,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                 [("kind", f"unknown kind {args.kind!r}{hint}; valid: {', '.join(kinds)}")], "list"
             )
         kinds = {key: kinds[key]}
-    where = {"loss": "loss.name", "activation": "model.activation", "init": "model.init, model.bias_init"}
-    where |= {"optimizer": "optim.name", "schedule": "optim.schedule", "data": "data.name"}
-    for kind, registry in kinds.items():
-        print(f"{kind} ({where[kind]}):")
+    for kind, (registry, keys) in kinds.items():
+        print(f"{kind} ({', '.join(keys)}):")
         for name in registry:
             print(_list_entry(kind, registry, name))
     return 0
@@ -413,7 +397,8 @@ def cmd_landscape(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """The `reproduce` command: 0 when every check passes (or is PARTIAL), 1 when any FAILs."""
     from .. import progress
-    from ..reproduce import VERDICTS, print_table, reproduce
+    from ..reproduce import print_table, reproduce
+    from ..verdicts import VERDICTS
 
     def echo(message: str) -> None:  # a line per experiment started and judged, on a terminal only
         if progress.wanted(args.quiet):

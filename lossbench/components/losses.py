@@ -144,6 +144,11 @@ def hinge(
     return flat.reshape(target.shape) if reduction == "none" else flat
 
 
+def default_loss(task: str) -> str:
+    """The loss a config of `task` gets when it names none."""
+    return {REGRESSION: "mse", BINARY: "bce", MULTICLASS: "cross_entropy"}[task]
+
+
 def default_output(loss_name: str, task: str) -> str:
     """The output nonlinearity a loss gets when the config says `output: auto`."""
     entry = losses[loss_name]

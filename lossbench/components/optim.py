@@ -8,9 +8,10 @@ number of steps `n`; the training loop sets `lr = base_lr * factor(t, n)` before
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Iterable, Sequence
-from typing import Annotated
+from collections.abc import Callable, Iterable, Sequence
+from typing import Annotated, Any
 
 import torch
 from annotated_types import Ge, Gt, Interval, Len
@@ -48,72 +49,63 @@ def check_arguments(name: str, kwargs: dict) -> None:
             raise
 
 
-@optimizers.register
-def sgd(
-    params: Iterable[torch.Tensor],
-    *,
-    lr: LearningRate = 0.1,
-    momentum: Momentum = 0.0,
-    weight_decay: WeightDecay = 0.0,
-    nesterov: bool = False,
-    dampening: Annotated[float, Interval(ge=0, le=1)] = 0.0,
-) -> torch.optim.Optimizer:
-    """Stochastic gradient descent, optionally with (Nesterov) momentum: torch.optim.SGD."""
-    return torch.optim.SGD(
-        params,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        nesterov=nesterov,
-        dampening=dampening,
-        foreach=False,
+IMPLEMENTATION = {"foreach", "fused", "capturable", "differentiable"}
+"""torch.optim keywords that choose how an update is computed, not what it is: not config keys
+(lossbench passes foreach=False, the plain per-tensor loop, on every device)."""
+KEYWORD_TYPES = {
+    "lr": LearningRate,
+    "momentum": Momentum,
+    "dampening": Annotated[float, Interval(ge=0, le=1)],
+    "weight_decay": WeightDecay,
+    "eps": Eps,
+    "alpha": Annotated[float, Interval(ge=0, le=1)],
+    "betas": Betas,
+}
+"""What is valid for the torch.optim keywords that hold a number (the others are true or false)."""
+
+
+def from_torch(cls: type, lr: float, summary: str) -> Callable[..., torch.optim.Optimizer]:
+    """A registrable builder of torch.optim optimizer `cls`: its keywords are the class's own
+    (signature = schema: every keyword of `cls` but `IMPLEMENTATION`, with torch's defaults, the
+    learning rate `lr` aside), annotated with `KEYWORD_TYPES`, so a keyword torch adds is a config
+    key, validated, listed and tested (tests/test_stacked_generated.py), with nothing to write."""
+    keywords = []
+    for p in list(inspect.signature(cls).parameters.values())[1:]:
+        if p.name in IMPLEMENTATION:
+            continue
+        default = lr if p.name == "lr" else p.default
+        annotation = KEYWORD_TYPES.get(p.name, type(default))
+        if isinstance(default, int) and not isinstance(default, bool) and p.name in KEYWORD_TYPES:
+            default = float(default)  # torch writes `momentum=0`; the config holds a number
+        keywords.append(
+            inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        )
+
+    def build(params: Iterable[torch.Tensor], **kwargs: Any) -> torch.optim.Optimizer:
+        if "betas" in kwargs:
+            kwargs["betas"] = tuple(kwargs["betas"])  # a YAML list
+        return cls(params, **kwargs, foreach=False)
+
+    build.__name__ = build.__qualname__ = cls.__name__.lower()
+    build.__doc__ = f"{summary}: torch.optim.{cls.__name__}."
+    params = inspect.Parameter(
+        "params", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Iterable[torch.Tensor]
     )
+    build.__signature__ = inspect.Signature([params, *keywords], return_annotation=torch.optim.Optimizer)  # type: ignore[attr-defined]
+    build.__annotations__ = {p.name: p.annotation for p in keywords}
+    return build
 
 
-@optimizers.register
-def adam(
-    params: Iterable[torch.Tensor],
-    *,
-    lr: LearningRate = 1e-3,
-    betas: Betas = (0.9, 0.999),
-    eps: Eps = 1e-8,
-    weight_decay: WeightDecay = 0.0,
-) -> torch.optim.Optimizer:
-    """Adam: per-parameter steps from running moments of the gradient: torch.optim.Adam."""
-    return torch.optim.Adam(
-        params, lr=lr, betas=(betas[0], betas[1]), eps=eps, weight_decay=weight_decay, foreach=False
-    )
-
-
-@optimizers.register
-def adamw(
-    params: Iterable[torch.Tensor],
-    *,
-    lr: LearningRate = 1e-3,
-    betas: Betas = (0.9, 0.999),
-    eps: Eps = 1e-8,
-    weight_decay: WeightDecay = 0.01,
-) -> torch.optim.Optimizer:
-    """AdamW: Adam with decoupled weight decay: torch.optim.AdamW."""
-    return torch.optim.AdamW(
-        params, lr=lr, betas=(betas[0], betas[1]), eps=eps, weight_decay=weight_decay, foreach=False
-    )
-
-
-@optimizers.register
-def rmsprop(
-    params: Iterable[torch.Tensor],
-    *,
-    lr: LearningRate = 1e-2,
-    alpha: Annotated[float, Interval(ge=0, le=1)] = 0.99,
-    eps: Eps = 1e-8,
-    momentum: Momentum = 0.0,
-    weight_decay: WeightDecay = 0.0,
-) -> torch.optim.Optimizer:
-    """RMSprop: steps divided by a running RMS of the gradient: torch.optim.RMSprop."""
-    return torch.optim.RMSprop(
-        params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay, foreach=False
-    )
+optimizers.register(
+    from_torch(torch.optim.SGD, 0.1, "Stochastic gradient descent, optionally with (Nesterov) momentum")
+)
+optimizers.register(
+    from_torch(torch.optim.Adam, 1e-3, "Adam: per-parameter steps from running moments of the gradient")
+)
+optimizers.register(from_torch(torch.optim.AdamW, 1e-3, "AdamW: Adam with decoupled weight decay"))
+optimizers.register(
+    from_torch(torch.optim.RMSprop, 1e-2, "RMSprop: steps divided by a running RMS of the gradient")
+)
 
 
 @schedules.register

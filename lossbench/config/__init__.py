@@ -3,7 +3,7 @@
 
 from .overrides import COMPONENT_KEYS, apply_overrides
 from .schema import TOP_KEYS, Component, Config
-from .validate import build, check_value, load, plan
+from .validate import build, check_value, load
 from .yaml_io import flatten, parse_yaml, read_yaml_file
 
 __all__ = [
@@ -17,6 +17,5 @@ __all__ = [
     "flatten",
     "load",
     "parse_yaml",
-    "plan",
     "read_yaml_file",
 ]

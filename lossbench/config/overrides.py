@@ -11,7 +11,7 @@ from .yaml_io import parse_yaml
 
 # ----- overrides ------------------------------------------------------------------------------
 
-COMPONENT_KEYS = {
+COMPONENT_KEYS = (
     ("data",),
     ("loss",),
     ("optim",),
@@ -19,7 +19,9 @@ COMPONENT_KEYS = {
     ("model", "init"),
     ("model", "bias_init"),
     ("optim", "schedule"),
-}
+)
+"""The config paths that name a component (a name, or a mapping of `name` and its keywords);
+`registry_at` gives the registry of each: the one map from config path to registry."""
 
 
 # keys of a component's section that belong to the section, not to the registered function

@@ -7,6 +7,7 @@ keys are constrained on its function's signature in `lossbench.components`, not 
 
 from __future__ import annotations
 
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -122,6 +123,12 @@ class Config:
             "train": {k: v for k, v in vars(self.train).items() if (k, v) not in TRAIN_LEFT_OUT},
         }
 
+    def plan(self, n_train: int) -> tuple[int, int, int]:
+        """(batch size, steps per epoch, total steps) of training on `n_train` examples."""
+        batch = min(self.train.batch_size or n_train, n_train)
+        per_epoch = math.ceil(n_train / batch)
+        return batch, per_epoch, self.train.steps or self.train.epochs * per_epoch
+
     def __repr__(self) -> str:
         m = self.model
         return (
@@ -130,18 +137,34 @@ class Config:
         )
 
 
-def common_metrics(task: str, output: str) -> list[str]:
+PROBABILITY_OUTPUTS = ("sigmoid", "softmax")
+"""The outputs that define probabilities (so the labels' NLL is recorded)."""
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether `metric` (`acc`, `val_acc`, ...) counts upward: accuracy does; every loss and error
+    counts down. The one home of the rule: targets, figures, tables and the run summary ask it."""
+    return metric.removeprefix("val_") == "acc"
+
+
+def common_metrics(task: str, output: str | None) -> list[str]:
     """The metrics every run records beside its loss and accuracy, whatever loss it trains with
     (`lossbench.engine.recording.prediction_metrics`): regression mse and mae; classification nll
     where the output defines probabilities."""
     if task == "regression":
         return ["mse", "mae"]
-    return ["nll"] if output in ("sigmoid", "softmax") else []
+    return ["nll"] if output is None or output in PROBABILITY_OUTPUTS else []
+
+
+def shared_metrics(task: str, output: str | None = None) -> list[str]:
+    """The metrics every run of a task records beside its own loss: classification accuracy, then
+    `common_metrics` (with `output` None: every one a run of the task may record)."""
+    return [*([] if task == "regression" else ["acc"]), *common_metrics(task, output)]
 
 
 def target_metrics(task: str, output: str) -> list[str]:
     """The recorded metrics `train.target` may name for a task and output, train then validation."""
-    names = ["loss", *([] if task == "regression" else ["acc"]), *common_metrics(task, output)]
+    names = ["loss", *shared_metrics(task, output)]
     return names + [f"val_{n}" for n in names]
 
 
@@ -155,6 +178,7 @@ def _fields(cls: type) -> dict[str, Any]:
 MODEL_KEYS = {k: t for k, t in _fields(ModelConfig).items() if t is not Component}
 """The model's own keys (its components are parsed apart), with their annotations."""
 TRAIN_KEYS = _fields(TrainConfig)
+DATA_KEYS = {k: t for k, t in _fields(DataConfig).items() if k not in ("name", "kwargs")}
 OUTPUT_CHOICES = ["auto", "identity", "sigmoid", "softmax"]
 DEVICE_CHOICES = ["cpu", "cuda", "auto"]
 DTYPE_CHOICES = ["float32", "float64"]
@@ -168,3 +192,43 @@ def name_problem(name: object) -> str | None:
         return None
     shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:60] + "..."
     return f"must be 1-100 letters, digits, '_', '-', '.', '+' (no path separators or '..'), got {shown}"
+
+
+# ----- the run summary's shape ------------------------------------------------------------------
+
+RUN_FORMAT = 1
+"""The version of a run folder's format (its files and the summary's keys below). Every run
+records it in summary.json as `format`; a reader refuses a run of another format with one message
+(`runs.store.check_format`). Raise it when a file or a key changes meaning."""
+
+NUMBER = (int, float)
+SUMMARY = {  # key -> accepted types: every finished run's summary.json holds each (the recorder
+    # `engine.recording` writes them, `runs.runner` stamps where it ran, `runs.store` counts rows)
+    "format": (int,),
+    "status": (str,),
+    "steps": (int,),
+    "steps_done": (int,),
+    "epochs": NUMBER,
+    "wall_time": NUMBER,
+    "task": (str,),
+    "run_id": (str,),
+    "name": (str,),
+    "seed": (int,),
+    "n_params": (int,),
+    "n_rows": (int,),
+    "targets": (list,),
+    "defaults": (dict,),
+    "activation": (dict,),
+    "device": (str,),
+    "versions": (dict,),
+}
+SUMMARY_OPTIONAL = {  # key -> accepted types, or null; `final_<metric>` keys are numbers or null
+    "diverged_step": (int,),
+    "grad_ratio_first_last": NUMBER,
+    "grad_ratio_first_last_end": NUMBER,
+    "linear": (dict,),  # a depth-0 model's fitted weight and bias
+    "stacked": (int,),  # trained as one member of a stack of this many
+    "error": (str,),  # a failed run's error (its summary holds only status, error and who it is)
+}
+TARGET = {"metric": (str,), "value": NUMBER, "steps_to": (int,), "seconds_to": NUMBER}
+"""A summary's `targets`: one mapping each; `steps_to` and `seconds_to` are null until reached."""

@@ -12,7 +12,6 @@ import math
 import os
 import re
 import sys
-import typing
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from ..components.registry import Registry, Spec, bounds_text, did_you_mean, len
 from ..errors import UserError
 from .overrides import apply_overrides
 from .schema import (
+    DATA_KEYS,
     DEVICE_CHOICES,
     DTYPE_CHOICES,
     MODEL_KEYS,
@@ -28,7 +28,6 @@ from .schema import (
     TRAIN_KEYS,
     Component,
     Config,
-    DataConfig,
     Seed,
     name_problem,
     target_metrics,
@@ -187,13 +186,11 @@ def _unknown_keys(path: str, section: dict, valid, problems: list) -> None:
 
 
 def build(raw: Any, source: str = "config", default_name: str = "run") -> Config:
-    """Validate a raw config mapping (sweep block excluded) into a `Config`, or raise UserError."""
-    from ..components.activations import activations
-    from ..components.data import DataError, datasets, make
-    from ..components.inits import inits
-    from ..components.losses import default_output, losses
-    from ..components.optim import optimizers, schedules
+    """Validate a raw config mapping (sweep block excluded) into a `Config`, or raise UserError.
 
+    What a key may hold and its default come from the schema (`config.schema`: the dataclasses'
+    defaults and annotated constraints) and, for a component, from its function's signature.
+    """
     problems: list[tuple[str, str]] = []
     if raw is None:
         raw = {}
@@ -201,13 +198,12 @@ def build(raw: Any, source: str = "config", default_name: str = "run") -> Config
         raise UserError([("", f"a config must be a mapping of keys, got {type(raw).__name__}")], source)
     _unknown_keys("", raw, TOP_KEYS, problems)
     cfg = Config(name=default_name)
-
-    name = raw.get("name", default_name)
-    if name_problem(name):
-        problems.append(("name", str(name_problem(name))))
+    why = name_problem(raw.get("name", cfg.name))
+    if why:
+        problems.append(("name", why))
     else:
-        cfg.name = name
-    cfg.seed = check_value("seed", raw.get("seed", 0), Seed, problems)
+        cfg.name = raw.get("name", cfg.name)
+    cfg.seed = check_value("seed", raw.get("seed", cfg.seed), Seed, problems)
     for key, choices in (("device", DEVICE_CHOICES), ("dtype", DTYPE_CHOICES)):
         value = raw.get(key, getattr(cfg, key))
         if value not in choices and not (
@@ -218,48 +214,74 @@ def build(raw: Any, source: str = "config", default_name: str = "run") -> Config
             )
         else:
             setattr(cfg, key, value)
+    dataset = _build_data(raw.get("data"), cfg, problems)
+    _build_model(_section(raw, "model", problems), cfg, problems)
+    _build_loss(raw.get("loss"), cfg, dataset is not None, problems)
+    _build_optim(raw.get("optim"), cfg, problems)
+    train_raw = _section(raw, "train", problems)
+    _unknown_keys("train", train_raw, list(TRAIN_KEYS), problems)
+    for key, ann in TRAIN_KEYS.items():
+        if key in train_raw and key != "target":
+            setattr(cfg.train, key, check_value(f"train.{key}", train_raw[key], ann, problems))
+    if train_raw.get("target") not in (None, []):
+        cfg.train.target = _targets(train_raw["target"], cfg, problems)
+    if not problems:
+        _check_device(cfg, problems)
+        _try_components(cfg, dataset, problems)
+        _try_loss(cfg, dataset, problems)
+    if not problems:
+        _check_memory(cfg, dataset, problems)
+    if problems:
+        raise UserError(problems, source)
+    return cfg
 
-    # data: build it now, so a bad data setting is found before anything is written
-    data_raw = raw.get("data")
-    data_comp, data_extra = parse_component(
-        "data", data_raw, datasets, problems, "moons", extra={"val_fraction": None}
-    )
-    cfg.data.name, cfg.data.kwargs = data_comp.name, data_comp.kwargs
-    entry = datasets[data_comp.name]
-    val_fraction = data_extra.get("val_fraction", entry.meta.get("val_fraction", 0.2))
-    val_annotation = typing.get_type_hints(DataConfig, include_extras=True)["val_fraction"]
-    cfg.data.val_fraction = check_value("data.val_fraction", val_fraction, val_annotation, problems)
-    dataset = None
-    if not any(p.startswith("data") for p, _ in problems):
-        estimate, cause = data_bytes(data_comp.name, data_comp.kwargs)
-        if estimate > memory_budget():
-            problems.append(
-                (
-                    "data",
-                    f"needs about {estimate / 2**30:.1f} GiB to build ({cause}), more than "
-                    f"this machine can spare ({memory_budget() / 2**30:.1f} GiB)",
-                )
+
+def _build_data(raw: Any, cfg: Config, problems: list) -> Dataset | None:
+    """The data section into `cfg.data`, and the data set built now (training reuses it), so a
+    bad data setting is found before anything is written; None when it cannot be built."""
+    from ..components.data import DataError, datasets, make
+
+    comp, extra = parse_component("data", raw, datasets, problems, cfg.data.name, {"val_fraction": None})
+    cfg.data.name, cfg.data.kwargs = comp.name, comp.kwargs
+    default_fraction = datasets[comp.name].meta.get("val_fraction", cfg.data.val_fraction)
+    fraction = extra.get("val_fraction", default_fraction)
+    cfg.data.val_fraction = check_value("data.val_fraction", fraction, DATA_KEYS["val_fraction"], problems)
+    if any(p.startswith("data") for p, _ in problems):
+        return None
+    estimate, cause = data_bytes(comp.name, comp.kwargs)
+    if estimate > memory_budget():
+        problems.append(
+            (
+                "data",
+                f"needs about {estimate / 2**30:.1f} GiB to build ({cause}), more than "
+                f"this machine can spare ({memory_budget() / 2**30:.1f} GiB)",
             )
-        else:
-            try:
-                seed = cfg.seed if isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool) else 0
-                dataset = make(data_comp.name, data_comp.kwargs, seed)  # training reuses it
-            except DataError as e:
-                problems.extend(e.problems)
-            except (ValueError, RuntimeError, TypeError) as e:
-                problems.append(("data", f"cannot build {data_comp.name!r}: {e}"))
-    if dataset is not None:
-        cfg.task, cfg.n_inputs, cfg.n_outputs = dataset.task, dataset.x.shape[1], dataset.n_outputs
-        n_val = int(len(dataset.x) * (cfg.data.val_fraction or 0))
-        if isinstance(cfg.data.val_fraction, float) and len(dataset.x) - n_val < 1:
-            problems.append(("data.val_fraction", "leaves no training examples"))
+        )
+        return None
+    try:
+        seed = cfg.seed if isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool) else 0
+        dataset = make(comp.name, comp.kwargs, seed)
+    except DataError as e:
+        problems.extend(e.problems)
+        return None
+    except (ValueError, RuntimeError, TypeError) as e:
+        problems.append(("data", f"cannot build {comp.name!r}: {e}"))
+        return None
+    cfg.task, cfg.n_inputs, cfg.n_outputs = dataset.task, dataset.x.shape[1], dataset.n_outputs
+    n_val = int(len(dataset.x) * (cfg.data.val_fraction or 0))
+    if isinstance(cfg.data.val_fraction, float) and len(dataset.x) - n_val < 1:
+        problems.append(("data.val_fraction", "leaves no training examples"))
+    return dataset
 
-    # model
-    model_raw = _section(raw, "model", problems)
-    _unknown_keys("model", model_raw, [*MODEL_KEYS, "activation", "init", "bias_init"], problems)
+
+def _build_model(raw: dict, cfg: Config, problems: list) -> None:
+    from ..components.activations import activations
+    from ..components.inits import inits
+
+    _unknown_keys("model", raw, [*MODEL_KEYS, "activation", "init", "bias_init"], problems)
     for key, ann in MODEL_KEYS.items():
-        if key in model_raw:
-            setattr(cfg.model, key, check_value(f"model.{key}", model_raw[key], ann, problems))
+        if key in raw:
+            setattr(cfg.model, key, check_value(f"model.{key}", raw[key], ann, problems))
     if cfg.model.output not in OUTPUT_CHOICES:
         problems.append(
             (
@@ -268,13 +290,9 @@ def build(raw: Any, source: str = "config", default_name: str = "run") -> Config
                 f"{did_you_mean(cfg.model.output, OUTPUT_CHOICES)}; valid: {', '.join(OUTPUT_CHOICES)}",
             )
         )
-    cfg.model.activation, _ = parse_component(
-        "model.activation", model_raw.get("activation"), activations, problems, "relu"
-    )
-    cfg.model.init, _ = parse_component("model.init", model_raw.get("init"), inits, problems, "default")
-    cfg.model.bias_init, _ = parse_component(
-        "model.bias_init", model_raw.get("bias_init"), inits, problems, "default"
-    )
+    for key, registry in (("activation", activations), ("init", inits), ("bias_init", inits)):
+        default = getattr(cfg.model, key).name
+        setattr(cfg.model, key, parse_component(f"model.{key}", raw.get(key), registry, problems, default)[0])
     if cfg.model.bias_init.name in inits and not inits[cfg.model.bias_init.name].meta.get("bias"):
         valid = [n for n in inits.names() if inits[n].meta.get("bias")]
         problems.append(
@@ -284,76 +302,65 @@ def build(raw: Any, source: str = "config", default_name: str = "run") -> Config
             )
         )
 
-    # loss: the default follows the task
-    default_loss = {"regression": "mse", "binary": "bce", "multiclass": "cross_entropy"}[cfg.task]
-    cfg.loss, _ = parse_component("loss", raw.get("loss"), losses, problems, default_loss)
-    if dataset is not None and cfg.loss.name in losses:
-        tasks = losses[cfg.loss.name].meta["tasks"]
-        if cfg.task not in tasks:
-            fits = [n for n in losses.names() if cfg.task in losses[n].meta["tasks"]]
+
+def _build_loss(raw: Any, cfg: Config, has_data: bool, problems: list) -> None:
+    """The loss (its default follows the task) and the model output it works on."""
+    from ..components.losses import default_loss, default_output, losses
+
+    cfg.loss, _ = parse_component("loss", raw, losses, problems, default_loss(cfg.task))
+    if not has_data or cfg.loss.name not in losses:
+        return
+    tasks = losses[cfg.loss.name].meta["tasks"]
+    if cfg.task not in tasks:
+        fits = [n for n in losses.names() if cfg.task in losses[n].meta["tasks"]]
+        bce = " ('bce' is the cross-entropy for two classes)" if cfg.loss.name == "cross_entropy" else ""
+        problems.append(
+            (
+                "loss.name",
+                f"loss {cfg.loss.name!r} does not fit the {cfg.task} task of data set "
+                f"{cfg.data.name!r}; losses for {cfg.task}: {', '.join(fits)}"
+                + (bce if "bce" in fits else ""),
+            )
+        )
+    elif cfg.model.output in OUTPUT_CHOICES:
+        needed = losses[cfg.loss.name].meta.get("output")
+        if cfg.model.output == "auto":
+            cfg.model.output = default_output(cfg.loss.name, cfg.task)
+        elif needed and cfg.model.output != needed:
             problems.append(
                 (
-                    "loss.name",
-                    f"loss {cfg.loss.name!r} does not fit the {cfg.task} task of "
-                    f"data set {cfg.data.name!r}; losses for {cfg.task}: {', '.join(fits)}"
-                    + (
-                        " ('bce' is the cross-entropy for two classes)"
-                        if cfg.loss.name == "cross_entropy" and "bce" in fits
-                        else ""
-                    ),
+                    "model.output",
+                    f"loss {cfg.loss.name!r} works on the logits of a "
+                    f"{needed} output; set model.output to {needed} or auto",
                 )
             )
-        elif cfg.model.output in OUTPUT_CHOICES:
-            needed = losses[cfg.loss.name].meta.get("output")
-            if cfg.model.output == "auto":
-                cfg.model.output = default_output(cfg.loss.name, cfg.task)
-            elif needed and cfg.model.output != needed:
-                problems.append(
-                    (
-                        "model.output",
-                        f"loss {cfg.loss.name!r} works on the logits of a "
-                        f"{needed} output; set model.output to {needed} or auto",
-                    )
-                )
-            if cfg.model.output == "softmax" and cfg.n_outputs == 1:
-                problems.append(("model.output", "softmax over a single output is always 1; use sigmoid"))
+        if cfg.model.output == "softmax" and cfg.n_outputs == 1:
+            problems.append(("model.output", "softmax over a single output is always 1; use sigmoid"))
 
-    # optim
-    optim_raw = raw.get("optim")
-    comp, extra = parse_component("optim", optim_raw, optimizers, problems, "sgd", extra={"schedule": None})
+
+def _build_optim(raw: Any, cfg: Config, problems: list) -> None:
+    from ..components.optim import optimizers, schedules
+
+    comp, extra = parse_component("optim", raw, optimizers, problems, cfg.optim.name, {"schedule": None})
     cfg.optim.name, cfg.optim.kwargs = comp.name, comp.kwargs
+    default = cfg.optim.schedule.name
     cfg.optim.schedule, _ = parse_component(
-        "optim.schedule", extra.get("schedule"), schedules, problems, "constant"
+        "optim.schedule", extra.get("schedule"), schedules, problems, default
     )
 
-    # train
-    train_raw = _section(raw, "train", problems)
-    _unknown_keys("train", train_raw, list(TRAIN_KEYS), problems)
-    for key, ann in TRAIN_KEYS.items():
-        if key in train_raw and key != "target":
-            setattr(cfg.train, key, check_value(f"train.{key}", train_raw[key], ann, problems))
-    if train_raw.get("target") not in (None, []):
-        cfg.train.target = _targets(train_raw["target"], cfg, problems)
 
-    if not problems:
-        _check_device(cfg, problems)
-        _try_components(cfg, dataset, problems)
-        _try_loss(cfg, dataset, problems)
-    if not problems:
-        parts = memory_parts(cfg, dataset)
-        if sum(parts.values()) > memory_budget():
-            largest = max(parts, key=lambda part: parts[part])
-            problems.append(
-                (
-                    MEMORY_KEYS[largest][0],
-                    f"training needs about {sum(parts.values()) / 2**30:.1f} GiB, more than this "
-                    f"machine can spare ({memory_budget() / 2**30:.1f} GiB); most of it "
-                    f"({parts[largest] / 2**30:.1f} GiB) for {largest}: {MEMORY_KEYS[largest][1]}",
-                )
+def _check_memory(cfg: Config, dataset: Dataset | None, problems: list) -> None:
+    parts = memory_parts(cfg, dataset)
+    if sum(parts.values()) > memory_budget():
+        largest = max(parts, key=lambda part: parts[part])
+        problems.append(
+            (
+                MEMORY_KEYS[largest][0],
+                f"training needs about {sum(parts.values()) / 2**30:.1f} GiB, more than this "
+                f"machine can spare ({memory_budget() / 2**30:.1f} GiB); most of it "
+                f"({parts[largest] / 2**30:.1f} GiB) for {largest}: {MEMORY_KEYS[largest][1]}",
             )
-    if problems:
-        raise UserError(problems, source)
-    return cfg
+        )
 
 
 def _targets(raw: Any, cfg: Config, problems: list[tuple[str, str]]) -> list[dict]:
@@ -380,14 +387,6 @@ def _targets(raw: Any, cfg: Config, problems: list[tuple[str, str]]) -> list[dic
             problems.append((f"{path}.value", f"must be a finite number, got {value!r}"))
         targets.append({"metric": metric, "value": float(value) if _is_number(value) else value})
     return targets
-
-
-def plan(cfg: Config, n_train: int) -> tuple[int, int, int]:
-    """(batch size, steps per epoch, total steps)."""
-    batch = min(cfg.train.batch_size or n_train, n_train)
-    per_epoch = math.ceil(n_train / batch)
-    total = cfg.train.steps or cfg.train.epochs * per_epoch
-    return batch, per_epoch, total
 
 
 def _check_device(cfg: Config, problems: list) -> None:
@@ -432,7 +431,7 @@ def _try_components(cfg: Config, dataset, problems: list) -> None:
     if dataset is None:
         return
     n_train = len(dataset.x) - int(len(dataset.x) * cfg.data.val_fraction)
-    n_steps = plan(cfg, n_train)[2]
+    n_steps = cfg.plan(n_train)[2]
     sched, lr = cfg.optim.schedule, cfg.optim.kwargs.get("lr", 1.0)
     what = f"schedule {sched.name!r}"
     for t in sorted({0, n_steps // 2, n_steps - 1}):

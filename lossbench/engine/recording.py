@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ..components.activations import OUTPUTS, SATURATION, activations, derivative_fn, peak_derivative
 from ..components.losses import MULTICLASS, REGRESSION, per_example
 from ..config.overrides import component_defaults
-from ..config.schema import Config, common_metrics
+from ..config.schema import RUN_FORMAT, Config, common_metrics, higher_is_better
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 """A model, plain or stacked, as evaluation uses it: inputs -> logits."""
@@ -355,6 +355,7 @@ class Recorder:
             done = self.status[m] != "diverged"
             summaries.append(
                 {
+                    "format": RUN_FORMAT,
                     "status": self.status[m],
                     "steps": self.n_steps,
                     "steps_done": (self.diverged_step[m] if self.diverged_step[m] is not None else step + 1)
@@ -400,7 +401,7 @@ def _targets(cfg: Config) -> list[dict]:
 
 def _reached(target: dict, value: float) -> bool:
     """Accuracy targets are reached at or above their value, every other metric at or below it."""
-    return value >= target["value"] if target["metric"].endswith("acc") else value <= target["value"]
+    return value >= target["value"] if higher_is_better(target["metric"]) else value <= target["value"]
 
 
 def hidden_ratio(row: dict) -> float | None:

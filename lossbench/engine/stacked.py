@@ -32,7 +32,6 @@ import torch
 from ..components.activations import OUTPUTS
 from ..components.optim import optimizers, schedules
 from ..config.schema import Config
-from ..config.validate import plan
 from .model import MLP, build_model, device_of
 from .recording import LayerReader, Recorder, linear_fit
 from .train import member_sets, prepare, progress_bar
@@ -220,7 +219,7 @@ def train_stacked(
     sets = member_sets(ds)
     x, y, labels = sets["train"]
     n_train = x.shape[1]
-    batch_size, per_epoch, n_steps = plan(cfg, n_train)
+    batch_size, per_epoch, n_steps = cfg.plan(n_train)
     net = StackedMLP([build_model(c, torch.Generator().manual_seed(c.seed + 1)) for c in cfgs], device)
     base_lrs = [c.optim.kwargs["lr"] for c in cfgs]
     optimizer = StackedOptimizer(cfg.optim.name, net.params, cfg.optim.kwargs, base_lrs)

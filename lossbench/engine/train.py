@@ -17,7 +17,6 @@ from ..components import data as data_module
 from ..components.losses import MULTICLASS, loss_target, mean_loss
 from ..components.optim import optimizers, schedules
 from ..config.schema import Config
-from ..config.validate import plan
 from .model import MLP, build_model, device_of, dtype_of
 from .recording import LAYER_KEYS, LayerReader, Recorder, linear_fit
 
@@ -69,7 +68,7 @@ def train(
     d = prepare(cfg)
     x, y, labels = d["x"], d["y"], d["labels"]
     n_train = len(x)
-    batch_size, per_epoch, n_steps = plan(cfg, n_train)
+    batch_size, per_epoch, n_steps = cfg.plan(n_train)
     model = build_model(cfg, torch.Generator().manual_seed(cfg.seed + 1)).to(device_of(cfg))
     base_lr = cfg.optim.kwargs["lr"]
     optimizer = optimizers[cfg.optim.name].fn(model.parameters(), **cfg.optim.kwargs)

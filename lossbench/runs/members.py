@@ -14,7 +14,7 @@ import os
 import traceback
 from typing import Any
 
-from ..config.schema import Config
+from ..config.schema import RUN_FORMAT, Config
 
 MAX_STACK = 64  # members per stacked model; past this a stack is arithmetic-bound anyway
 MIN_SPLIT = 4  # a stack is split across idle workers only while both halves keep this many
@@ -81,6 +81,7 @@ def failed(cfg: Config, root: str, error: BaseException | str) -> tuple[dict, st
     folder = run_dir(root, cfg)
     text = error if isinstance(error, str) else "".join(traceback.format_exception_only(type(error), error))
     summary: dict[str, Any] = {
+        "format": RUN_FORMAT,
         "status": "failed",
         "error": text.strip(),
         "seed": cfg.seed,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
-from ..config.schema import Config
+from ..config.schema import RUN_FORMAT, Config
 from ..errors import UserError
 from . import journal
 
@@ -151,13 +151,37 @@ def read_run_yaml(path: str) -> Any:
     return parse_yaml(read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8", "replace"), path, fast=True)
 
 
+def read_swept(folder: str) -> list[str]:
+    """The keys the sweep in `folder` varied (its sweep.yaml's `swept`), read within a config's
+    bounds; [] when there is no readable one (a label preference only: labels are right without)."""
+    try:
+        saved = read_run_yaml(os.path.join(folder, "sweep.yaml"))
+    except (OSError, UserError):
+        return []
+    swept = saved.get("swept") if isinstance(saved, dict) else None
+    return [k for k in swept if isinstance(k, str)] if isinstance(swept, list) else []
+
+
+def format_problem(summary: dict) -> str | None:
+    """Why a run's summary is not of this lossbench's run format (`RUN_FORMAT`), or None."""
+    if summary.get("format") == RUN_FORMAT:
+        return None
+    versions = summary.get("versions")
+    made = versions.get("lossbench") if isinstance(versions, dict) else None
+    fmt = summary.get("format", "none")
+    return (
+        f"made by lossbench {made or '?'} (run format {fmt}; this lossbench reads format {RUN_FORMAT}); "
+        "rerun with --force"
+    )
+
+
 def read_summary(folder: str) -> dict | None:
     """The summary of a finished run, or None when the folder holds no complete, valid one."""
     try:
         summary = read_json(os.path.join(folder, "summary.json"))
     except (OSError, ValueError, UserError):
         return None
-    if not isinstance(summary, dict) or summary.get("status") not in DONE:
+    if not isinstance(summary, dict) or summary.get("status") not in DONE or format_problem(summary):
         return None
     return summary
 
@@ -192,15 +216,21 @@ def versions() -> dict:
 
 
 def strict_json(value: Any) -> Any:
-    """`value` with every NaN and infinity replaced by None: JSON has no such numbers, so the run
-    files write them as null (which `load_metrics` reads back as NaN) and strict parsers read them."""
+    """`value` as strict JSON takes it: every NaN and infinity None (JSON has no such numbers, so
+    run files and verdicts.json write them as null, which `load_metrics` reads back as NaN), numpy
+    and torch scalars and arrays plain Python, keys text, anything else its text. The one writer's
+    rule for every JSON file lossbench writes."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
+        return {str(k): strict_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [strict_json(v) for v in value]
-    return value
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if hasattr(value, "tolist"):
+        return strict_json(value.tolist())
+    return str(value)
 
 
 class RunWriter:
@@ -398,14 +428,15 @@ SCALAR_KEYS = ("step", "epoch", "loss", "acc", "val_loss", "val_acc", "lr", "tim
 """Metrics every reader takes as one number per row (per-layer metrics are lists)."""
 
 
-def load_metrics(path: str) -> dict:
-    """metrics.jsonl as columns: scalars [n_rows], per-layer [n_rows, n_layers] numpy arrays.
+def read_rows(path: str, whole: bool = False) -> list[dict]:
+    """The rows of a metrics.jsonl, one JSON object a line: the one parser of the file.
 
-    A last line cut short by a kill is ignored; any other unreadable line is an error.
+    A last line cut short by a kill is left out (with `whole`, refused); any other line that is
+    not a JSON object is a RunFolderError.
     """
-    import numpy as np
-
     text = read_bounded(path, MAX_METRICS_BYTES).decode("utf-8", "replace")
+    if whole and text.split("\n")[-1].strip():
+        raise RunFolderError([("", "ends in a line cut short")], path)
     lines = [line for line in text.split("\n") if line.strip()]
     try:  # one parse for the whole file: much faster than a parse per line
         rows = json.loads("[" + ",".join(lines) + "]")
@@ -415,11 +446,22 @@ def load_metrics(path: str) -> dict:
             try:
                 rows.append(json.loads(line))
             except (ValueError, RecursionError):
-                if i == len(lines) - 1:  # a torn last line, cut short by a kill
+                if i == len(lines) - 1 and not whole:  # a torn last line, cut short by a kill
                     break
                 raise RunFolderError([("", f"line {i + 1} is not valid JSON")], path) from None
     if not all(isinstance(row, dict) for row in rows):
         raise RunFolderError([("", "holds a line that is not a JSON object")], path)
+    return rows
+
+
+def load_metrics(path: str) -> dict:
+    """metrics.jsonl as columns: scalars [n_rows], per-layer [n_rows, n_layers] numpy arrays.
+
+    A last line cut short by a kill is ignored; any other unreadable line is an error.
+    """
+    import numpy as np
+
+    rows = read_rows(path)
     keys = dict.fromkeys(k for row in rows for k in row)
     columns = {}
     for key in keys:
@@ -470,4 +512,6 @@ def load_run(path: str) -> Run:
             raise RunFolderError([("summary.json", e.problems[0][1])], path) from None
         if not isinstance(summary, dict):
             raise RunFolderError([("summary.json", "does not hold a mapping")], path)
+        if format_problem(summary):
+            raise RunFolderError([("", format_problem(summary) or "")], path)
     return Run(path, config, summary, load_metrics(os.path.join(path, "metrics.jsonl")))

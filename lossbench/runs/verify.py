@@ -13,25 +13,11 @@ does not say). The numbers inside rows that look whole are not checked (no hash 
 
 from __future__ import annotations
 
-import json
 import os
 
-from ..config.schema import Config
+from ..config.schema import NUMBER, SUMMARY, SUMMARY_OPTIONAL, TARGET, Config
 from ..errors import UserError
-from .store import MAX_METRICS_BYTES, read_bounded, read_json, read_run_yaml
-
-NUMBER = (int, float)
-REQUIRED = {  # key -> accepted types (bool is refused where a number is meant)
-    "status": (str,),
-    "steps": (int,),
-    "steps_done": (int,),
-    "epochs": NUMBER,
-    "wall_time": NUMBER,
-    "task": (str,),
-    "run_id": (str,),
-}
-OPTIONAL = {"diverged_step": (int,), "n_rows": (int,)}
-TARGET = {"metric": (str,), "value": NUMBER}  # and, reached or not, steps_to: int, seconds_to: number
+from .store import RunFolderError, format_problem, read_json, read_rows, read_run_yaml
 
 
 def _type_problem(key: str, value, types: tuple, optional: bool) -> str | None:
@@ -47,7 +33,9 @@ def _type_problem(key: str, value, types: tuple, optional: bool) -> str | None:
 
 def summary_problem(summary: dict, run_id: str) -> str | None:
     """Why a finished-looking summary cannot be trusted, or None."""
-    for key, types in REQUIRED.items():
+    if format_problem(summary):
+        return format_problem(summary)
+    for key, types in SUMMARY.items():  # the one shape (`config.schema`); bool is no number
         if key not in summary:
             return f"summary.json has no {key}"
         problem = _type_problem(key, summary[key], types, False)
@@ -56,8 +44,8 @@ def summary_problem(summary: dict, run_id: str) -> str | None:
     for key, value in summary.items():
         if key.startswith("final_"):
             problem = _type_problem(key, value, NUMBER, True)
-        elif key in OPTIONAL:
-            problem = _type_problem(key, value, OPTIONAL[key], True)
+        elif key in SUMMARY_OPTIONAL:
+            problem = _type_problem(key, value, SUMMARY_OPTIONAL[key], True)
         else:
             continue
         if problem:
@@ -84,10 +72,10 @@ def _targets_problem(targets) -> str | None:
     if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
         return "summary.json: targets is not a list of mappings"
     for i, t in enumerate(targets):
-        for key, types in [*TARGET.items(), ("steps_to", (int,)), ("seconds_to", NUMBER)]:
+        for key, types in TARGET.items():
             if key not in t:
                 return f"summary.json: targets[{i}] has no {key}"
-            problem = _type_problem(f"targets[{i}].{key}", t[key], types, key not in TARGET)
+            problem = _type_problem(f"targets[{i}].{key}", t[key], types, key.endswith("_to"))
             if problem:
                 return problem
     return None
@@ -106,17 +94,11 @@ def expected_rows(summary: dict, log_every: int) -> tuple[int, int]:
 
 def metrics_problem(folder: str, summary: dict, log_every: int) -> str | None:
     """Why metrics.jsonl does not hold the run the summary describes, or None."""
-    path = os.path.join(folder, "metrics.jsonl")
-    data = read_bounded(path, MAX_METRICS_BYTES)
-    lines = data.split(b"\n")
-    if lines[-1].strip():
-        return "metrics.jsonl ends in a line cut short"
-    rows = [line for line in lines if line.strip()]
     try:
-        parsed = json.loads(b"[" + b",".join(rows) + b"]")
-    except (ValueError, RecursionError):
-        return "metrics.jsonl holds a line that is not JSON"
-    raw_steps = [row.get("step") if isinstance(row, dict) else None for row in parsed]
+        parsed = read_rows(os.path.join(folder, "metrics.jsonl"), whole=True)
+    except RunFolderError as e:
+        return f"metrics.jsonl {e.problems[0][1]}"
+    raw_steps = [row.get("step") for row in parsed]
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in raw_steps):
         return "metrics.jsonl holds a row without an integer step"
     steps = [int(s) for s in raw_steps if s is not None]

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config.schema import higher_is_better
 from ..runs.store import Run
 from ..verdicts import seed_interval
 from .canvas import (
@@ -22,7 +23,6 @@ from .canvas import (
 )
 from .load import Group
 from .metrics import (
-    HIGHER_IS_BETTER,
     METRICS,
     base,
     choose_metric,
@@ -49,10 +49,6 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
         return None
     name = choose_metric(groups, metric)
     notes = []
-    if not metric and name != "loss" and len(lacking(groups, name)) == sum(len(g.runs) for g in groups):
-        # no run recorded the shared metric (all written before it was): their losses, and say so
-        notes.append(lacking_note(lacking(groups, name), name, "no shared metric: ", groups))
-        name = "loss"
     keys = [name, f"val_{name}"]
     keys = [k for k in keys if any((a := g.stacked(k)) is not None and np.isfinite(a).any() for g in groups)]
     keys = keys or [name]
@@ -75,7 +71,7 @@ def fig_loss_curves(groups: list[Group], x: str = "step", metric: str | None = N
             everything.append(mean[ok])
             if key == keys[0]:
                 n_diverged += _diverged_marks(ax, g, key, x)
-        if everything and name not in HIGHER_IS_BETTER and _wants_log(np.concatenate(everything)):
+        if everything and not higher_is_better(name) and _wants_log(np.concatenate(everything)):
             ax.set_yscale("log")
         _bands(ax, bands, 0.2 if len(groups) <= 4 else 0.08)
         ax.set_xlabel("training step" if x == "step" else "epoch")
@@ -268,7 +264,7 @@ def fig_convergence(groups: list[Group], metric: str | None = None) -> Figure | 
             ax.legend(fontsize="small", loc="lower right")
     target_values = {t["value"] for t in mine.values() if t}
     value = f"{target_values.pop():g}" if len(target_values) == 1 else "each run's target"
-    sign = ">=" if base(name) in HIGHER_IS_BETTER else "<="
+    sign = ">=" if higher_is_better(name) else "<="
     interval, one_seed = _seeds(groups, "line")
     seeds = (
         "\n(bar: mean of the seeds that reached it, line: its 95% Student-t interval, dots: seeds)"

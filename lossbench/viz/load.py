@@ -12,9 +12,17 @@ from typing import Any
 
 import numpy as np
 
+from ..config.overrides import COMPONENT_KEYS
 from ..config.yaml_io import flatten
 from ..errors import UserError
-from ..runs.store import MAX_METRICS_BYTES, Run, RunFolderError, load_run, read_bounded, read_run_yaml
+from ..runs.store import (
+    MAX_METRICS_BYTES,
+    Run,
+    RunFolderError,
+    load_run,
+    read_bounded,
+    read_swept,
+)
 from ..verdicts import seed_interval
 from .style import LINESTYLES, MARKERS, PALETTE, styles  # noqa: F401 (figures import them from here)
 
@@ -117,8 +125,8 @@ def by_folder(runs: list[Run]) -> dict[str, list[Run]]:
 
 # ----- label terms: a component is one term ----------------------------------------------------------
 
-COMPONENTS = ("data", "loss", "optim", "optim.schedule", "model.activation", "model.init", "model.bias_init")
-"""Config paths holding a named component: a name, or a mapping of `name` and its arguments."""
+COMPONENTS = tuple(".".join(path) for path in COMPONENT_KEYS)
+"""Config paths holding a named component (dotted): a name, or a mapping of `name` and its arguments."""
 
 UNSET = "unset"  # the text of a key a config does not have
 DERIVED = {"model.output"}  # resolved from the loss when the config leaves it out
@@ -472,13 +480,9 @@ def _beyond(configs: list[dict], by: Sequence[str], differ: list[str]) -> list[s
 
 def swept_keys(runs: list[Run]) -> list[str]:
     """The keys a sweep varied, from the `swept` list of each run's sweep folder's sweep.yaml (if any)."""
-    keys = []
+    keys: list[str] = []
     for parent in dict.fromkeys(os.path.dirname(os.path.normpath(r.path)) for r in runs):
-        try:  # with a config's bounds: sweep.yaml is a file anyone may have edited
-            swept = (read_run_yaml(os.path.join(parent, "sweep.yaml")) or {}).get("swept") or []
-        except (OSError, UserError, AttributeError):
-            continue  # a label preference only: without it the labels are still right, only longer
-        keys += [k for k in swept if isinstance(k, str) and k not in keys]
+        keys += [k for k in read_swept(parent) if k not in keys]
     return keys
 
 

@@ -5,7 +5,7 @@ log-likelihood when every output gives probabilities, else accuracy).
 Two losses are two different functions: MAE cannot go below about the noise level where Huber goes
 near 0, and MSE squares what MAE does not, so their loss curves on one axis answer nothing. The
 common metrics are recorded on every run beside the loss (`mse`, `mae`, `nll`, `acc` and their
-`val_` twins); runs written before they were recorded lack them, and the figures say so.
+`val_` twins).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from ..config.schema import PROBABILITY_OUTPUTS
 from ..errors import UserError
 from .load import Group, value_text
 
@@ -27,8 +28,6 @@ METRICS = {
 """The metrics a comparison can draw (each also as `val_NAME`, on the validation set)."""
 
 NOT_METRICS = {"step", "epoch", "time", "lr", "diverged"}
-HIGHER_IS_BETTER = {"acc"}
-PROBABILITY_OUTPUTS = {"sigmoid", "softmax"}
 
 
 def base(metric: str) -> str:
@@ -90,7 +89,7 @@ def choose_metric(groups: list[Group], requested: str | None = None) -> str:
     if task_of(groups) == "regression":
         return "mse"
     outputs = {value_text(r.config, "model.output") for g in groups for r in g.runs}
-    return "nll" if outputs <= PROBABILITY_OUTPUTS else "acc"
+    return "nll" if outputs <= set(PROBABILITY_OUTPUTS) else "acc"
 
 
 REGRESSION_ONLY = {"mse", "mae"}
@@ -120,7 +119,7 @@ def measurable(run, key: str) -> bool:
 
 
 def lacking(groups: list[Group], key: str) -> list[str]:
-    """Folders of the runs that recorded no finite `key` (older runs, or a metric their task lacks:
+    """Folders of the runs that recorded no finite `key` (a metric their task lacks, or none yet:
     `lacking_note` tells which)."""
     out = []
     for g in groups:
@@ -135,20 +134,20 @@ def lacking_note(
     paths: list[str], what: str, prefix: str = "not drawn: ", groups: list[Group] | None = None
 ) -> str:
     """One line naming runs without `what` and why: runs of a task that has no such metric (given
-    `groups`, and `what` a metric), else runs written before lossbench recorded it (rerun with --force)."""
+    `groups`, and `what` a metric), else runs that recorded none (still training, or diverged first)."""
     if not paths:
         return ""
     runs = {r.path: r for g in groups or [] for r in g.runs}
     other = [p for p in paths if p in runs and what in METRICS and not measurable(runs[p], what)]
-    older = [p for p in paths if p not in other]
+    others = [p for p in paths if p not in other]
     parts = []
     if other:
         tasks = sorted({run_task(runs[p]) for p in other})
         parts.append(
             f"{_runs(other)} of the {'/'.join(tasks)} task, which has no {what}: compare runs of one task"
         )
-    if older:
-        parts.append(f"{_runs(older)}, written before lossbench recorded {what}: rerun with --force")
+    if others:
+        parts.append(f"{_runs(others)} recorded no {what}")
     return prefix + "; ".join(parts)
 
 

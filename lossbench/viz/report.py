@@ -14,6 +14,7 @@ import time
 
 from .. import progress
 from ..config import flatten
+from ..config.schema import higher_is_better
 from ..runs.store import atomic_write, check_writable
 from ..runs.table import answer, table
 from . import figures as plots
@@ -286,7 +287,7 @@ def _target_columns(runs: list) -> list[tuple]:
             values.setdefault(key, set()).add(t.get("value"))
     columns = []
     for (metric, n), vs in values.items():
-        sign = ">=" if metric.endswith("acc") else "<="
+        sign = ">=" if higher_is_better(metric) else "<="
         what = f"{metric} {sign} {_fmt(next(iter(vs)))}" if len(vs) == 1 else f"{metric} target {n + 1}"
         columns += [
             ((metric, n, "steps_to"), f"steps to {what}"),

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config.schema import higher_is_better
 from ..verdicts import seed_interval
 from .canvas import _figure, _notes, _seeds, _suptitle, _wants_log, _wrap
 from .curves import run_targets, target_metric
 from .load import MARKERS, PALETTE, Group, _natural, value_text
-from .metrics import HIGHER_IS_BETTER, METRICS, base, choose_metric, lacking_note, losses_differ, task_of
+from .metrics import METRICS, base, choose_metric, lacking_note, losses_differ, task_of
 
 if TYPE_CHECKING:  # matplotlib loads on first use
     from matplotlib.figure import Figure
@@ -64,7 +65,7 @@ def results(groups: list[Group], metric: str | None = None) -> list[tuple[str, s
     if target is not None:
         values = {t["value"] for g in groups for r in g.runs for t in run_targets(r) if t["metric"] == target}
         value = f"{values.pop():g}" if len(values) == 1 else "its target"
-        sign = ">=" if base(target) in HIGHER_IS_BETTER else "<="
+        sign = ">=" if higher_is_better(target) else "<="
         out.append((f"steps to {target} {sign} {value}", "target", target))
     return out
 
