@@ -92,7 +92,7 @@ def test_renaming_keeps_the_keys_the_new_component_takes_and_the_section_keys():
     assert raw["optim"] == {"name": "adam", "lr": 0.5, "schedule": "cosine"}
     assert notes == [
         "optim.name=adam drops optim.momentum: optimizer 'adam' does not take it "
-        "(it takes: lr, betas, eps, weight_decay)"
+        "(it takes: lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)"
     ]
 
 

@@ -221,6 +221,7 @@ SUMMARY = {  # key -> accepted types: every finished run's summary.json holds ea
     "activation": (dict,),
     "device": (str,),
     "versions": (dict,),
+    "engine": (str,),  # plain or stacked: which loop trained it
 }
 SUMMARY_OPTIONAL = {  # key -> accepted types, or null; `final_<metric>` keys are numbers or null
     "diverged_step": (int,),

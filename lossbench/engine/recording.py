@@ -378,6 +378,51 @@ class Recorder:
         return summaries
 
 
+def member_sets(ds: list[dict]) -> dict:
+    """The train and validation sets of members' `prepare` dicts, stacked members first."""
+
+    def stack(key):
+        return torch.stack([d[key] for d in ds])
+
+    return {
+        "train": (stack("x"), stack("y"), stack("labels")),
+        "val": tuple(map(stack, ("x_val", "y_val", "labels_val"))),
+    }
+
+
+class RunRecorder(Recorder):
+    """The `Recorder` of the plain loop's one run, in the singular: the stack's lists of one member
+    (`[cfg]`, `[loss]`, `[lr]`, the leading 1 of its tensors) are made here, once."""
+
+    def __init__(
+        self, cfg: Config, d: dict, n_steps: int, per_epoch: int, log: Callable[[dict], object] | None
+    ):
+        super().__init__([cfg], d["dataset"].task, n_steps, per_epoch, [log], member_sets([d]))
+
+    def keep(self, step: int, model: torch.nn.Module, last: bool = False) -> None:
+        """The weights at `step`, when `train.snapshots` asks for them."""
+        self.keep_weights(step, lambda: [p[None] for p in model.parameters()], last=last)
+
+    def add_loss(self, step: int, loss: float, n_batch: int) -> bool:
+        """The batch's mean loss; False when it is not finite (the run diverged)."""
+        return self.add_losses(step, [loss], n_batch)
+
+    def batch_metrics(self, z: torch.Tensor, labels: torch.Tensor) -> dict:
+        return self.predictions(z[None], labels[None])
+
+    def record_row(self, step: int, lr: float, batch: dict, val: list | None, layers: list) -> bool:
+        """Log the step's row; False when a gradient or weight norm is not finite (diverged)."""
+        return self.record(step, [lr], batch, val, layers)
+
+    def weights(self) -> dict | None:
+        """The weight snapshots kept (`train.snapshots`), or None."""
+        return self.snapshots(0)
+
+    def summary(self, step: int, model: torch.nn.Module, linear: dict | None) -> dict:
+        n_params = sum(p.numel() for p in model.parameters())
+        return self.summaries(step, model, n_params, None if linear is None else [linear])[0]
+
+
 def drawing_facts(cfg: Config) -> dict:
     """What the figures need that only the registries know, recorded so that `plot` never loads
     torch: each component's keyword defaults (labels leave them out) and the hidden activation's

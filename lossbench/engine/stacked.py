@@ -33,8 +33,8 @@ from ..components.activations import OUTPUTS
 from ..components.optim import optimizers, schedules
 from ..config.schema import Config
 from .model import MLP, build_model, device_of
-from .recording import LayerReader, Recorder, linear_fit
-from .train import member_sets, prepare, progress_bar
+from .recording import LayerReader, Recorder, linear_fit, member_sets
+from .train import prepare, progress_bar
 
 
 def group_key(cfg: Config) -> str:

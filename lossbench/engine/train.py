@@ -18,7 +18,7 @@ from ..components.losses import MULTICLASS, loss_target, mean_loss
 from ..components.optim import optimizers, schedules
 from ..config.schema import Config
 from .model import MLP, build_model, device_of, dtype_of
-from .recording import LAYER_KEYS, LayerReader, Recorder, linear_fit
+from .recording import LAYER_KEYS, LayerReader, RunRecorder, linear_fit
 
 __all__ = ["LAYER_KEYS", "prepare", "train", "predict_view"]
 
@@ -44,18 +44,6 @@ def prepare(cfg: Config) -> dict[str, Any]:
     }
 
 
-def member_sets(ds: list[dict]) -> dict:
-    """The train and validation sets of members' `prepare` dicts, stacked members first."""
-
-    def stack(key):
-        return torch.stack([d[key] for d in ds])
-
-    return {
-        "train": (stack("x"), stack("y"), stack("labels")),
-        "val": tuple(map(stack, ("x_val", "y_val", "labels_val"))),
-    }
-
-
 def train(
     cfg: Config, log: Callable[[dict], object] | None = None, progress: bool = False
 ) -> tuple[dict, MLP, dict[str, Any]]:
@@ -78,8 +66,7 @@ def train(
     reader = LayerReader(
         [layer.weight for layer in model.layers], [layer.bias for layer in model.layers], cfg
     )
-    # rows and summary: the recorder sees this run as one member, so its sets get a leading 1
-    book = Recorder([cfg], d["dataset"].task, n_steps, per_epoch, [log], member_sets([d]))
+    book = RunRecorder(cfg, d, n_steps, per_epoch, log)  # rows and summary, as the stacked engine's
     bar = progress_bar(n_steps, progress, cfg.name)
     step = 0
     try:
@@ -89,7 +76,7 @@ def train(
             idx = order[(step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size]
             xb, yb, n_batch = x[idx], y[idx], idx.shape[0]  # (len() of a tensor is a slow Python call)
             record = book.records(step)
-            book.keep_weights(step, lambda: [p[None] for p in model.parameters()])
+            book.keep(step, model)
 
             # forward: keep the pre-activations on recorded steps to read their gradients
             keep: list[torch.Tensor] = []
@@ -101,13 +88,15 @@ def train(
             # backward
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if not book.add_losses(step, [loss.item()], n_batch):
+            if not book.add_loss(step, loss.item(), n_batch):
                 break  # the loss is not finite: diverged
 
-            # read every layer (and the batch's accuracy and metrics) before the step changes the weights
+            # read every layer (and the batch's accuracy and metrics) before the step changes the weights:
+            # `recording.LayerReader` computes the reading, tests/test_train.py checks it by hand
+            # (test_activation_statistics_of_every_layer_by_hand)
             if record:
                 reading = reader.read(keep)
-                batch_metrics = book.predictions(z.detach()[None], labels[idx][None])
+                batch_metrics = book.batch_metrics(z.detach(), labels[idx])
 
             # optimizer step with the scheduled learning rate
             lr = base_lr * schedule(step, n_steps, **cfg.optim.schedule.kwargs)
@@ -117,17 +106,16 @@ def train(
 
             if record:
                 val = book.evaluate(model, "val", "val_") if book.evaluates(step) else None
-                if not book.record(step, [lr], batch_metrics, val, reader.finish(reading)):
+                if not book.record_row(step, lr, batch_metrics, val, reader.finish(reading)):
                     break  # a gradient or weight norm is not finite: diverged
                 bar.update(step + 1 - bar.n)
     except KeyboardInterrupt:
         book.interrupt()
     bar.close()
-    book.keep_weights(step + 1, lambda: [p[None] for p in model.parameters()], last=True)
-    d["snapshots"] = book.snapshots(0)
+    book.keep(step + 1, model, last=True)
+    d["snapshots"] = book.weights()
     weight, bias = model.layers[0].parameters()  # a depth-0 model is this one layer: its fit is kept
-    fit = [linear_fit(weight, bias)] if cfg.model.depth == 0 else None
-    summary = book.summaries(step, model, sum(p.numel() for p in model.parameters()), fit)[0]
+    summary = book.summary(step, model, linear_fit(weight, bias) if cfg.model.depth == 0 else None)
     summary["engine"] = "plain"
     return summary, model, d
 
