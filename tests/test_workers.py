@@ -124,8 +124,9 @@ def test_a_killed_sweep_leaves_no_worker_running(tmp_path, sig):
     config.write_text(yaml.safe_dump(raw))
     argv = ["-m", "lossbench", "run", str(config), "--out", str(root), "--workers", "2", "--quiet"]
 
-    def started():  # both workers train
-        return len([f for f in files_under(str(root)) if f.endswith("metrics.jsonl")]) >= 2
+    def started():  # both workers train: each has logged a row (its loop, not its set-up, is running)
+        metrics = [root / f for f in files_under(str(root)) if f.endswith("metrics.jsonl")]
+        return len(metrics) >= 2 and all(m.read_text().count("\n") for m in metrics)
 
     code, err = _stop_parent(argv, started, root, sig)
     if sig == signal.SIGTERM:  # handled like Ctrl-C: exit 130, the runs marked interrupted

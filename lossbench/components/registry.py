@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import math
 import operator
 import types
 import typing
@@ -223,3 +224,78 @@ def _valid_text(annotation: Any) -> str:
         return f" [{count}{', each ' + each if each else ''}]" if each or count != "numbers" else ""
     bounds = bounds_text(s.constraints)
     return f" [{bounds}]" if bounds else ""
+
+
+# ----- a value against its annotation (config validation) ----------------------------------------
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_value(path: str, value: Any, annotation: Any, problems: list[tuple[str, str]]) -> Any:
+    """Check `value` against an annotation and the constraints it carries; returns the value to use.
+    A problem is appended to `problems` as (path, message): config validation reports them all.
+
+    The annotation is a parameter's or field's own (`Annotated[float, Gt(0)]`, `int | None`,
+    `Literal["relu", "tanh"]`, a list of numbers): numbers must be finite and within their
+    bounds; an int is accepted where a float is asked for. Other types are left to the function.
+    """
+    s = spec(annotation)
+    if value is None:
+        if not s.optional:
+            problems.append((path, f"must be {_TYPE_NAMES.get(s.base, 'set')}, got null"))
+        return value
+    if s.choices is not None:
+        if value not in s.choices:
+            key, valid = path.rsplit(".", 1)[-1], [str(c) for c in s.choices]
+            problems.append(
+                (path, f"unknown {key} {value!r}{did_you_mean(value, valid)}; valid: {', '.join(valid)}")
+            )
+        return value
+    if s.item is not None:
+        return _check_list(path, value, s, problems)
+    if s.base in _TYPE_NAMES:
+        ok = is_number(value) if s.base is float else isinstance(value, s.base)
+        if s.base is int and isinstance(value, bool):
+            ok = False
+        if not ok:
+            problems.append((path, f"must be {_TYPE_NAMES[s.base]}, got {value!r} ({type(value).__name__})"))
+            return value
+    if s.base is float:
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append((path, f"must be a finite number, got {value}"))
+    elif is_number(value) and out_of_bounds(value, s.constraints):
+        problems.append((path, f"must be {bounds_text(s.constraints)}, got {value}"))
+    return value
+
+
+def _check_list(path: str, value: Any, s: Spec, problems: list[tuple[str, str]]) -> Any:
+    """A list of numbers: its length and each item within the item's bounds (Adam's betas)."""
+    item = s.item
+    lo, hi = length(s.constraints)
+    count = {1: "one", 2: "two", 3: "three"}.get(lo, str(lo)) if lo is not None and lo == hi else "a list of"
+    bounds = _interval(item.constraints) if item is not None else ""
+    wanted = f"{count} numbers{' in ' + bounds if bounds else ''}"
+    if not isinstance(value, (list, tuple)) or not all(is_number(v) for v in value):
+        problems.append((path, f"must be {wanted}, got {value!r} ({type(value).__name__})"))
+        return value
+    value = [float(v) for v in value]
+    if not all(math.isfinite(v) for v in value):
+        problems.append((path, "every number must be finite"))
+    elif (lo is not None and len(value) < lo) or (hi is not None and len(value) > hi):
+        problems.append((path, f"must be {wanted}, got {value!r}"))
+    elif item is not None and any(out_of_bounds(v, item.constraints) for v in value):
+        problems.append((path, f"must be {wanted}, got {value!r}"))
+    return value
+
+
+def _interval(constraints: tuple) -> str:
+    """'[0, 1)' for Ge(0) and Lt(1); '' unless both ends are bounded."""
+    ends = {type(c).__name__.lower(): c for c in constraints}
+    low = f"[{ends['ge'].ge}" if "ge" in ends else f"({ends['gt'].gt}" if "gt" in ends else None
+    high = f"{ends['le'].le}]" if "le" in ends else f"{ends['lt'].lt})" if "lt" in ends else None
+    return f"{low}, {high}" if low and high else ""

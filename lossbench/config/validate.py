@@ -15,8 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..components.registry import Registry, Spec, bounds_text, did_you_mean, length, out_of_bounds, spec
+from ..components.registry import Registry, check_value, did_you_mean, is_number
 from ..errors import UserError
+from .memory import MEMORY_KEYS, data_bytes, memory_budget, memory_parts
 from .overrides import apply_overrides
 from .schema import (
     DATA_KEYS,
@@ -36,77 +37,6 @@ from .yaml_io import read_yaml_file
 
 if TYPE_CHECKING:  # torch loads on first use, not when the config package is imported
     from ..components.data import Dataset
-
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def check_value(path: str, value: Any, annotation: Any, problems: list[tuple[str, str]]) -> Any:
-    """Check `value` against an annotation and the constraints it carries; returns the value to use.
-
-    The annotation is a parameter's or field's own (`Annotated[float, Gt(0)]`, `int | None`,
-    `Literal["relu", "tanh"]`, a list of numbers): numbers must be finite and within their
-    bounds; an int is accepted where a float is asked for. Other types are left to the function.
-    """
-    s = spec(annotation)
-    if value is None:
-        if not s.optional:
-            problems.append((path, f"must be {_TYPE_NAMES.get(s.base, 'set')}, got null"))
-        return value
-    if s.choices is not None:
-        if value not in s.choices:
-            key, valid = path.rsplit(".", 1)[-1], [str(c) for c in s.choices]
-            problems.append(
-                (path, f"unknown {key} {value!r}{did_you_mean(value, valid)}; valid: {', '.join(valid)}")
-            )
-        return value
-    if s.item is not None:
-        return _check_list(path, value, s, problems)
-    if s.base in _TYPE_NAMES:
-        ok = _is_number(value) if s.base is float else isinstance(value, s.base)
-        if s.base is int and isinstance(value, bool):
-            ok = False
-        if not ok:
-            problems.append((path, f"must be {_TYPE_NAMES[s.base]}, got {value!r} ({type(value).__name__})"))
-            return value
-    if s.base is float:
-        value = float(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        problems.append((path, f"must be a finite number, got {value}"))
-    elif _is_number(value) and out_of_bounds(value, s.constraints):
-        problems.append((path, f"must be {bounds_text(s.constraints)}, got {value}"))
-    return value
-
-
-def _check_list(path: str, value: Any, s: Spec, problems: list[tuple[str, str]]) -> Any:
-    """A list of numbers: its length and each item within the item's bounds (Adam's betas)."""
-    item = s.item
-    lo, hi = length(s.constraints)
-    count = {1: "one", 2: "two", 3: "three"}.get(lo, str(lo)) if lo is not None and lo == hi else "a list of"
-    bounds = _interval(item.constraints) if item is not None else ""
-    wanted = f"{count} numbers{' in ' + bounds if bounds else ''}"
-    if not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value):
-        problems.append((path, f"must be {wanted}, got {value!r} ({type(value).__name__})"))
-        return value
-    value = [float(v) for v in value]
-    if not all(math.isfinite(v) for v in value):
-        problems.append((path, "every number must be finite"))
-    elif (lo is not None and len(value) < lo) or (hi is not None and len(value) > hi):
-        problems.append((path, f"must be {wanted}, got {value!r}"))
-    elif item is not None and any(out_of_bounds(v, item.constraints) for v in value):
-        problems.append((path, f"must be {wanted}, got {value!r}"))
-    return value
-
-
-def _interval(constraints: tuple) -> str:
-    """'[0, 1)' for Ge(0) and Lt(1); '' unless both ends are bounded."""
-    ends = {type(c).__name__.lower(): c for c in constraints}
-    low = f"[{ends['ge'].ge}" if "ge" in ends else f"({ends['gt'].gt}" if "gt" in ends else None
-    high = f"{ends['le'].le}]" if "le" in ends else f"{ends['lt'].lt})" if "lt" in ends else None
-    return f"{low}, {high}" if low and high else ""
 
 
 def parse_component(
@@ -383,9 +313,9 @@ def _targets(raw: Any, cfg: Config, problems: list[tuple[str, str]]) -> list[dic
             )
             hint = did_you_mean(metric, valid)
             problems.append((f"{path}.metric", f"{what}{hint}; valid: {', '.join(valid)}"))
-        if not _is_number(value) or not math.isfinite(value):
+        if not is_number(value) or not math.isfinite(value):
             problems.append((f"{path}.value", f"must be a finite number, got {value!r}"))
-        targets.append({"metric": metric, "value": float(value) if _is_number(value) else value})
+        targets.append({"metric": metric, "value": float(value) if is_number(value) else value})
     return targets
 
 
@@ -476,67 +406,6 @@ def _try_loss(cfg: Config, dataset: Dataset | None, problems: list[tuple[str, st
                 f"{what} is {loss.item()} (or its gradient is not finite) on four examples of the data set",
             )
         )
-
-
-def data_bytes(name: str, kwargs: dict) -> tuple[int, str]:
-    """(peak bytes, what they are) of building data set `name`: its own `peak_bytes` estimate when
-    it registers one (generators with large intermediates, files read from disk), else the points
-    (n_samples x n_features or side^2, in float64, a few copies)."""
-    from ..components.data import datasets
-
-    estimate = datasets[name].meta.get("peak_bytes") if name in datasets else None
-    try:
-        if estimate is not None:
-            return estimate(**kwargs)
-        n = kwargs.get("n_samples") or 2000
-        d = kwargs.get("n_features") or (kwargs.get("side", 0) ** 2) or 2
-        return int(n) * int(d) * 8 * 3, "the points (n_samples x features); use fewer n_samples"
-    except (TypeError, ValueError):
-        return 0, ""
-
-
-MEMORY_KEYS = {
-    "the data set": ("data", "use fewer data.n_samples"),
-    "the parameters with their gradients and optimizer state": ("model", "reduce model.width or model.depth"),
-    "a training step's activations": ("train.batch_size", "reduce train.batch_size or model.width"),
-    "an evaluation pass over the whole train or validation set": (
-        "model.width",
-        "reduce model.width or data.n_samples (evaluation feeds every example at once)",
-    ),
-    "the weight snapshots": ("train.snapshots", "use fewer train.snapshots"),
-}
-
-
-def memory_parts(cfg: Config, dataset: Dataset | None) -> dict[str, int]:
-    """Bytes a run needs, roughly, by what needs them (keys of MEMORY_KEYS)."""
-    sizes = [cfg.n_inputs] + [cfg.model.width] * cfg.model.depth + [cfg.n_outputs]
-    n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
-    item = 8 if cfg.dtype == "float64" else 4
-    n_data = dataset.x.numel() + dataset.y.numel() if dataset is not None else 0
-    n_all = len(dataset.x) if dataset is not None else 1
-    batch = min(cfg.train.batch_size or n_all, n_all)
-    names = list(MEMORY_KEYS)
-    return {
-        names[0]: n_data * (8 + item),
-        names[1]: n_params * item * 5,
-        names[2]: batch * sum(sizes) * item * 4,
-        names[3]: n_all * (max(sizes) * 2 + cfg.n_outputs) * item,  # a layer's input and output at once
-        names[4]: (cfg.train.snapshots + 1 if cfg.train.snapshots else 0) * n_params * 4,  # float32
-    }
-
-
-def memory_estimate(cfg: Config, dataset: Dataset | None) -> int:
-    """Bytes a run needs, roughly: data, parameters with gradients and optimizer state,
-    activations of a training step and of a whole-set evaluation pass."""
-    return sum(memory_parts(cfg, dataset).values())
-
-
-def memory_budget() -> int:
-    """Half of this machine's physical memory."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):
-        return 4 * 2**30
 
 
 def count_problem(value: object) -> str | None:

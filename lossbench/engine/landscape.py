@@ -24,8 +24,9 @@ import os
 import numpy as np
 import torch
 
+from ..config.memory import memory_budget
 from ..config.schema import Config
-from ..config.validate import build, memory_budget
+from ..config.validate import build
 from ..errors import UserError
 from .model import MLP, build_model
 from .recording import member_losses, prediction_metrics

@@ -60,7 +60,7 @@ def _stack_limit(cfg: Config, workers: int) -> int:
     """The most members a stack of `cfg`'s shape may hold: a stack needs each member's memory, and
     `workers` stacks train at once, so together they stay within the memory budget."""
     from ..components.data import make
-    from ..config.validate import memory_budget, memory_estimate
+    from ..config.memory import memory_budget, memory_estimate
 
     try:
         per_member = memory_estimate(cfg, make(cfg.data.name, cfg.data.kwargs, cfg.seed))

@@ -155,10 +155,9 @@ def read_swept(folder: str) -> list[str]:
     """The keys the sweep in `folder` varied (its sweep.yaml's `swept`), read within a config's
     bounds; [] when there is no readable one (a label preference only: labels are right without)."""
     try:
-        saved = read_run_yaml(os.path.join(folder, "sweep.yaml"))
-    except (OSError, UserError):
+        swept = read_run_yaml(os.path.join(folder, "sweep.yaml")).get("swept")
+    except (OSError, UserError, AttributeError):
         return []
-    swept = saved.get("swept") if isinstance(saved, dict) else None
     return [k for k in swept if isinstance(k, str)] if isinstance(swept, list) else []
 
 
@@ -166,12 +165,10 @@ def format_problem(summary: dict) -> str | None:
     """Why a run's summary is not of this lossbench's run format (`RUN_FORMAT`), or None."""
     if summary.get("format") == RUN_FORMAT:
         return None
-    versions = summary.get("versions")
-    made = versions.get("lossbench") if isinstance(versions, dict) else None
-    fmt = summary.get("format", "none")
+    versions = summary["versions"] if isinstance(summary.get("versions"), dict) else {}
     return (
-        f"made by lossbench {made or '?'} (run format {fmt}; this lossbench reads format {RUN_FORMAT}); "
-        "rerun with --force"
+        f"made by lossbench {versions.get('lossbench', '?')} (run format {summary.get('format', 'none')}; "
+        f"this lossbench reads format {RUN_FORMAT}); rerun with --force"
     )
 
 
@@ -228,9 +225,7 @@ def strict_json(value: Any) -> Any:
         return [strict_json(v) for v in value]
     if value is None or isinstance(value, (bool, int, str)):
         return value
-    if hasattr(value, "tolist"):
-        return strict_json(value.tolist())
-    return str(value)
+    return strict_json(value.tolist()) if hasattr(value, "tolist") else str(value)
 
 
 class RunWriter:
