@@ -20,7 +20,7 @@ import textwrap
 from dataclasses import dataclass
 
 from ..config.grid import lookup
-from ..config.schema import Config
+from ..config.schema import Config, higher_is_better
 from ..verdicts import INTERVAL, ONE_SEED, Interval, seed_interval
 
 
@@ -75,7 +75,7 @@ def _columns(resolved: list[dict], summaries: list[dict]) -> list[tuple[str, obj
 
 
 def _sign(metric: str) -> str:
-    return ">=" if metric.endswith("acc") else "<="
+    return ">=" if higher_is_better(metric) else "<="
 
 
 def _value(summary: dict, key) -> float | None:
@@ -226,7 +226,7 @@ def answer(header: list[str], rows: list[list], n_keys: int, width: int = 100) -
         or next((n for n in names if n.endswith(("_mse", "_nll"))), None)
         or next((n for n in names if n.endswith("_loss")), None)
     )
-    questions = [(f"ends best on {final}", final, final.endswith("acc"))] if final else []
+    questions = [(f"ends best on {final}", final, higher_is_better(final))] if final else []
     questions += [(f"reaches {n[9:]} fastest", n, False) for n in names if n.startswith("steps to ")]
     one_seed = max(r[n_keys] for r in rows) == 1
     lines = []
