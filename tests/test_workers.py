@@ -26,7 +26,7 @@ ENDLESS = """
 CLAIM = "never ends"
 SOURCE = "a test"
 EXPECTED = {}
-def run(out, fast):
+def run(out, fast, seed):
     import os, time
     ticks = os.path.join(os.environ["TICKS"], os.path.basename(os.path.dirname(__file__)))
     while True:
