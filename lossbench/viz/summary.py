@@ -52,8 +52,6 @@ def results(groups: list[Group], metric: str | None = None) -> list[tuple[str, s
         if any(s.get(f"final_val_{m}") is not None for s in summaries for m in (name, "loss"))
         else "train"
     )
-    if not metric and not any(s.get(f"final_{split}_{name}") is not None for s in summaries):
-        name = "loss"  # no run recorded the shared metric (all older runs): their losses, noted on the figure
     where = "validation" if split == "val" else "train"
     out = [(f"final {where} {METRICS.get(name, name).split(' (')[0]}", "summary", f"final_{split}_{name}")]
     if any(s.get("grad_ratio_first_last") is not None for s in summaries):
@@ -100,9 +98,7 @@ def fig_sweep_summary(groups: list[Group], metric: str | None = None) -> Figure 
     axes = fig.subplots(len(rows), len(cols), squeeze=False)
     notes = []
     if rows[0][2].endswith("_loss") and losses_differ(groups):
-        notes.append(
-            "units differ: no run recorded a metric every loss shares (older runs: rerun with --force)"
-        )
+        notes.append("units differ: the configs train different losses, each in its own units")
     target = target_metric(groups, metric)
     if target is not None and not any(kind == "target" for _, kind, _ in rows):
         notes.append(
@@ -205,15 +201,14 @@ def _accuracy_span(ax, least: float = 0.1) -> None:
 
 
 def _why_missing(runs: list, label: str, kind: str, key: str) -> str:
-    """Why some runs have no point: diverged, never reached the target, or an older run that did not
-    record the value (those are named, with how to refresh them)."""
+    """Why some runs have no point: diverged, never reached the target, or recorded no value (named)."""
     diverged = [r for r in runs if (r.summary or {}).get("status") == "diverged"]
-    older = [r for r in runs if r not in diverged and not _recorded(r, kind, key)]
+    unrecorded = [r for r in runs if r not in diverged and not _recorded(r, kind, key)]
     parts = [f"{len(diverged)} diverged"] if diverged else []
-    if len(runs) - len(diverged) - len(older):
-        parts.append(f"{len(runs) - len(diverged) - len(older)} never reached it")
-    if older:
-        parts.append(lacking_note([r.path for r in older], "it", prefix=""))
+    if len(runs) - len(diverged) - len(unrecorded):
+        parts.append(f"{len(runs) - len(diverged) - len(unrecorded)} never reached it")
+    if unrecorded:
+        parts.append(lacking_note([r.path for r in unrecorded], key, prefix=""))
     return f"no point for {label.splitlines()[0]}: " + "; ".join(parts)
 
 

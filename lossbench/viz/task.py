@@ -51,7 +51,7 @@ def fig_task(groups: list[Group], page: tuple[int, int] | None = None) -> Figure
     for ax, (g, run, view) in zip(axes, views):
         result = ""  # what this panel's config found: its line, its margin
         if str(view["kind"]) == "curve":
-            result = _curve(ax, view, fitted_line(run, view))
+            result = _curve(ax, view, fitted_line(run))
         else:
             _boundary(ax, view)
             if _depth0_config(run) and str(view["task"]) == "binary" and view["x"].shape[1] == 2:
@@ -76,24 +76,18 @@ def fig_task(groups: list[Group], page: tuple[int, int] | None = None) -> Figure
     return fig
 
 
-def fitted_line(run: Run, view: dict | None = None) -> str | None:
-    """'y = 2.02 x + 3.05' for a depth-0 model with one input and one identity output: its summary's
-    `linear` weights, or for an older run the line through its view's predictions (the model is
-    linear, so two points of its curve give it exactly); else None."""
+def fitted_line(run: Run) -> str | None:
+    """'y = 2.02 x + 3.05' for a depth-0 model with one input and one identity output, from its
+    summary's `linear` weights; else None."""
     if value_text(run.config, "model.output") not in ("identity", UNSET) or not _depth0_config(run):
         return None
     lin = (run.summary or {}).get("linear")
-    if isinstance(lin, dict):
-        w, b = np.asarray(lin.get("weight", []), float), np.asarray(lin.get("bias", []), float)
-        if w.shape != (1, 1) or b.shape != (1,):
-            return None
-        slope, intercept = w[0, 0], b[0]
-    elif view is not None and view["pred"].ndim == 2 and view["pred"].shape[1] == 1:
-        x, y = np.asarray(view["grid_x"], float), np.asarray(view["pred"][:, 0], float)
-        slope = (y[-1] - y[0]) / (x[-1] - x[0])
-        intercept = y[0] - slope * x[0]
-    else:
+    if not isinstance(lin, dict):
         return None
+    w, b = np.asarray(lin.get("weight", []), float), np.asarray(lin.get("bias", []), float)
+    if w.shape != (1, 1) or b.shape != (1,):
+        return None
+    slope, intercept = w[0, 0], b[0]
     return f"y = {slope:.3g} x {'-' if intercept < 0 else '+'} {abs(intercept):.3g}"
 
 
