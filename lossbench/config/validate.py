@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..components.registry import Registry, check_value, did_you_mean, is_number
 from ..errors import UserError
 from .memory import MEMORY_KEYS, data_bytes, memory_budget, memory_parts
-from .overrides import apply_overrides
+from .overrides import apply_overrides, registry_at
 from .schema import (
     DATA_KEYS,
     DEVICE_CHOICES,
@@ -205,7 +205,6 @@ def _build_data(raw: Any, cfg: Config, problems: list) -> Dataset | None:
 
 
 def _build_model(raw: dict, cfg: Config, problems: list) -> None:
-    from ..components.activations import activations
     from ..components.inits import inits
 
     _unknown_keys("model", raw, [*MODEL_KEYS, "activation", "init", "bias_init"], problems)
@@ -220,8 +219,8 @@ def _build_model(raw: dict, cfg: Config, problems: list) -> None:
                 f"{did_you_mean(cfg.model.output, OUTPUT_CHOICES)}; valid: {', '.join(OUTPUT_CHOICES)}",
             )
         )
-    for key, registry in (("activation", activations), ("init", inits), ("bias_init", inits)):
-        default = getattr(cfg.model, key).name
+    for key in ("activation", "init", "bias_init"):  # each named by the one map, `registry_at`
+        default, registry = getattr(cfg.model, key).name, registry_at(("model", key))
         setattr(cfg.model, key, parse_component(f"model.{key}", raw.get(key), registry, problems, default)[0])
     if cfg.model.bias_init.name in inits and not inits[cfg.model.bias_init.name].meta.get("bias"):
         valid = [n for n in inits.names() if inits[n].meta.get("bias")]

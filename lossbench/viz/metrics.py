@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from ..config.schema import PROBABILITY_OUTPUTS
+from ..config.schema import PROBABILITY_OUTPUTS, shared_metrics
 from ..errors import UserError
 from .load import Group, value_text
 
@@ -92,7 +92,7 @@ def choose_metric(groups: list[Group], requested: str | None = None) -> str:
     return "nll" if outputs <= set(PROBABILITY_OUTPUTS) else "acc"
 
 
-REGRESSION_ONLY = {"mse", "mae"}
+REGRESSION_ONLY = set(shared_metrics("regression"))
 """Metrics only a regression records (a classifier's are `acc` and `nll`)."""
 
 
