@@ -68,3 +68,10 @@ def os_error_message(e: OSError, command: str = "") -> str:
     if not where:  # (a socket, a pipe): no path to name
         where = f" (no path given; while running lossbench {command})" if command else ""
     return f"cannot {doing}{where}: {e.strerror or e}"
+
+
+class DataError(UserError):
+    """A data set cannot be built from the given settings: a user error, at key path `key`."""
+
+    def __init__(self, message: str, key: str = "data"):
+        super().__init__([(key, message)], "data")

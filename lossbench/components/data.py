@@ -11,12 +11,8 @@ To add one: a function here with `@datasets.register`, returning `Dataset(x, y, 
 from __future__ import annotations
 
 import functools
-import gzip
-import io
 import math
 import os
-import struct
-import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +21,8 @@ from typing import Annotated, Any
 import torch
 from annotated_types import Ge, Gt, Interval
 
-from ..errors import UserError
+from ..errors import DataError
+from .idx import find_idx_file, idx_rows, read_idx
 from .losses import BINARY, MULTICLASS, REGRESSION
 from .registry import Registry
 
@@ -38,13 +35,6 @@ NFeatures = Annotated[int, Interval(ge=1, le=100_000)]
 
 
 MAX_DRAW_ROUNDS = 50  # rejection sampling: rounds before a setting is called (almost) impossible
-
-
-class DataError(UserError):
-    """A data set cannot be built from the given settings: a user error, at key path `key`."""
-
-    def __init__(self, message: str, key: str = "data"):
-        super().__init__([(key, message)], "data")
 
 
 @dataclass
@@ -362,96 +352,10 @@ def diabetes(g: torch.Generator) -> Dataset:
     return Dataset(x, (y - y.mean()) / y.std(), REGRESSION)
 
 
-MAX_IDX_DIMS = 4  # MNIST's files have 1 (labels) or 3 (images) dimensions
-
-
-def idx_header(f: io.BufferedIOBase, path: str) -> tuple[tuple[int, ...], int]:
-    """(dims, header size) of an unsigned-byte IDX file open at its start; DataError if it is none."""
-    head = f.read(4)
-    if len(head) < 4 or head[:3] != b"\x00\x00\x08" or not 1 <= head[3] <= MAX_IDX_DIMS:
-        raise DataError(f"{path} is not an unsigned-byte IDX file (its first 4 bytes say otherwise)")
-    raw_dims = f.read(4 * head[3])
-    if len(raw_dims) < 4 * head[3]:
-        raise DataError(f"{path} is truncated in its header")
-    return struct.unpack(">" + "I" * head[3], raw_dims), 4 + len(raw_dims)
-
-
-def read_idx(path: str, rows: list[int] | None = None) -> torch.Tensor:
-    """A tensor from an IDX file (the MNIST format), gzipped or not: every row, or only `rows`.
-
-    Only the rows asked for are kept in memory (a gzipped file is streamed through once), so 100
-    examples of a huge file cost 100 rows. The header is checked against the file's length.
-    """
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            dims, start = idx_header(f, path)
-            row = math.prod(dims[1:])
-            if not path.endswith(".gz"):
-                size = os.fstat(f.fileno()).st_size - start
-                if size != dims[0] * row:
-                    what = "truncated" if size < dims[0] * row else "longer than its header says"
-                    raise DataError(f"{path} is {what}: expected {dims[0] * row} bytes, found {size}")
-            wanted: Sequence[int] = range(dims[0]) if rows is None else sorted(set(rows))
-            if rows is None:
-                body = bytearray(f.read(dims[0] * row))
-                if len(body) < dims[0] * row:
-                    raise DataError(f"{path} is truncated: expected {dims[0] * row} bytes, found {len(body)}")
-            else:
-                body = _read_rows(f, wanted, row, path, dims[0])
-            if rows is None and f.read(1):
-                raise DataError(f"{path} is longer than its header says ({dims[0]} rows)")
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"cannot read {path}: {e}") from None
-    data = torch.frombuffer(body, dtype=torch.uint8) if body else torch.empty(0, dtype=torch.uint8)
-    data = data.reshape(len(wanted), *dims[1:])
-    if rows is not None:  # back into the order asked for
-        order = {r: i for i, r in enumerate(wanted)}
-        data = data[torch.tensor([order[r] for r in rows], dtype=torch.long)]
-    return data
-
-
-def _read_rows(f: io.BufferedIOBase, wanted: Sequence[int], row: int, path: str, n_rows: int) -> bytearray:
-    """Rows `wanted` (sorted) of an open IDX body: skipped rows are read past in 16 MiB pieces."""
-    body, position = bytearray(), 0
-    for r in wanted:
-        skip = (r - position) * row
-        while skip > 0:
-            skipped = len(f.read(min(skip, 1 << 24)))
-            if not skipped:
-                break
-            skip -= skipped
-        piece = f.read(row)
-        if len(piece) < row:
-            raise DataError(f"{path} is truncated: it ends before row {r + 1} of {n_rows}")
-        body += piece
-        position = r + 1
-    return body
-
-
-def idx_rows(path: str) -> tuple[int, int]:
-    """(rows, bytes per row) from an IDX file's header alone."""
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            dims, _ = idx_header(f, path)
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"cannot read {path}: {e}") from None
-    return dims[0], math.prod(dims[1:])
-
-
-def _find(folder: str, stem: str) -> str:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            return path
-    raise DataError(f"no {stem}[.gz] in {folder}; MNIST is never downloaded, put the IDX files there")
-
-
 def _mnist_bytes(path: str = "data/mnist", n_samples: int | None = None, **_: Any) -> tuple[int, str]:
     """Peak bytes of `mnist`, from the images file's header: the rows kept, as float64 (and a copy)."""
     try:
-        n_rows, row = idx_rows(_find(path, "train-images-idx3-ubyte"))
+        n_rows, row = idx_rows(find_idx_file(path, "train-images-idx3-ubyte"))
     except DataError:
         return 0, ""  # reported when the set is built
     n = min(n_rows, n_samples or n_rows)
@@ -466,8 +370,8 @@ def mnist(g: torch.Generator, *, path: str = "data/mnist", n_samples: NSamples |
     """
     if not os.path.isdir(path):
         raise DataError(f"MNIST folder {path!r} does not exist; MNIST is never downloaded", "data.path")
-    images_path = _find(path, "train-images-idx3-ubyte")
-    labels_path = _find(path, "train-labels-idx1-ubyte")
+    images_path = find_idx_file(path, "train-images-idx3-ubyte")
+    labels_path = find_idx_file(path, "train-labels-idx1-ubyte")
     n_images, _ = idx_rows(images_path)
     n_labels, label_width = idx_rows(labels_path)
     if n_images != n_labels or label_width != 1:

@@ -120,7 +120,7 @@ def train(
     return summary, model, d
 
 
-def progress_bar(total: int, enabled: bool, name: str):
+def progress_bar(total: int, enabled: bool, name: str) -> Any:
     import sys
 
     from tqdm import tqdm

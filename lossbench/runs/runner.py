@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..config.schema import Config
@@ -75,7 +76,9 @@ def execute(
     return summary, folder, False
 
 
-def train_one(cfg: Config, log, progress: bool = False) -> tuple[dict, Any, dict, str]:
+def train_one(
+    cfg: Config, log: Callable[[dict], object] | None, progress: bool = False
+) -> tuple[dict, Any, dict, str]:
     """Train one config on its engine: (summary, model or None if diverged, data dict, device).
 
     `train.engine: stacked` (the default) is a stack of one, the very computation the config gets

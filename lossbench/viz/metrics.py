@@ -16,6 +16,7 @@ import numpy as np
 
 from ..config.schema import PROBABILITY_OUTPUTS, shared_metrics
 from ..errors import UserError
+from ..runs.store import Run
 from .load import Group, value_text
 
 METRICS = {
@@ -96,7 +97,7 @@ REGRESSION_ONLY = set(shared_metrics("regression"))
 """Metrics only a regression records (a classifier's are `acc` and `nll`)."""
 
 
-def run_task(run) -> str:
+def run_task(run: Run) -> str:
     """`regression` or a classification task: the summary's, else from what the run recorded."""
     task = (run.summary or {}).get("task")
     if isinstance(task, str):
@@ -112,7 +113,7 @@ def by_task(runs: list) -> dict[str, list]:
     return out
 
 
-def measurable(run, key: str) -> bool:
+def measurable(run: Run, key: str) -> bool:
     """Whether a run of its task records `key` at all (a classifier has no MSE, a regression no accuracy)."""
     regression = run_task(run) == "regression"
     return base(key) not in (METRICS.keys() - REGRESSION_ONLY - {"loss"} if regression else REGRESSION_ONLY)
