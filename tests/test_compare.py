@@ -493,6 +493,7 @@ def test_a_classifier_without_mse_is_named_for_its_task_never_sent_to_rerun(mae_
     assert "--force" not in text
 
 
+@pytest.mark.slow
 def test_compare_draws_each_task_apart_and_keeps_only_its_own_figures(mae_huber, tmp_path):
     out = tmp_path / "cmp"
     out.mkdir()
@@ -536,6 +537,7 @@ def test_by_names_the_label_and_the_other_differing_keys_go_to_the_title(tmp_pat
     assert "4 configs by loss.name (also differing: model.depth, data.noise)" in title
 
 
+@pytest.mark.slow
 def test_plot_of_a_results_folder_draws_each_folder_of_runs_apart(mae_huber, tmp_path):
     results = os.path.dirname(os.path.dirname(mae_huber["mae"]))  # results/mae/run0, results/huber/run0
     r = run_cli("plot", results)

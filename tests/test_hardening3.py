@@ -232,6 +232,7 @@ def test_watch_answers_only_requests_for_its_own_address(server, host, code):
         ("/nothing", 404),
     ],
 )
+@pytest.mark.slow
 def test_watch_parses_requests_strictly(server, target, code):
     status, body = get(server.server_address[1], target)
     assert status == code, body
@@ -310,6 +311,7 @@ def test_watch_names_a_taken_port(tmp_path, capsys):
     assert f"--port: port {port} on 127.0.0.1 is taken" in err and "--port, or 0" in err, err
 
 
+@pytest.mark.slow
 def test_watch_rebuilds_a_drawing_pool_whose_worker_died(tmp_path, monkeypatch):
     import signal
 
@@ -321,12 +323,12 @@ def test_watch_rebuilds_a_drawing_pool_whose_worker_died(tmp_path, monkeypatch):
     real = watch.train_and_draw
     calls, states, said = [], [], []
 
-    def train_and_draw(path, overrides, out, pool):
+    def train_and_draw(path, overrides, out, pool, state=None):
         if not calls:  # the first save: a worker is killed (as the OOM killer would) first
             os.kill(next(iter(pool._processes)), signal.SIGKILL)
             time.sleep(0.5)  # (only lets the pool notice sooner; the assertions do not depend on it)
         calls.append(pool)
-        return real(path, overrides, out, pool)
+        return real(path, overrides, out, pool, state)
 
     def changes(path):
         yield
@@ -713,6 +715,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_a_sweep_and_its_figures_work_with_the_spawn_start_method(tmp_path):
     """macOS and Windows start workers with `spawn` (a fresh interpreter that imports the main module),
     and lossbench forks nowhere there: the sweep's workers, their parent watch and the drawing."""
@@ -759,6 +762,7 @@ def test_a_sweep_and_its_figures_work_with_the_spawn_start_method(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux's /proc to find the workers")
+@pytest.mark.slow
 def test_spawned_workers_without_prctl_end_with_their_killed_parent(tmp_path):
     """Where there is no parent-death signal (macOS, Windows), a thread in each worker watches its
     parent: a sweep's main process killed outright leaves no worker computing."""

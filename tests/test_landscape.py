@@ -177,6 +177,7 @@ def test_stacked_and_plain_runs_keep_the_same_snapshots(tmp_path):
             np.testing.assert_array_equal(kept[k][-1], v.numpy())
 
 
+@pytest.mark.slow
 def test_cli_draws_and_names_runs_without_snapshots(tmp_path, write_config):
     config = write_config({**TINY, "train": {**TINY["train"], "epochs": 1}})
     assert run_cli("run", config, "--out", tmp_path / "r", "--quiet").returncode == 0

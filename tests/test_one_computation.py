@@ -79,6 +79,7 @@ def test_a_member_is_its_run_alone_in_any_stack(alone, stack, tmp_path):
     assert same_as_alone(alone, results) == sum(lr == 0.1 and s < 3 for s, lr in STACKS[stack])
 
 
+@pytest.mark.slow
 def test_two_workers_split_a_stack_and_change_nothing(alone, tmp_path):
     """8 seeds on 2 workers: two stacks of 4 in two processes (`plan_groups` splits a stack to
     keep both workers busy), each member equal to its run alone."""

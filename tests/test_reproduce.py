@@ -224,6 +224,7 @@ def test_seed_flag_is_checked(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 100, 1000])
+@pytest.mark.slow
 def test_fast_mode_has_no_fail_at_other_seeds(tmp_path, seed):
     """A check must hold on any valid draw, not only on the seeds it was written with: the whole fast
     run at three seed offsets, every experiment's seeds (figures included) moved."""
