@@ -254,7 +254,9 @@ def _run_args(sp: argparse.ArgumentParser) -> None:
 def _validate_args(sp: argparse.ArgumentParser, config: bool = True) -> None:
     if config:
         _add_config_args(sp)
-    sp.add_argument("--allow-large", action="store_true", help="allow a sweep grid above 5000 runs")
+    sp.add_argument(
+        "--allow-large", action="store_true", help="allow a sweep grid above 5000 runs (up to 100000)"
+    )
 
 
 def _list_args(sp: argparse.ArgumentParser) -> None:
