@@ -431,7 +431,11 @@ def test_report_rows_follow_the_grid_and_targets_get_columns(sweep, mae_huber, t
     at = head.index("steps to val_mse &lt;= 1")
     assert [row[at : at + 2] for row in _rows(text)] == [["10", "0.02"], ["20", "0.02"]]  # huber, mae
     path = os.path.join(mae_huber["mae"], "summary.json")
-    json.dump({**json.load(open(path)), "engine": "stacked"}, open(path, "w"))  # trained with stack-mates
+    json.dump({**json.load(open(path)), "engine": "stacked"}, open(path, "w"))  # alone: its own clock
+    runs = viz_load.load_runs([mae_huber["mae"], mae_huber["huber"]])
+    text = report._table(viz_load.group_runs(runs), str(tmp_path))
+    assert [row[at : at + 2] for row in _rows(text)] == [["10", "0.02"], ["20", "0.02"]]
+    json.dump({**json.load(open(path)), "stack_size": 3}, open(path, "w"))  # trained with stack-mates
     runs = viz_load.load_runs([mae_huber["mae"], mae_huber["huber"]])
     text = report._table(viz_load.group_runs(runs), str(tmp_path))
     assert [row[at : at + 2] for row in _rows(text)] == [["10", "0.02"], ["20", "(stack's)"]]

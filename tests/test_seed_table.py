@@ -121,3 +121,19 @@ def test_a_sweep_of_seeds_alone_is_one_row_with_its_interval_named():
     assert header[:1] == ["seeds"] and len(rows) == 1
     (line,) = answer(header, rows, n_keys=0)
     assert "95% Student-t interval" in line and "3 seeds" in line
+
+
+def test_training_accuracy_counts_upward_too():
+    """`train_acc` is an accuracy like `val_acc`: the point that ends best is the one with the
+    highest (a user saw 'ends best on train_acc' name the lowest of 0.088, 0.142 and 0.41)."""
+    from lossbench.config.schema import higher_is_better
+
+    assert higher_is_better("train_acc") and higher_is_better("val_acc") and higher_is_better("acc")
+    assert not any(map(higher_is_better, ["loss", "val_loss", "train_mse", "val_nll", "mae"]))
+
+
+def test_equal_best_values_are_named_as_a_tie():
+    acc = {"a": [0.98], "b": [0.96], "c": [0.98]}
+    header, rows = table(*sweep(acc, {k: [10] for k in acc}), ["model.activation", "seed"])
+    text = " ".join(line.strip() for line in answer(header, rows, n_keys=1))
+    assert "ends best on val_acc: activation=a and activation=c at 0.98 (a tie)" in text

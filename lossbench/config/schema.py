@@ -144,7 +144,7 @@ PROBABILITY_OUTPUTS = ("sigmoid", "softmax")
 def higher_is_better(metric: str) -> bool:
     """Whether `metric` (`acc`, `val_acc`, ...) counts upward: accuracy does; every loss and error
     counts down. The one home of the rule: targets, figures, tables and the run summary ask it."""
-    return metric.removeprefix("val_") == "acc"
+    return metric.rsplit("_", 1)[-1] == "acc"  # acc, val_acc, train_acc
 
 
 def common_metrics(task: str, output: str | None) -> list[str]:

@@ -261,12 +261,13 @@ def _verdict(words: str, cells: list[tuple[str, Cell]], higher: bool, one_seed: 
     if not full:
         return f"{words}: no point has a value"
     best_p, best = max(full, key=lambda pc: pc[1].interval.mean * (1 if higher else -1))
-    text = f"{words}: {best_p} at {best}"
+    equal = [p for p, c in full if p != best_p and c.interval.mean == best.interval.mean]
+    text = f"{words}: {' and '.join([best_p, *equal])} at {best}" + (" (a tie)" if equal else "")
     if not one_seed:
         tied = [
             p + (f" ({c.interval.n}/{c.n_seeds})" if c.interval.n < c.n_seeds else "")
             for p, c in found
-            if p != best_p and not _apart(best.interval, c.interval)
+            if p != best_p and p not in equal and not _apart(best.interval, c.interval)
         ]
         text += f"; not told apart from it: {', '.join(tied)}" if tied else "; apart from every other point"
     never = [p for p, c in cells if not c.interval.n]

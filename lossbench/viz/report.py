@@ -227,7 +227,7 @@ def _table(groups: list, out: str) -> str:
         }
         for key, _ in columns:
             value = status if key == "status" else reached.get(key) if isinstance(key, tuple) else s.get(key)
-            if isinstance(key, tuple) and key[-1] == "seconds_to" and s.get("engine") == "stacked":
+            if isinstance(key, tuple) and key[-1] == "seconds_to" and s.get("stack_size", 1) > 1:
                 value = "(stack's)"  # trained with stack-mates: the clock is the stack's, not this run's
             cells.append(f"<td>{_e(_fmt(value))}</td>")
         css = "diverged" if status == "diverged" else "incomplete" if not r.summary else ""
