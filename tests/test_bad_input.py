@@ -384,3 +384,10 @@ def test_a_config_without_name_is_named_safely_after_its_file(tmp_path, capsys, 
         capsys.readouterr().err
     )
     assert os.listdir(tmp_path / "results") == [run_name]
+
+
+def test_a_bad_override_value_is_blamed_on_the_override_not_the_file():
+    done = run_cli("run", "configs/quickstart.yaml", "train.epochs=ten", "--out", "/nonexistent/never")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "configs/quickstart.yaml with the override train.epochs: 1 problem" in done.stderr
+    assert "train.epochs: must be an integer, got 'ten'" in done.stderr

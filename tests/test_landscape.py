@@ -247,3 +247,15 @@ def test_a_run_whose_snapshots_are_lost_is_trained_again(tmp_path, capsys):
     again = lossbench.run(cfg, out=str(tmp_path))
     assert again.path == run.path and os.path.isfile(os.path.join(run.path, "snapshots.npz"))
     assert "snapshots.npz is missing" in capsys.readouterr().err
+
+
+def test_no_examples_is_refused_before_anything_is_written(linear_run):
+    """`--examples 0` leaves no set to evaluate: one message, exit 2, nothing written (a user's try
+    ended in KeyError: 'slice_loss' and a stripped landscape.npz)."""
+    figures = os.path.join(linear_run.path, "figures")
+    before = sorted(os.listdir(figures)) if os.path.isdir(figures) else []
+    with pytest.raises(UserError, match="--examples"):
+        lossbench.landscape(linear_run, resolution=3, n_examples=0)
+    done = run_cli("landscape", linear_run.path, "--examples", "0", "--resolution", "3")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "--examples" in done.stderr
+    assert (sorted(os.listdir(figures)) if os.path.isdir(figures) else []) == before

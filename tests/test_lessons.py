@@ -134,7 +134,7 @@ def test_lesson_1_the_five_losses(lessons):
     accs = {r.config["loss"]["name"]: r.summary["final_val_acc"] for r in runs(ws, "five_losses")}
     assert sorted(accs) == ["bce", "hinge", "huber", "mae", "mse"]
     assert all(0.95 <= a <= 1 for a in accs.values()), accs
-    assert "loss 'hinge' works on the logits of a identity output" in printed  # exercise a
+    assert "loss 'hinge' needs model.output: identity" in printed  # exercise a
     assert "'bce' is the cross-entropy for two classes" in printed  # exercise b
     assert printed.count("exit code 2") == 2
     short = [r.summary["final_val_acc"] for r in runs(ws, "five_losses_short")]  # exercise c

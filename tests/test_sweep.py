@@ -74,7 +74,7 @@ def test_overrides_reach_sweep_keys(raw):
         (
             {"loss.name": ["bce", "hinge"], "model.output": ["sigmoid", "identity"]},
             "sweep.model.output",
-            ["works on the logits", "grid point loss.name=bce, model.output=identity"],
+            ["needs model.output: sigmoid", "grid point loss.name=bce, model.output=identity"],
         ),
         ({"model.depth": 3}, "sweep.model.depth", ["must be a list"]),
         ({"model.depth": [2, 2]}, "sweep.model.depth", ["more than once"]),

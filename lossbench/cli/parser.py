@@ -157,15 +157,20 @@ def positive(text: str) -> float:
     return value
 
 
-def natural(text: str) -> int:
-    """A seed or an example count: an integer from 0 to 2**63 - 1."""
+def natural(text: str, low: int = 0) -> int:
+    """A seed: an integer from `low` (0) to 2**63 - 1."""
     try:
         value = int(text)
     except ValueError:
         value = None
-    if value is None or not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, got {text!r}")
+    if value is None or not low <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be an integer from {low} to 2**63 - 1, got {text!r}")
     return value
+
+
+def n_examples(text: str) -> int:
+    """An example count: an integer from 1 (an empty set has no loss to draw) to 2**63 - 1."""
+    return natural(text, low=1)
 
 
 def name(text: str) -> str:
@@ -363,7 +368,7 @@ def _landscape_args(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--examples",
-        type=natural,
+        type=n_examples,
         default=None,
         help="evaluate on the first N examples of each set (default all)",
     )

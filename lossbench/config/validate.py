@@ -259,8 +259,8 @@ def _build_loss(raw: Any, cfg: Config, has_data: bool, problems: list) -> None:
             problems.append(
                 (
                     "model.output",
-                    f"loss {cfg.loss.name!r} works on the logits of a "
-                    f"{needed} output; set model.output to {needed} or auto",
+                    f"loss {cfg.loss.name!r} needs model.output: {needed}; "
+                    f"set model.output to {needed} or auto",
                 )
             )
         if cfg.model.output == "softmax" and cfg.n_outputs == 1:
@@ -439,7 +439,13 @@ def load(
         print(f"lossbench: note: {note}", file=sys.stderr)
     sweep = raw.get("sweep") or {}
     base = {k: v for k, v in raw.items() if k != "sweep"}
-    return build(base, source, default_name(path)), sweep, raw
+    try:
+        return build(base, source, default_name(path)), sweep, raw
+    except UserError as e:  # a value typed on the command line is blamed there, not on the file
+        keys = {o.split("=", 1)[0].strip() for o in overrides}
+        if keys and all(k in keys for k, _ in e.problems):
+            e.source = f"{source} with the override{'s' if len(keys) > 1 else ''} {', '.join(sorted(keys))}"
+        raise
 
 
 def default_name(path: str | None) -> str:

@@ -176,6 +176,8 @@ def compute(
 ) -> dict:
     """The numbers of every view of the run in `folder` (its resolved `config`), as `landscape.npz`
     holds them (see the module's text)."""
+    if n_examples is not None and n_examples < 1:  # the API's check; the command line's type is the same
+        raise UserError([("--examples", f"must be an integer from 1, got {n_examples}")], "landscape")
     ls = Landscape(folder, config, n_examples)
     check_memory(ls, resolution)
     theta_0, theta_1 = ls.theta_0, ls.theta_1
