@@ -7,6 +7,7 @@ import argparse
 
 import pytest
 import yaml
+from conftest import run_cli
 
 from lossbench.cli import main, parse, parser
 from lossbench.components.activations import activations
@@ -212,3 +213,12 @@ def test_the_reproduce_table_fits_100_columns(capsys):
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 100
     assert out.startswith("outliers\n  PARTIAL  a long check") and "measured [0, 1, 2" in out
+
+
+def test_rerunning_a_diverged_run_says_it_diverged_not_finished(tmp_path):
+    args = ["run", "configs/quickstart.yaml", "optim.lr=1e9", "train.epochs=1", "--out", tmp_path]
+    first = run_cli(*args)
+    assert first.returncode == 0 and "diverged" in first.stdout
+    again = run_cli(*args)
+    assert again.returncode == 0 and ", which diverged (same config; --force" in again.stdout
+    assert "reused the finished run" not in again.stdout

@@ -98,7 +98,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)  # checked by `count`: 1 to 4 per core
     summary, folder, reused = execute(cfg, args.out, force=args.force, progress=not args.quiet)
     if reused:
-        print(f"reused the finished run in {folder} (same config; --force to train again)")
+        status = summary.get("status")
+        which = "finished run in {}" if status == "finished" else "run in {}, which " + str(status)
+        print(f"reused the {which.format(folder)} (same config; --force to train again)")
     print_summary(summary, folder, cfg.to_dict())
     return 0
 
