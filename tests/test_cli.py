@@ -55,6 +55,8 @@ def test_overrides_are_taken_anywhere_after_the_config(argv, tmp_path, capsys):
     assert main(argv) == 0
     resolved = yaml.safe_load(capsys.readouterr().out.split("\n", 1)[1])
     assert resolved["model"]["depth"] == 3 and resolved["train"]["epochs"] == 4
+    # every default, also those a run id leaves out (a learner missed snapshots, engine, target)
+    assert {"snapshots": 0, "engine": "stacked", "target": None}.items() <= resolved["train"].items()
 
 
 def test_run_takes_an_override_after_a_flag(tmp_path, capsys):

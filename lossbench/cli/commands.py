@@ -70,6 +70,7 @@ def _print_config(cfg, sweep) -> None:
     import yaml
 
     resolved = cfg.to_dict()
+    resolved["train"] = dict(vars(cfg.train))  # every default, also those the run id leaves out
     if sweep:
         resolved["sweep"] = sweep
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
