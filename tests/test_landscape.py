@@ -259,3 +259,20 @@ def test_no_examples_is_refused_before_anything_is_written(linear_run):
     done = run_cli("landscape", linear_run.path, "--examples", "0", "--resolution", "3")
     assert done.returncode == 2 and "Traceback" not in done.stderr and "--examples" in done.stderr
     assert (sorted(os.listdir(figures)) if os.path.isdir(figures) else []) == before
+
+
+def test_a_loss_that_is_the_shared_metric_is_drawn_once_on_its_scale():
+    """bce is the NLL: the line panel draws one curve, on the shared metric's axis, named for both
+    (two scales made one curve look like two diverging ones)."""
+    from lossbench.viz.landscape import fig_landscape
+
+    a, grid = np.linspace(-0.5, 1.5, 9), np.linspace(-1, 1, 3)
+    line, plane = np.exp(-3 * a), np.outer(grid, grid) ** 2 + 0.1
+    d = {"line_a": a, "line_loss": line, "line_nll": line, "slice_x": grid, "slice_y": grid}
+    d |= {"slice_loss": plane, "slice_nll": plane, "seed": 0, "bias": "row"}
+    fig = fig_landscape([{"label": "loss=bce", "loss": "bce", "data": d}], metric="nll")
+    left = fig.axes[0]
+    twin = next(ax for ax in fig.axes[1:] if ax.bbox.bounds == left.bbox.bounds)
+    assert not [x for x in left.get_lines() if not x.get_label().startswith("_")]  # only a=0, a=1 marks
+    assert [x.get_label() for x in twin.get_lines()] == ["bce = NLL (train)"]
+    np.testing.assert_array_equal(twin.get_lines()[0].get_ydata(), line)

@@ -99,30 +99,45 @@ def _limits(columns: list) -> tuple[float, float] | None:
 
 
 def _line(ax, d: dict, loss_name: str, metric: str | None, metric_lim, label: str, shared: bool) -> None:
-    a = d["line_a"]
-    for key, style in (("line_loss", "-"), ("line_val_loss", "--")):
+    """The line's loss (left axis) and shared metric (right axis, one scale for all rows). A loss that
+    is the metric (bce and the NLL, mse and the MSE) is drawn once, on the metric's axis: the same
+    curve on two scales would look like two."""
+    a, pairs = d["line_a"], [(p, f"line_{p}loss", f"line_{p}{metric}") for p in ("", "val_")]
+    same = bool(metric) and all(
+        np.allclose(d[lk], d[mk], rtol=1e-5, equal_nan=True) for _, lk, mk in pairs if lk in d and mk in d
+    )
+    name = METRICS.get(metric, metric).split(" (")[0] if metric else ""
+    for p, key, _ in pairs if not same else []:
         if key in d:
-            which = "validation" if "val" in key else "train"
-            ax.plot(a, d[key], style, color="#0072B2", label=f"{loss_name} ({which})")
-    if _wants_log(np.concatenate([d[k] for k in ("line_loss", "line_val_loss") if k in d])):
+            ax.plot(a, d[key], "--" if p else "-", color="#0072B2", label=f"{loss_name} ({WHICH[p]})")
+    if not same and _wants_log(np.concatenate([d[k] for _, k, _ in pairs if k in d])):
         ax.set_yscale("log")
     for x in (0, 1):
         ax.axvline(x, color="grey", linestyle=":", linewidth=0.8)
     ax.set_xlabel("a: weights (1 - a) initial + a final")
-    ax.set_ylabel(loss_name, color="#0072B2")
+    ax.set_ylabel("" if same else loss_name, color="#0072B2")
+    if same:
+        ax.set_yticks([])
     ax.set_title(label, fontsize="medium")
+    handles, labels = ax.get_legend_handles_labels()
     if metric:
         twin = ax.twinx()
-        for key, style in ((f"line_{metric}", "-"), (f"line_val_{metric}", "--")):
+        what = f"{loss_name} = {name}" if same else name
+        for p, _, key in pairs:
             if key in d:
-                twin.plot(a, d[key], style, color=METRIC_COLOR, linewidth=1)
+                style = "--" if p else "-"
+                twin.plot(a, d[key], style, color=METRIC_COLOR, linewidth=1, label=f"{what} ({WHICH[p]})")
         if metric_lim and _wants_log(metric_lim):
             twin.set_yscale("log")
         if metric_lim:
             twin.set_ylim(*metric_lim)
-        name = METRICS.get(metric, metric).split(" (")[0]
-        twin.set_ylabel(name + (" (one scale for all rows)" if shared else ""), color=METRIC_COLOR)
-    ax.legend(fontsize="x-small", loc="upper center")
+        twin.set_ylabel(what + (" (one scale for all rows)" if shared else ""), color=METRIC_COLOR)
+        more = twin.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, fontsize="x-small", loc="upper center")
+
+
+WHICH = {"": "train", "val_": "validation"}
 
 
 def _slice(fig, ax, d: dict, key: str, norm, label: str) -> None:
