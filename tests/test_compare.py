@@ -317,6 +317,24 @@ def test_one_seed_accuracies_close_together_are_drawn_close_and_called_maybe_cha
     assert "one seed: differences may be chance" in fig._supxlabel.get_text()
 
 
+def test_two_sweeps_that_differ_in_another_key_are_never_pooled_as_seeds(tmp_path):
+    """compare of a 40-epoch and a 3-epoch sweep over loss.name: one point per (loss, epochs), not a
+    mean of the two drawn as if they were seeds (a learner saw 0.90 +- 0.9 'over seeds')."""
+    folders = []
+    for epochs, accs in [(40, {"mse": 0.96, "mae": 0.98}), (3, {"mse": 0.84, "mae": 0.85})]:
+        folder = tmp_path / f"losses_{epochs}"
+        for name, acc in accs.items():
+            cfg = config(**{"loss": {"name": name}, "train": {"epochs": epochs, "batch_size": 8}})
+            write_run(folder / name, cfg, {"loss": list(CURVE)}, {"task": "binary", "final_val_acc": acc})
+        (folder / "sweep.yaml").write_text(yaml.safe_dump({"swept": ["loss.name"]}))
+        folders.append(folder)
+    fig = fig_sweep_summary(groups_of(*folders))
+    bars = [c for c in fig.axes[0].containers if hasattr(c, "lines")]
+    points = sorted(round(float(y), 2) for bar in bars for y in bar.lines[0].get_ydata())
+    assert points == [0.84, 0.85, 0.96, 0.98]  # four points, none pooled
+    assert sorted(bar.get_label() for bar in bars) == ["train.epochs=3", "train.epochs=40"]
+
+
 def test_per_config_figures_are_paged_not_dropped(sweep):
     groups = groups_of(sweep)
     jobs = [(name, page) for name, _, page, _ in plots.figure_jobs(groups)]

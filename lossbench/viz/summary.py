@@ -105,11 +105,21 @@ def fig_sweep_summary(groups: list[Group], metric: str | None = None) -> Figure 
             f"steps to the {target} target not shown: the configs train different losses, so a loss value "
             "means different things; set train.target on a shared metric (e.g. val_mse, val_acc)"
         )
+    # keys that tell the compared configs apart beyond the swept ones (two sweeps of different epochs
+    # compared) get lines of their own: their runs are never pooled as if they were seeds
+    swept = [k for k, _ in axes_keys]
+    same: dict[tuple, list] = {}
+    for g in groups:
+        same.setdefault(tuple(value_text(g.runs[0].config, k) for k in swept), []).append(g)
+    extra = [
+        k for k in (groups[0].values if groups else {})
+        if k not in swept and any(len({value_text(g.runs[0].config, k) for g in gs}) > 1 for gs in same.values())
+    ]  # fmt: skip
     for r, (label, kind, key_) in enumerate(rows):
         value = functools.partial(result_value, kind=kind, key=key_)
         without = [run for run in runs if value(run) is None]
         for c, (key, xs) in enumerate(cols):
-            others = [k for k, _ in axes_keys if k != key]
+            others = [k for k in swept if k != key] + extra
             accuracy = kind == "summary" and key_.endswith("_acc")  # (a target's row counts steps)
             top = 1.0 if accuracy else np.inf
             _panel(axes[r, c], groups, key, xs, others, value, counts=kind == "target", top=top)
