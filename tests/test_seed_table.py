@@ -137,3 +137,16 @@ def test_equal_best_values_are_named_as_a_tie():
     header, rows = table(*sweep(acc, {k: [10] for k in acc}), ["model.activation", "seed"])
     text = " ".join(line.strip() for line in answer(header, rows, n_keys=1))
     assert "ends best on val_acc: activation=a and activation=c at 0.98 (a tie)" in text
+
+
+def test_an_interrupted_run_is_counted_but_never_averaged():
+    """A run stopped with Ctrl-C keeps its last values in its summary; they are no result."""
+    resolved, summaries = sweep(
+        {"a": [0.9, 0.92, 0.3], "b": [0.8, 0.82, 0.81]}, {"a": [10] * 3, "b": [10] * 3}
+    )
+    summaries[2]["status"] = "interrupted"  # a's third seed: 0.3 when it was stopped
+    header, rows = table(resolved, summaries, ["model.activation", "seed"])
+    assert header[:3] == ["model.activation", "seeds", "interrupted"]
+    cell = column(header, rows, "val_acc")[0]
+    assert (rows[0][1], rows[0][2], cell.interval.n) == (3, 1, 2)
+    assert cell.interval.mean == pytest.approx(0.91)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..config.grid import lookup
 from ..config.schema import Config, higher_is_better
 from ..verdicts import INTERVAL, ONE_SEED, Interval, seed_interval
+from .store import DONE
 
 
 @dataclass
@@ -100,7 +101,9 @@ def table(
         point = values[i] if values else tuple(lookup(config, k) for k in keys)
         points.setdefault(point, []).append(i)
     columns = _columns(resolved, summaries)
-    trouble = [s for s in ("diverged", "failed") if any(x.get("status") == s for x in summaries)]
+    trouble = [
+        s for s in ("diverged", "interrupted", "failed") if any(x.get("status") == s for x in summaries)
+    ]
     header = [*keys, "seeds", *trouble, *(name for name, _ in columns)]
     rows = []
     for point, members in points.items():
@@ -108,7 +111,10 @@ def table(
         counts = [sum(s.get("status") == t for s in mine) for t in trouble]
         cells = [
             Cell(
-                seed_interval([v for s in mine if (v := _value(s, key)) is not None]),
+                # an interrupted run's last values are no result: counted, never averaged
+                seed_interval(
+                    [v for s in mine if s.get("status") in DONE and (v := _value(s, key)) is not None]
+                ),
                 len(mine),
                 isinstance(key, tuple),
             )

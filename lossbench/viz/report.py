@@ -121,11 +121,11 @@ def build_page(path: str, runs: list, out: str, quiet: bool = True) -> tuple[str
     figures: {path relative to `out`: PNG bytes}."""
     sections = load.by_folder(runs)
     n_diverged = sum(1 for r in runs if _summary(r).get("status") == "diverged")
-    n_open = sum(1 for r in runs if not r.summary)
+    n_open = sum(1 for r in runs if _summary(r).get("status") not in ("finished", "diverged"))
     head = [
         f"<h1>lossbench report: {_e(os.path.abspath(path))}</h1>",
         f'<p class="note">{len(runs)} run{"s" if len(runs) != 1 else ""} in {len(sections)} folder'
-        f"{'s' if len(sections) != 1 else ''}; {n_diverged} diverged; {n_open} incomplete (no summary). "
+        f"{'s' if len(sections) != 1 else ''}; {n_diverged} diverged; {n_open} incomplete (interrupted, failed or never finished). "
         f"Written {_e(time.strftime('%Y-%m-%d %H:%M'))} from the run folders alone.</p>",
     ]
     if len(sections) > 1:
@@ -230,7 +230,7 @@ def _table(groups: list, out: str) -> str:
             if isinstance(key, tuple) and key[-1] == "seconds_to" and s.get("stack_size", 1) > 1:
                 value = "(stack's)"  # trained with stack-mates: the clock is the stack's, not this run's
             cells.append(f"<td>{_e(_fmt(value))}</td>")
-        css = "diverged" if status == "diverged" else "incomplete" if not r.summary else ""
+        css = "diverged" if status == "diverged" else "" if status == "finished" else "incomplete"
         rows.append(f'<tr class="{css}">' + "".join(cells) + "</tr>")
     note = (
         f'<p class="note">Columns after "run": the config keys whose values differ between these runs '
