@@ -415,6 +415,7 @@ def test_a_seed_the_generators_would_cut_to_32_bits_is_refused(tmp_path, capsys)
 # ----- 7. errors that travel and print ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_user_errors_survive_pickling_and_a_process_pool():
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -442,6 +443,7 @@ def _raise_run_folder_error():
     raise RunFolderError([("view.npz", "is damaged")], "results/x")
 
 
+@pytest.mark.slow
 def test_plot_with_a_damaged_view_npz_names_the_file(tmp_path):
     _, _, folder = finished_run(tmp_path)
     open(os.path.join(folder, "view.npz"), "wb").write(b"PK\x03\x04 damaged")
@@ -451,6 +453,7 @@ def test_plot_with_a_damaged_view_npz_names_the_file(tmp_path):
     assert "BrokenProcessPool" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_folder_name_the_terminal_cannot_encode_is_printed_escaped(tmp_path):
     config = write(tmp_path, TINY)
     env = {"PYTHONIOENCODING": "cp1252", "PYTHONUTF8": "0"}
@@ -477,6 +480,7 @@ def test_os_errors_name_the_operation_and_the_path():
     )
 
 
+@pytest.mark.slow
 def test_a_full_disk_in_report_names_the_file(tmp_path):
     import resource
     import signal
@@ -536,6 +540,7 @@ def _force(config: str, root: str) -> int:
     return main(["run", config, "--out", root, "--quiet", "--force"])
 
 
+@pytest.mark.slow
 def test_two_targets_on_one_metric_are_two_report_columns(tmp_path):
     from lossbench.viz.report import write_report
 
@@ -653,6 +658,7 @@ def test_allow_large_runs_up_to_the_hard_ceiling(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["run", "plot", "plot view.npz"])
+@pytest.mark.slow
 def test_a_fifo_in_a_run_folder_does_not_block(tmp_path, command):
     config, root, folder = finished_run(tmp_path)
     fifo = "view.npz" if command == "plot view.npz" else "summary.json"

@@ -29,6 +29,9 @@ LINEAR = {
 }
 
 
+pytestmark = pytest.mark.xdist_group("landscape")  # one module-scoped fixture, built once
+
+
 @pytest.fixture(scope="module")
 def linear_run(tmp_path_factory):
     return lossbench.run(LINEAR, out=str(tmp_path_factory.mktemp("landscape")))

@@ -28,6 +28,9 @@ LESSONS = {
 }
 
 
+pytestmark = pytest.mark.xdist_group("lesson_figures")  # one module-scoped fixture, built once
+
+
 @pytest.fixture(scope="module")
 def lessons(tmp_path_factory):
     out = tmp_path_factory.mktemp("lessons")

@@ -43,6 +43,9 @@ def member(dtype: str = "float32", seed: int = 0, **optim):
     return build(raw)
 
 
+pytestmark = pytest.mark.xdist_group("one_computation")  # one module-scoped fixture, built once
+
+
 @pytest.fixture(scope="module", params=["float32", "float64"])
 def alone(request, tmp_path_factory):
     """Seeds 0-2 of the chaotic config, each run alone: {seed: folder}, and the dtype."""
