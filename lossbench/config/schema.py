@@ -228,7 +228,7 @@ SUMMARY_OPTIONAL = {  # key -> accepted types, or null; `final_<metric>` keys ar
     "grad_ratio_first_last": NUMBER,
     "grad_ratio_first_last_end": NUMBER,
     "linear": (dict,),  # a depth-0 model's fitted weight and bias
-    "stacked": (int,),  # trained as one member of a stack of this many
+    "stack_size": (int,),  # runs trained together (one clock, so wall_time is the stack's)
     "error": (str,),  # a failed run's error (its summary holds only status, error and who it is)
 }
 TARGET = {"metric": (str,), "value": NUMBER, "steps_to": (int,), "seconds_to": NUMBER}
