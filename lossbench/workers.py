@@ -53,13 +53,25 @@ def start(workers: int, method: str = "spawn") -> ProcessPoolExecutor:
     )
 
 
-def stop(executor: ProcessPoolExecutor) -> None:
-    """Tell every worker to stop (SIGTERM), cancel the queued tasks, and wait for the workers."""
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
+def stop(executor: ProcessPoolExecutor, grace: float = 10.0) -> None:
+    """Tell every worker to stop (SIGTERM), cancel the queued tasks, and wait for the workers; one
+    still alive after `grace` seconds is killed. (An idle worker ends at once, but may take the task
+    queue's lock with it; a sibling that finished its task just as the signal came, then waits for
+    that lock, would otherwise hold the parent's shutdown forever: `plot` hung so in a test.)"""
+    import time
+
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    for process in processes:
         try:
             os.kill(process.pid, signal.SIGTERM)
         except OSError:
             pass
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(deadline - time.monotonic(), 0.0))
+        if process.is_alive():
+            process.kill()
+            process.join()
     executor.shutdown(wait=True, cancel_futures=True)
 
 
