@@ -22,6 +22,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from lossbench.config.schema import RUN_FORMAT
 from lossbench.engine.train import LAYER_KEYS
 from lossbench.viz import figures as plots
 from lossbench.viz import load as viz_load
@@ -42,7 +43,7 @@ def write_run(folder: str, cfg: dict, n_rows: int, n_layers: int, rng) -> None:
             )
             f.write(json.dumps(row) + "\n")
     reached = next((int(s) for s, v in zip(steps, loss) if v < 0.3), None)
-    summary = {"status": "finished", "steps": int(steps[-1]) + 1, "steps_done": int(steps[-1]) + 1,
+    summary = {"format": RUN_FORMAT, "status": "finished", "steps": int(steps[-1]) + 1, "steps_done": int(steps[-1]) + 1,
                "final_train_loss": loss[-1], "final_val_loss": loss[-1] * 1.1,
                "targets": [{"metric": "loss", "value": 0.3, "steps_to": reached,
                             "seconds_to": reached and reached * 1e-3}],
