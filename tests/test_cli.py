@@ -224,3 +224,10 @@ def test_rerunning_a_diverged_run_says_it_diverged_not_finished(tmp_path):
     again = run_cli(*args)
     assert again.returncode == 0 and ", which diverged (same config; --force" in again.stdout
     assert "reused the finished run" not in again.stdout
+
+
+def test_list_says_why_a_data_set_is_not_available():
+    done = run_cli("list", "data")
+    assert done.returncode == 0
+    (line,) = [x for x in done.stdout.splitlines() if "not available here" in x]
+    assert "MNIST folder 'data/mnist' does not exist" in line and "1 problem" not in line

@@ -273,7 +273,9 @@ def _data_facts(name: str) -> str:
     try:
         d = make(name, {}, 0)
     except (DataError, ImportError, OSError, ValueError) as e:
-        return f"not available here: {str(e).splitlines()[0][:120]}"
+        lines = str(e).splitlines()  # a UserError's first line only counts its problems
+        why = lines[1].strip() if len(lines) > 1 and lines[0].endswith(("problem", "problems")) else lines[0]
+        return f"not available here: {why[:120]}"
     n_in, n_out = d.x.shape[1], d.n_outputs
     return (
         f"task: {d.task}; {len(d.x)} example{'s' * (len(d.x) != 1)}, {n_in} input{'s' * (n_in != 1)} -> "
