@@ -122,26 +122,25 @@ def address(text: str) -> str:
     return text
 
 
-def port(text: str) -> int:
-    """A TCP port: 0 (any free one) to 65535."""
+def _integer(text: str, low: int, high: int, words: str) -> int:
+    """`text` as an integer from `low` to `high`, else the message "must be WORDS, got TEXT"."""
     try:
         value = int(text)
     except ValueError:
         value = None
-    if value is None or not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port from 0 (any free one) to 65535, got {text!r}")
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be {words}, got {text!r}")
     return value
+
+
+def port(text: str) -> int:
+    """A TCP port: 0 (any free one) to 65535."""
+    return _integer(text, 0, 65535, "a port from 0 (any free one) to 65535")
 
 
 def resolution(text: str) -> int:
     """A landscape grid's side: an integer from 3 to 1001 points."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 3 <= value <= 1001:
-        raise argparse.ArgumentTypeError(f"must be an integer from 3 to 1001, got {text!r}")
-    return value
+    return _integer(text, 3, 1001, "an integer from 3 to 1001")
 
 
 def positive(text: str) -> float:
@@ -159,13 +158,7 @@ def positive(text: str) -> float:
 
 def natural(text: str, low: int = 0) -> int:
     """A seed: an integer from `low` (0) to 2**63 - 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not low <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"must be an integer from {low} to 2**63 - 1, got {text!r}")
-    return value
+    return _integer(text, low, 2**63 - 1, f"an integer from {low} to 2**63 - 1")
 
 
 def n_examples(text: str) -> int:
